@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+from typing import TypeVar
 
 import attrs
 import pytest
@@ -16,6 +17,7 @@ from etl_core.errors import ConfigError
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
 
 UTC = dt.UTC
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -30,11 +32,11 @@ class _Colour(str, enum.Enum):
     RED = "red"
 
 
-def _json_round_trip(obj, cls):
+def _json_round_trip(obj: T, cls: type[T]) -> T:
     return serde.structure(json.loads(json.dumps(serde.unstructure(obj))), cls, source="db")
 
 
-def test_run_record_round_trips_through_json():
+def test_run_record_round_trips_through_json() -> None:
     run = RunRecord(
         run_id="r1",
         job="generate",
@@ -50,7 +52,7 @@ def test_run_record_round_trips_through_json():
     assert _json_round_trip(run, RunRecord) == run
 
 
-def test_partition_record_round_trips_through_json():
+def test_partition_record_round_trips_through_json() -> None:
     part = PartitionRecord(
         run_id="r1",
         job="bronze_to_silver",
@@ -64,7 +66,7 @@ def test_partition_record_round_trips_through_json():
     assert _json_round_trip(part, PartitionRecord) == part
 
 
-def test_unstructure_gives_plain_json_values():
+def test_unstructure_gives_plain_json_values() -> None:
     data = serde.unstructure(
         {"status": RunStatus.STALE, "at": dt.datetime(2024, 1, 8, tzinfo=UTC), "t": (1, 2)}
     )
@@ -72,11 +74,11 @@ def test_unstructure_gives_plain_json_values():
     assert data["status"].__class__ is str
 
 
-def test_str_enum_structures_to_the_member_not_a_string():
+def test_str_enum_structures_to_the_member_not_a_string() -> None:
     assert serde.structure("red", _Colour, source="s") is _Colour.RED
 
 
-def test_error_names_source_and_path():
+def test_error_names_source_and_path() -> None:
     with pytest.raises(ConfigError) as info:
         serde.structure({"max_dead_letter_ratio": "lots"}, _Config, source="config.toml")
     assert str(info.value) == (
@@ -84,7 +86,7 @@ def test_error_names_source_and_path():
     )
 
 
-def test_every_bad_field_is_reported():
+def test_every_bad_field_is_reported() -> None:
     with pytest.raises(ConfigError) as info:
         serde.structure({"agency_id": 1.5, "dry_run": "perhaps"}, _Config, source="c.toml")
     message = str(info.value)
@@ -92,17 +94,17 @@ def test_every_bad_field_is_reported():
     assert "c.toml @ $.dry_run: expected a boolean (true/false), got 'perhaps'" in message
 
 
-def test_unknown_keys_are_errors():
+def test_unknown_keys_are_errors() -> None:
     with pytest.raises(ConfigError, match=r"extra fields found \(colour\)"):
         serde.structure({"colour": "red"}, _Config, source="c.toml")
 
 
-def test_a_non_table_is_reported_as_such():
+def test_a_non_table_is_reported_as_such() -> None:
     with pytest.raises(ConfigError, match=r"c.toml @ \$: expected a table"):
         serde.structure([1], _Config, source="c.toml")
 
 
-def test_top_level_scalar_error_names_the_type_and_custom_path():
+def test_top_level_scalar_error_names_the_type_and_custom_path() -> None:
     with pytest.raises(ConfigError, match=r"^environment @ ETL_AGENCY_ID: expected an integer"):
         serde.structure("ten", int, source="environment", path="ETL_AGENCY_ID")
 
@@ -110,19 +112,19 @@ def test_top_level_scalar_error_names_the_type_and_custom_path():
 @pytest.mark.parametrize(
     ("raw", "expected"), [("true", True), ("False", False), ("1", True), ("off", False), (0, False)]
 )
-def test_booleans_from_text(raw, expected):
+def test_booleans_from_text(raw: object, expected: bool) -> None:
     assert serde.structure(raw, bool, source="env") is expected
 
 
 @pytest.mark.parametrize(
     ("raw", "cls"), [(True, int), ("1.5", int), (2.5, int), (1, str), ("nan", float)]
 )
-def test_lossy_coercions_are_refused(raw, cls):
+def test_lossy_coercions_are_refused(raw: object, cls: type) -> None:
     with pytest.raises(ConfigError):
         serde.structure(raw, cls, source="s")
 
 
-def test_naive_timestamps_are_refused():
+def test_naive_timestamps_are_refused() -> None:
     with pytest.raises(ConfigError, match="needs a UTC offset"):
         serde.structure("2024-01-08T10:00:00", dt.datetime, source="s")
 
@@ -143,8 +145,15 @@ _times = st.datetimes(timezones=st.just(UTC))
     params=st.dictionaries(_text, st.none() | st.integers() | _text, max_size=3),
 )
 def test_any_run_record_round_trips(
-    counts, run_id, status, started, finished, agency, artifacts, params
-):
+    counts: Counts,
+    run_id: str,
+    status: RunStatus,
+    started: dt.datetime,
+    finished: dt.datetime | None,
+    agency: int | None,
+    artifacts: tuple[str, ...],
+    params: dict[str, object],
+) -> None:
     run = RunRecord(
         run_id=run_id,
         job="j",

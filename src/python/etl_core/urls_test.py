@@ -33,7 +33,7 @@ from etl_core.urls import (
         ("/abs/dir", StoreUrl(kind="file", path=Path("/abs/dir"))),
     ],
 )
-def test_store_urls(url, expected):
+def test_store_urls(url: str, expected: StoreUrl) -> None:
     assert parse_store_url(url) == expected
 
 
@@ -50,13 +50,13 @@ def test_store_urls(url, expected):
         ("", "empty"),
     ],
 )
-def test_bad_store_urls_name_the_url_and_the_problem(url, problem):
+def test_bad_store_urls_name_the_url_and_the_problem(url: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem) as info:
         parse_store_url(url)
     assert str(info.value).startswith(f"invalid object store URL {url!r}")
 
 
-def test_credentials_in_an_s3_url_are_refused_and_not_echoed():
+def test_credentials_in_an_s3_url_are_refused_and_not_echoed() -> None:
     with pytest.raises(ConfigError) as info:
         parse_store_url("s3://AKIA:topsecret@bucket/x")
     assert "topsecret" not in str(info.value)
@@ -82,7 +82,7 @@ def test_credentials_in_an_s3_url_are_refused_and_not_echoed():
         ("postgresql:///etl", HistoryUrl(kind="postgresql", dsn="postgresql:///etl")),
     ],
 )
-def test_history_urls(url, expected):
+def test_history_urls(url: str, expected: HistoryUrl) -> None:
     assert parse_history_url(url) == expected
 
 
@@ -97,7 +97,7 @@ def test_history_urls(url, expected):
         ("postgresql://h/db?schema=a;drop", "not a plain SQL identifier"),
     ],
 )
-def test_bad_history_urls(url, problem):
+def test_bad_history_urls(url: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem) as info:
         parse_history_url(url)
     assert "invalid run history URL" in str(info.value)
@@ -112,18 +112,18 @@ def test_bad_history_urls(url, problem):
         ("s3://bkt/bronze", "store"),
     ],
 )
-def test_source_urls(url, kind):
+def test_source_urls(url: str, kind: str) -> None:
     assert parse_source_url(url).kind == kind
 
 
-def test_source_store_url_carries_the_parsed_store():
+def test_source_store_url_carries_the_parsed_store() -> None:
     assert parse_source_url("file:///data") == SourceUrl(
         kind="store", url="file:///data", store=StoreUrl(kind="file", path=Path("/data"))
     )
 
 
 @pytest.mark.parametrize("url", ["ftp://x/y", "https:///nohost"])
-def test_bad_source_urls(url):
+def test_bad_source_urls(url: str) -> None:
     with pytest.raises(ConfigError, match="invalid record source URL"):
         parse_source_url(url)
 
@@ -141,7 +141,7 @@ def test_bad_source_urls(url):
         ("not a url at all", "not a url at all"),
     ],
 )
-def test_redact(url, expected):
+def test_redact(url: str, expected: str) -> None:
     assert redact(url) == expected
 
 
@@ -150,7 +150,7 @@ def test_redact(url, expected):
     password=st.text(alphabet="ABCDEFGHIJKLMNOP0123456789!$", min_size=4, max_size=16),
     host=st.sampled_from(["db", "db.internal", "10.0.0.1"]),
 )
-def test_redact_never_shows_the_password(user, password, host):
+def test_redact_never_shows_the_password(user: str, password: str, host: str) -> None:
     url = f"postgresql://{user}:{password}@{host}:5432/etl"
     assert password not in redact(url)
     assert redact(url) == f"postgresql://{user}:***@{host}:5432/etl"
