@@ -1,0 +1,301 @@
+"""In-memory fakes of every port, with public assertable state and the real adapters' errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from etl_core import clock as clock_module
+from etl_core.adapters.local_object_store import key_segments
+from etl_core.errors import (
+    ObjectNotFound,
+    RunAlreadyExists,
+    RunHistoryError,
+    RunNotFound,
+    SourceError,
+)
+from etl_core.model import Counts, ObjectInfo, PartitionRecord, RunRecord, RunStatus, SourceBatch
+
+Clock = Callable[[], dt.datetime]
+
+
+def _check_failure(failures: Mapping[str, BaseException], operation: str) -> None:
+    if operation in failures:
+        raise failures[operation]
+
+
+@attrs.define
+class FakeObjectStore:
+    """ObjectStore in a dict. Keys follow LocalObjectStore's rules (relative, no '..').
+
+    `fail_on["put"] = ObjectStoreError("disk full")` makes every put raise until removed.
+    """
+
+    objects: dict[str, bytes] = attrs.field(factory=dict)
+    fail_on: dict[str, BaseException] = attrs.field(factory=dict)
+
+    async def get(self, key: str) -> bytes:
+        """Whole object. Raises ObjectNotFound."""
+        _check_failure(self.fail_on, "get")
+        key_segments(key)
+        try:
+            return self.objects[key]
+        except KeyError:
+            raise ObjectNotFound(key) from None
+
+    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        """Object body in chunks. Raises ObjectNotFound on first iteration."""
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        body = await self.get(key)
+        for start in range(0, len(body), chunk_size):
+            yield body[start : start + chunk_size]
+
+    async def put(self, key: str, body: bytes) -> None:
+        """Create or replace key."""
+        _check_failure(self.fail_on, "put")
+        key_segments(key)
+        self.objects[key] = bytes(body)
+
+    async def put_if_absent(self, key: str, body: bytes) -> bool:
+        """Create key only if absent; False if it already existed."""
+        _check_failure(self.fail_on, "put_if_absent")
+        key_segments(key)
+        if key in self.objects:
+            return False
+        self.objects[key] = bytes(body)
+        return True
+
+    async def head(self, key: str) -> ObjectInfo:
+        """Size and md5 etag of key. Raises ObjectNotFound."""
+        body = await self.get(key)
+        return _info(key, body)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object whose key starts with prefix, in key order."""
+        _check_failure(self.fail_on, "list")
+        for key in sorted(k for k in self.objects if k.startswith(prefix)):
+            body = self.objects.get(key)
+            if body is not None:  # deleted while the caller was iterating
+                yield _info(key, body)
+
+    async def delete(self, key: str) -> None:
+        """Remove key; idempotent."""
+        _check_failure(self.fail_on, "delete")
+        key_segments(key)
+        self.objects.pop(key, None)
+
+
+def _info(key: str, body: bytes) -> ObjectInfo:
+    etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    return ObjectInfo(key=key, size=len(body), etag=etag)
+
+
+@attrs.frozen
+class Lease:
+    """One held lease of FakeRunHistory."""
+
+    owner: str
+    acquired_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@attrs.define
+class FakeRunHistory:
+    """RunHistory and LeaseStore in memory; parameters go through JSON like the real stores.
+
+    `ledger` holds the partition rows (`partitions` is the port's query method).
+    """
+
+    runs: dict[str, RunRecord] = attrs.field(factory=dict)
+    ledger: list[PartitionRecord] = attrs.field(factory=list)
+    leases: dict[str, Lease] = attrs.field(factory=dict)
+    clock: Clock = clock_module.now
+    fail_on: dict[str, BaseException] = attrs.field(factory=dict)
+    migrations: int = 0
+    closed: bool = False
+
+    def _enter(self, operation: str) -> None:
+        if self.closed:
+            raise RunHistoryError(f"fake run history: {operation} after close()")
+        _check_failure(self.fail_on, operation)
+
+    def _run(self, run_id: str) -> RunRecord:
+        try:
+            return self.runs[run_id]
+        except KeyError:
+            raise RunNotFound(run_id) from None
+
+    async def migrate(self) -> None:
+        """Count the call; there is no schema."""
+        self._enter("migrate")
+        self.migrations += 1
+
+    async def start_run(self, run: RunRecord) -> None:
+        """Insert a run. Raises RunAlreadyExists."""
+        self._enter("start_run")
+        if run.status is RunStatus.STALE:
+            raise ValueError(f"run {run.run_id}: STALE is derived at read time, never stored")
+        _aware(run.started_at, "started_at")
+        if run.run_id in self.runs:
+            raise RunAlreadyExists(run.run_id)
+        self.runs[run.run_id] = attrs.evolve(run, parameters=_json_round_trip(run))
+
+    async def heartbeat(self, run_id: str, at: dt.datetime) -> None:
+        """Set heartbeat_at. Raises RunNotFound."""
+        self._enter("heartbeat")
+        self.runs[run_id] = attrs.evolve(self._run(run_id), heartbeat_at=_aware(at, "at"))
+
+    async def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        finished_at: dt.datetime,
+        counts: Counts,
+        artifacts: Sequence[str] = (),
+        error: str | None = None,
+    ) -> None:
+        """Record the outcome. Raises RunNotFound."""
+        self._enter("finish_run")
+        if status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+            raise ValueError(f"run {run_id}: finish_run needs SUCCEEDED or FAILED, got {status}")
+        self.runs[run_id] = attrs.evolve(
+            self._run(run_id),
+            status=status,
+            finished_at=_aware(finished_at, "finished_at"),
+            counts=counts,
+            artifacts=tuple(artifacts),
+            error=error,
+        )
+
+    async def record_partition(self, partition: PartitionRecord) -> None:
+        """Upsert the ledger row for (run_id, partition). Raises RunNotFound."""
+        self._enter("record_partition")
+        self._run(partition.run_id)
+        if partition.recorded_at is None:
+            partition = attrs.evolve(partition, recorded_at=self.clock())
+        row = attrs.evolve(partition, artifacts=tuple(partition.artifacts))
+        for index, existing in enumerate(self.ledger):
+            if (existing.run_id, existing.partition) == (row.run_id, row.partition):
+                self.ledger[index] = row
+                return
+        self.ledger.append(row)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """One run. Raises RunNotFound."""
+        self._enter("get_run")
+        return self._run(run_id)
+
+    async def list_runs(
+        self, *, job: str | None = None, agency_id: int | None = None, limit: int = 20
+    ) -> list[RunRecord]:
+        """Most recent runs first (started_at, then run_id), optionally filtered."""
+        self._enter("list_runs")
+        runs = [
+            run
+            for run in self.runs.values()
+            if (job is None or run.job == job) and (agency_id is None or run.agency_id == agency_id)
+        ]
+        runs.sort(key=lambda run: (run.started_at, run.run_id), reverse=True)
+        return runs[: max(limit, 0)]
+
+    async def partitions(self, run_id: str) -> list[PartitionRecord]:
+        """Ledger rows of one run, ordered by partition."""
+        self._enter("partitions")
+        return sorted((p for p in self.ledger if p.run_id == run_id), key=lambda p: p.partition)
+
+    async def close(self) -> None:
+        """Mark closed; idempotent."""
+        self.closed = True
+
+    # -- LeaseStore ----------------------------------------------------------------------------
+
+    async def acquire(self, name: str, owner: str, ttl: dt.timedelta) -> bool:
+        """Take the lease if free, expired, or already ours (then extend it)."""
+        self._enter("acquire")
+        _positive(ttl)
+        now = self.clock()
+        held = self.leases.get(name)
+        if held is not None and held.owner != owner and held.expires_at > now:
+            return False
+        acquired_at = held.acquired_at if held is not None and held.owner == owner else now
+        self.leases[name] = Lease(owner, acquired_at, now + ttl)
+        return True
+
+    async def renew(self, name: str, owner: str, ttl: dt.timedelta) -> bool:
+        """Extend a lease owner still holds (even if expired but not taken); False if lost."""
+        self._enter("renew")
+        _positive(ttl)
+        held = self.leases.get(name)
+        if held is None or held.owner != owner:
+            return False
+        self.leases[name] = attrs.evolve(held, expires_at=self.clock() + ttl)
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        """Drop the lease if owner holds it; idempotent."""
+        self._enter("release")
+        held = self.leases.get(name)
+        if held is not None and held.owner == owner:
+            del self.leases[name]
+
+
+def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value
+
+
+def _positive(ttl: dt.timedelta) -> dt.timedelta:
+    if ttl <= dt.timedelta(0):
+        raise ValueError(f"lease ttl must be positive, got {ttl}")
+    return ttl
+
+
+def _json_round_trip(run: RunRecord) -> dict[str, Any]:
+    try:
+        return dict(json.loads(json.dumps(dict(run.parameters))))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"run {run.run_id}: parameters are not JSON-serialisable: {exc}") from None
+
+
+@attrs.define
+class FakeRecordSource:
+    """RecordSource over a list; the checkpoint is the index of the next record, as a string.
+
+    agency_id=None serves the records to whichever agency is asked; otherwise other agencies get
+    nothing. fail_after_batches=n raises SourceError after n batches (an upstream failing mid-run).
+    """
+
+    records: Sequence[Mapping[str, Any]]
+    batch_size: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
+    agency_id: int | None = None
+    fail_after_batches: int | None = None
+    requests: list[tuple[int, str | None]] = attrs.field(factory=list)
+
+    async def batches(
+        self, agency_id: int, checkpoint: str | None = None
+    ) -> AsyncIterator[SourceBatch]:
+        """Batches after checkpoint. Raises SourceError for a malformed checkpoint."""
+        self.requests.append((agency_id, checkpoint))
+        records = self.records if self.agency_id in (None, agency_id) else ()
+        start = _parse_checkpoint(checkpoint, len(records))
+        for served, index in enumerate(range(start, len(records), self.batch_size)):
+            if self.fail_after_batches is not None and served >= self.fail_after_batches:
+                raise SourceError(f"fake source: agency {agency_id}: failed at record {index}")
+            end = min(index + self.batch_size, len(records))
+            yield SourceBatch(records=tuple(records[index:end]), checkpoint=str(end))
+
+
+def _parse_checkpoint(checkpoint: str | None, total: int) -> int:
+    if checkpoint is None:
+        return 0
+    if not checkpoint.isdigit() or int(checkpoint) > total:
+        raise SourceError(f"fake source: bad checkpoint {checkpoint!r} (0..{total} expected)")
+    return int(checkpoint)
