@@ -1,0 +1,139 @@
+"""Open the object store a URL names (local directory or S3), importing only that adapter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+import attrs
+
+from etl_core.errors import ObjectNotFound, ObjectStoreError
+from etl_core.model import ObjectInfo
+from etl_core.ports import ObjectStore
+from etl_core.urls import StoreUrl, parse_store_url
+
+__all__ = ["DryRunObjectStore", "open_object_store"]
+
+# A dry run keeps bodies it "wrote" up to this size (manifests, markers) so the job can read
+# them back; bigger bodies keep only their size.
+_KEEP_BODY_BYTES = 1 << 20
+
+
+@asynccontextmanager
+async def open_object_store(
+    url: str, *, dry_run: bool = False, max_concurrency: int = 16
+) -> AsyncIterator[ObjectStore]:
+    """The store at url; with dry_run a view whose writes never reach it. ConfigError on bad URL."""
+    parsed = parse_store_url(url)
+    if not dry_run:
+        async with _open(parsed, max_concurrency) as store:
+            yield store
+        return
+    # A missing local root reads as empty rather than being created by the adapter.
+    exists = parsed.kind != "file" or (parsed.path is not None and parsed.path.exists())
+    async with AsyncExitStack() as stack:
+        yield DryRunObjectStore(
+            opener=(lambda: _open(parsed, max_concurrency)) if exists else None, stack=stack
+        )
+
+
+def _open(parsed: StoreUrl, max_concurrency: int) -> AbstractAsyncContextManager[ObjectStore]:
+    if parsed.kind == "file":
+        from etl_core.adapters.local_object_store import open_local_object_store
+
+        assert parsed.path is not None
+        return open_local_object_store(parsed.path)
+    from etl_core.adapters.s3_object_store import open_s3_object_store
+
+    assert parsed.bucket is not None
+    return open_s3_object_store(parsed.bucket, parsed.prefix, max_concurrency=max_concurrency)
+
+
+@attrs.define
+class DryRunObjectStore:
+    """Reads go to the real store (opened on first read); writes and deletes stay in memory.
+
+    `written` maps each key written during the run to its size, for reporting.
+    """
+
+    opener: Callable[[], AbstractAsyncContextManager[ObjectStore]] | None
+    stack: AsyncExitStack
+    written: dict[str, int] = attrs.field(factory=dict)
+    deleted: set[str] = attrs.field(factory=set)
+    _bodies: dict[str, bytes] = attrs.field(factory=dict)
+    _real: ObjectStore | None = None
+
+    async def _store(self) -> ObjectStore | None:
+        if self._real is None and self.opener is not None:
+            self._real = await self.stack.enter_async_context(self.opener())
+        return self._real
+
+    async def get(self, key: str) -> bytes:
+        """Body written during the dry run, else the real object. Raises ObjectNotFound."""
+        if key in self.written:
+            if key not in self._bodies:
+                raise ObjectStoreError(f"dry run: body of {key} was not kept (too large)")
+            return self._bodies[key]
+        store = await self._store()
+        if key in self.deleted or store is None:
+            raise ObjectNotFound(key)
+        return await store.get(key)
+
+    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        """Like get, in chunks."""
+        if key in self.written or key in self.deleted or await self._store() is None:
+            body = await self.get(key)
+            for start in range(0, len(body), chunk_size):
+                yield body[start : start + chunk_size]
+            return
+        store = await self._store()
+        assert store is not None
+        async for chunk in store.stream(key, chunk_size):
+            yield chunk
+
+    async def put(self, key: str, body: bytes) -> None:
+        """Remember the size (and a small body); write nothing."""
+        self.written[key] = len(body)
+        if len(body) <= _KEEP_BODY_BYTES:
+            self._bodies[key] = bytes(body)
+        else:
+            self._bodies.pop(key, None)
+        self.deleted.discard(key)
+
+    async def put_if_absent(self, key: str, body: bytes) -> bool:
+        """False if the key exists in the view; otherwise remember it like put."""
+        try:
+            await self.head(key)
+        except ObjectNotFound:
+            await self.put(key, body)
+            return True
+        return False
+
+    async def head(self, key: str) -> ObjectInfo:
+        """Size of a key written during the dry run, else the real head. Raises ObjectNotFound."""
+        if key in self.written:
+            return ObjectInfo(key=key, size=self.written[key])
+        store = await self._store()
+        if key in self.deleted or store is None:
+            raise ObjectNotFound(key)
+        return await store.head(key)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Real objects not deleted or rewritten, merged with the dry run's writes, in key order."""
+        merged: dict[str, ObjectInfo] = {}
+        store = await self._store()
+        if store is not None:
+            async for info in store.list(prefix):
+                if info.key not in self.deleted:
+                    merged[info.key] = info
+        for key, size in self.written.items():
+            if key.startswith(prefix):
+                merged[key] = ObjectInfo(key=key, size=size)
+        for key in sorted(merged):
+            yield merged[key]
+
+    async def delete(self, key: str) -> None:
+        """Hide key from this view; idempotent."""
+        self.written.pop(key, None)
+        self._bodies.pop(key, None)
+        self.deleted.add(key)

@@ -1,0 +1,158 @@
+"""Logging setup: JSON lines with run and trace ids, or readable lines and progress on a TTY."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+from etl_core import telemetry
+
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "end_progress", "show_progress"]
+
+_CONTEXT_FIELDS = ("job", "run_id", "agency_id", "trace_id", "span_id")
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is logged too.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    *_CONTEXT_FIELDS,
+}
+_PROGRESS_LOG_INTERVAL_S = 10.0
+
+
+class _RunContextFilter(logging.Filter):
+    """Copies job/run_id/agency_id and the current trace/span ids onto every record."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__()
+        self.job = job
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        run = telemetry.current_run_attributes()
+        record.job = run.get("job", self.job)
+        record.run_id = run.get("run_id")
+        record.agency_id = run.get("agency_id")
+        record.trace_id, record.span_id = telemetry.current_ids()
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS and k[:1] != "_"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp, level, message, logger, run context, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = dt.datetime.fromtimestamp(record.created, dt.UTC)
+        document: dict[str, Any] = {
+            "timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        for name in _CONTEXT_FIELDS:
+            document[name] = getattr(record, name, None)
+        document.update(_extras(record))
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """`12:34:56 INFO    message  key=value` for people at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        extras = " ".join(f"{key}={value}" for key, value in _extras(record).items())
+        line = f"{stamp} {record.levelname:<7} {record.getMessage()}"
+        if extras:
+            line = f"{line}  {extras}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+class _ProgressAwareHandler(logging.StreamHandler[TextIO]):
+    """On a TTY, clears the progress line before a record and redraws it after."""
+
+    def __init__(self, stream: TextIO, *, tty: bool) -> None:
+        super().__init__(stream)
+        self.tty = tty
+        self.progress: str | None = None
+        self.progress_logged_at = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.tty and self.progress is not None:
+            self.stream.write("\r\x1b[K")
+        super().emit(record)
+        if self.tty and self.progress is not None:
+            self._draw()
+
+    def _draw(self) -> None:
+        self.stream.write(f"\r\x1b[K{self.progress}")
+        self.stream.flush()
+
+
+_handler: _ProgressAwareHandler | None = None
+
+
+def configure_logging(
+    *,
+    job: str,
+    log_format: str = "auto",
+    level: int | str = logging.INFO,
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Route the root logger to stream (stderr): JSON unless 'text', or 'auto' on a TTY."""
+    global _handler
+    out = sys.stderr if stream is None else stream
+    tty = _isatty(out)
+    json_lines = log_format == "json" or (log_format == "auto" and not tty)
+    handler = _ProgressAwareHandler(out, tty=tty and not json_lines)
+    handler.addFilter(_RunContextFilter(job))
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    root.setLevel(level)
+    _handler = handler
+    return handler
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def show_progress(text: str) -> None:
+    """Rewrite the progress line on a TTY; otherwise log it at most every few seconds."""
+    handler = _handler
+    if handler is None:
+        return
+    if handler.tty:
+        handler.progress = text
+        handler._draw()
+        return
+    now = time.monotonic()
+    if now - handler.progress_logged_at >= _PROGRESS_LOG_INTERVAL_S:
+        handler.progress_logged_at = now
+        logging.getLogger("etl_core.progress").info(text)
+
+
+def end_progress() -> None:
+    """Finish the progress line (a newline on a TTY) so later output starts clean."""
+    handler = _handler
+    if handler is not None and handler.tty and handler.progress is not None:
+        handler.stream.write("\n")
+        handler.stream.flush()
+    if handler is not None:
+        handler.progress = None
+        handler.progress_logged_at = 0.0

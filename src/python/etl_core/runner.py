@@ -1,0 +1,434 @@
+"""The shared job runner: run id, lease, history row, root span, heartbeats, counts, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import importlib.metadata
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+from opentelemetry import trace
+
+from etl_core import clock, logs, serde, telemetry
+from etl_core.errors import (
+    ConfigError,
+    DeadLetterThresholdExceeded,
+    EtlError,
+    ExitCode,
+    InvariantViolation,
+    LeaseHeld,
+    TemporaryFailure,
+)
+from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
+from etl_core.ports import LeaseStore, RunHistory
+from etl_core.settings import CommonSettings
+from etl_core.urls import redact
+
+__all__ = ["JobBody", "JobOutcome", "LeaseLost", "RunContext", "Terminated", "run_job"]
+
+_log = logging.getLogger("etl_core.runner")
+
+
+class LeaseLost(TemporaryFailure):
+    """The run could not renew its lease (expired and taken): it stops writing at once."""
+
+
+class Terminated(TemporaryFailure):
+    """The process was asked to stop (SIGTERM, e.g. pod eviction); retrying is appropriate."""
+
+
+@attrs.frozen
+class JobOutcome:
+    """What a job body reports: counts, the artifacts it wrote, and fields for the summary."""
+
+    counts: Counts = Counts()
+    artifacts: tuple[str, ...] = ()
+    summary: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.define
+class RunContext:
+    """What a job body gets: run identity, settings, the history, spans, ledger and heartbeat."""
+
+    run_id: str
+    job: str
+    agency_id: int | None
+    dry_run: bool
+    settings: CommonSettings
+    history: RunHistory  # a no-write view in a dry run
+    log: logging.Logger
+    leases: LeaseStore | None = None
+    lease_name: str | None = None
+    recorded: Counts = Counts()  # sum of the partitions recorded so far
+
+    def span(self, name: str, **attributes: Any) -> contextlib.AbstractContextManager[trace.Span]:
+        """A child span; it carries run_id/agency_id like every span of the run."""
+        return telemetry.span(name, **attributes)
+
+    async def record_partition(self, partition: PartitionRecord) -> None:
+        """Write the partition's ledger row (not in a dry run); counts feed a failed run's row."""
+        self.recorded = self.recorded + partition.counts
+        if self.dry_run:
+            return
+        if partition.recorded_at is None:
+            partition = attrs.evolve(partition, recorded_at=clock.now())
+        await self.history.record_partition(partition)
+
+    async def heartbeat(self) -> None:
+        """Mark the run alive and renew the lease. Raises LeaseLost if the lease was taken."""
+        if self.dry_run:
+            return
+        await self.history.heartbeat(self.run_id, clock.now())
+        if self.leases is not None and self.lease_name is not None:
+            ttl = dt.timedelta(seconds=self.settings.lease_ttl_seconds)
+            if not await self.leases.renew(self.lease_name, self.run_id, ttl):
+                raise LeaseLost(f"lease {self.lease_name!r} was lost (expired and taken over)")
+
+    def progress(self, text: str) -> None:
+        """Update the progress line (TTY) or log it now and then."""
+        logs.show_progress(text)
+
+
+JobBody = Callable[[RunContext], Awaitable[JobOutcome]]
+
+
+def run_job(
+    job: str,
+    settings: CommonSettings,
+    body: JobBody,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    lease_scope: str | None = None,
+) -> int:
+    """Run body as one recorded, leased, traced run; return the process exit code."""
+    run_id = settings.run_id or clock.new_run_id()
+    try:
+        logs.configure_logging(job=job, log_format=settings.log_format, level=_log_level())
+        _install_tracing(job)
+    except ConfigError as exc:
+        _print_error(job, str(exc))
+        return ExitCode.USAGE
+    agency = settings.agency_id
+    scope = lease_scope or (f"agency={agency}" if agency is not None else "all")
+    run = _Run(
+        job=job,
+        settings=settings,
+        body=body,
+        run_id=run_id,
+        parameters=_parameters(settings, parameters),
+        lease_name=f"{job}/{scope}",
+    )
+    try:
+        return asyncio.run(run.main())
+    except KeyboardInterrupt:
+        _print_error(job, "interrupted")
+        return ExitCode.FAILED
+    finally:
+        logs.end_progress()
+        _flush_tracing()
+
+
+@attrs.define
+class _Run:
+    job: str
+    settings: CommonSettings
+    body: JobBody
+    run_id: str
+    parameters: dict[str, Any]
+    lease_name: str
+    started: float = attrs.field(factory=time.monotonic)
+    stop_reason: BaseException | None = None
+
+    async def main(self) -> int:
+        attributes = telemetry.run_attributes(
+            run_id=self.run_id, job=self.job, agency_id=self.settings.agency_id
+        )
+        with (
+            telemetry.run_scope(attributes),
+            telemetry.span(self.job, dry_run=self.settings.dry_run) as root,
+            _stop_on_sigterm(self),
+        ):
+            return await self._main(root)
+
+    async def _main(self, root: trace.Span) -> int:
+        trace_id, _ = telemetry.current_ids()
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                ctx = await self._setup(stack, trace_id)
+            except Exception as exc:
+                # Nothing recorded: a bad URL, an unreachable history, or a held lease.
+                return self._report_error(root, exc)
+            outcome, error = await self._run_body(ctx)
+            if error is None:
+                assert outcome is not None
+                error = _check(outcome.counts, self.settings.max_dead_letter_ratio)
+            counts = outcome.counts if outcome is not None else ctx.recorded
+            status = RunStatus.SUCCEEDED if error is None else RunStatus.FAILED
+            finish_error = await self._finish(ctx, status, counts, outcome, error)
+        root.set_attributes({"status": status.value, **attrs.asdict(counts)})
+        self._print_summary(status, counts, outcome, error or finish_error, trace_id)
+        if error is not None:
+            return self._report_error(root, error)
+        if finish_error is not None:
+            return self._report_error(root, finish_error)
+        return ExitCode.OK
+
+    async def _setup(self, stack: contextlib.AsyncExitStack, trace_id: str | None) -> RunContext:
+        from etl_core.adapters.run_histories import ReadOnlyRunHistory, open_run_history
+
+        log = logging.getLogger(f"jobs.{self.job}")
+        ctx = RunContext(
+            run_id=self.run_id,
+            job=self.job,
+            agency_id=self.settings.agency_id,
+            dry_run=self.settings.dry_run,
+            settings=self.settings,
+            history=ReadOnlyRunHistory(self.settings.history_url, stack),
+            log=log,
+        )
+        if self.settings.dry_run:
+            log.info("dry run: no history, lease, uploads or markers")
+            return ctx
+        history = await stack.enter_async_context(open_run_history(self.settings.history_url))
+        await history.migrate()
+        ttl = dt.timedelta(seconds=self.settings.lease_ttl_seconds)
+        if not await history.acquire(self.lease_name, self.run_id, ttl):
+            raise LeaseHeld(self.lease_name)
+        stack.push_async_callback(_release, history, self.lease_name, self.run_id)
+        now = clock.now()
+        await history.start_run(
+            RunRecord(
+                run_id=self.run_id,
+                job=self.job,
+                status=RunStatus.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                agency_id=self.settings.agency_id,
+                parameters=self.parameters,
+                trace_id=trace_id,
+                host=socket.gethostname(),
+                code_version=_code_version(),
+            )
+        )
+        log.info("run started", extra={"lease": self.lease_name})
+        return attrs.evolve(ctx, history=history, leases=history, lease_name=self.lease_name)
+
+    async def _run_body(self, ctx: RunContext) -> tuple[JobOutcome | None, BaseException | None]:
+        task = asyncio.create_task(self._call_body(ctx))
+        beat = asyncio.create_task(self._heartbeats(ctx, task))
+        try:
+            return await task, None
+        except asyncio.CancelledError:
+            # Ctrl-C (asyncio cancels the main task), SIGTERM, or a lost lease.
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            return None, self.stop_reason or KeyboardInterrupt("interrupted")
+        except Exception as exc:
+            return None, exc
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _call_body(self, ctx: RunContext) -> JobOutcome:
+        outcome = await self.body(ctx)
+        if not isinstance(outcome, JobOutcome):
+            raise TypeError(f"job body returned {type(outcome).__name__}, not JobOutcome")
+        return outcome
+
+    async def _heartbeats(self, ctx: RunContext, body: asyncio.Task[JobOutcome]) -> None:
+        if ctx.dry_run:
+            return
+        settings = self.settings
+        # Well inside both the lease TTL and the staleness window, and at least once a minute.
+        interval = min(60.0, settings.lease_ttl_seconds / 3, settings.stale_after_seconds / 3)
+        interval = max(0.05, interval)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await ctx.heartbeat()
+            except LeaseLost as exc:
+                ctx.log.error(str(exc))
+                self.stop_reason = exc
+                body.cancel()
+                return
+            except Exception as exc:  # a blip in the history database must not kill the run
+                ctx.log.warning("heartbeat failed: %s", exc)
+
+    async def _finish(
+        self,
+        ctx: RunContext,
+        status: RunStatus,
+        counts: Counts,
+        outcome: JobOutcome | None,
+        error: BaseException | None,
+    ) -> BaseException | None:
+        if ctx.dry_run:
+            return None
+        try:
+            await ctx.history.finish_run(
+                self.run_id,
+                status=status,
+                finished_at=clock.now(),
+                counts=counts,
+                artifacts=outcome.artifacts if outcome is not None else (),
+                error=None if error is None else _describe(error),
+            )
+        except Exception as exc:
+            ctx.log.error("could not record the outcome of the run: %s", exc)
+            return exc
+        return None
+
+    def _report_error(self, root: trace.Span, exc: BaseException) -> int:
+        root.record_exception(exc)
+        root.set_status(trace.Status(trace.StatusCode.ERROR, _describe(exc)))
+        code = _exit_code(exc)
+        if isinstance(exc, EtlError | KeyboardInterrupt):
+            _log.error("run failed: %s", _describe(exc))
+            _log.debug("traceback", exc_info=exc)
+        else:
+            _log.error("run failed: %s", _describe(exc), exc_info=exc)
+        _print_error(self.job, _describe(exc))
+        return code
+
+    def _print_summary(
+        self,
+        status: RunStatus,
+        counts: Counts,
+        outcome: JobOutcome | None,
+        error: BaseException | None,
+        trace_id: str | None,
+    ) -> None:
+        logs.end_progress()
+        elapsed = time.monotonic() - self.started
+        mode = " (dry run)" if self.settings.dry_run else ""
+        lines = [
+            f"{self.job} run {self.run_id} {status.value} in {elapsed:.2f}s{mode}",
+            f"  rows: in {counts.rows_in:,}  out {counts.rows_out:,}  "
+            f"duplicate {counts.rows_duplicate:,}  dead-letter {counts.rows_dead_letter:,}",
+            f"  bytes: in {counts.bytes_in:,}  out {counts.bytes_out:,}",
+        ]
+        if outcome is not None:
+            if outcome.artifacts:
+                lines.append(f"  artifacts: {', '.join(outcome.artifacts)}")
+            lines.extend(f"  {key}: {value}" for key, value in outcome.summary.items())
+        if trace_id:
+            lines.append(f"  trace_id: {trace_id}")
+        if error is not None:
+            lines.append(f"  error: {_describe(error)}")
+        print("\n".join(lines), flush=True)
+
+
+def _check(counts: Counts, max_ratio: float | None) -> EtlError | None:
+    reported = counts.rows_in or counts.rows_out or counts.rows_duplicate or counts.rows_dead_letter
+    if reported and not counts.balanced:
+        return InvariantViolation(
+            f"rows_in {counts.rows_in} != rows_out {counts.rows_out} + rows_duplicate "
+            f"{counts.rows_duplicate} + rows_dead_letter {counts.rows_dead_letter}"
+        )
+    if max_ratio is not None and counts.rows_in > 0:
+        ratio = counts.rows_dead_letter / counts.rows_in
+        if ratio > max_ratio:
+            return DeadLetterThresholdExceeded(
+                f"dead-letter ratio {ratio:.4g} ({counts.rows_dead_letter}/{counts.rows_in}) "
+                f"exceeds --max-dead-letter-ratio {max_ratio:g}"
+            )
+    return None
+
+
+async def _release(leases: LeaseStore, name: str, owner: str) -> None:
+    try:
+        await leases.release(name, owner)
+    except Exception as exc:  # it expires on its own; the outcome is already recorded
+        _log.warning("could not release lease %r: %s", name, exc)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(run: _Run) -> Iterator[None]:
+    """SIGTERM cancels the run like Ctrl-C, so the failure is recorded before exiting."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        run.stop_reason = Terminated("terminated by SIGTERM")
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stop)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or Windows
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _exit_code(exc: BaseException) -> int:
+    return int(exc.exit_code) if isinstance(exc, EtlError) else int(ExitCode.FAILED)
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _print_error(job: str, message: str) -> None:
+    print(f"{job}: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+def _parameters(settings: CommonSettings, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Settings (URLs redacted, identity fields dropped) merged with the job's own parameters."""
+    data: dict[str, Any] = serde.unstructure(settings)
+    for name in ("run_id", "agency_id"):
+        data.pop(name, None)
+    for name, value in data.items():
+        if name.endswith("_url") and isinstance(value, str):
+            data[name] = redact(value)
+    data.update(serde.unstructure(dict(extra or {})))
+    return data
+
+
+def _code_version() -> str:
+    version = os.environ.get("ETL_CODE_VERSION", "").strip()
+    if version:
+        return version
+    for distribution in ("etl-platform", "data-pipeline"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(distribution)
+    return "dev"
+
+
+def _log_level() -> int:
+    name = os.environ.get("ETL_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    level = logging.getLevelName(name)
+    if not isinstance(level, int):
+        raise ConfigError(f"ETL_LOG_LEVEL: unknown level {name!r} (DEBUG, INFO, WARNING, ERROR)")
+    return level
+
+
+def _install_tracing(job: str) -> None:
+    try:
+        from etl_core.adapters import otel_sdk
+    except ImportError:  # an image without the SDK still runs, untraced
+        _log.warning("opentelemetry-sdk is not installed; tracing is off")
+        return
+    otel_sdk.install_tracing(default_service_name=job)
+
+
+def _flush_tracing() -> None:
+    with contextlib.suppress(ImportError):
+        from etl_core.adapters import otel_sdk
+
+        otel_sdk.flush()
