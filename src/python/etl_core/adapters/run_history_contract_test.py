@@ -9,7 +9,7 @@ import pytest
 
 from etl_core.adapters.sqlite_run_history import SqliteRunHistory, open_sqlite_run_history
 from etl_core.ports import LeaseStore, RunHistory
-from etl_core.testing.fakes import FakeRunHistory
+from etl_core.testing.fakes import FakeClock, FakeRunHistory
 from etl_core.testing.lease_contract import LeaseContract
 from etl_core.testing.run_history_contract import RunHistoryContract
 
@@ -35,7 +35,12 @@ class TestSqliteRunHistory(RunHistoryContract):
 class TestFakeLeases(LeaseContract):
     @pytest.fixture()
     def leases(self) -> LeaseStore:
-        return FakeRunHistory()
+        return FakeRunHistory(clock=FakeClock())
+
+    async def expire(self, leases: LeaseStore) -> None:
+        assert isinstance(leases, FakeRunHistory)
+        assert isinstance(leases.clock, FakeClock)
+        leases.clock.advance(self.short_ttl * 2)
 
 
 class TestSqliteLeases(LeaseContract):

@@ -24,6 +24,21 @@ from etl_core.model import Counts, ObjectInfo, PartitionRecord, RunRecord, RunSt
 Clock = Callable[[], dt.datetime]
 
 
+@attrs.define
+class FakeClock:
+    """A clock that stands still until advanced; pass it wherever a `clock` is injectable."""
+
+    current: dt.datetime = attrs.field(factory=clock_module.now)
+
+    def __call__(self) -> dt.datetime:
+        return self.current
+
+    def advance(self, delta: dt.timedelta) -> dt.datetime:
+        """Move time forward by delta; the new time."""
+        self.current += delta
+        return self.current
+
+
 def _check_failure(failures: Mapping[str, BaseException], operation: str) -> None:
     if operation in failures:
         raise failures[operation]

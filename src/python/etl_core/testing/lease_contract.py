@@ -28,8 +28,8 @@ class LeaseContract:
         """A lease name unique to this test."""
         return f"contract/{uuid.uuid4().hex}"
 
-    async def expire(self) -> None:
-        """Wait until a lease taken with short_ttl has expired."""
+    async def expire(self, leases: LeaseStore) -> None:
+        """Let a lease taken with short_ttl expire; override to advance a fake clock instead."""
         await asyncio.sleep(self.short_ttl.total_seconds() * 1.5 + 0.05)
 
     async def test_free_lease_is_acquired(self, leases: LeaseStore, name: str) -> None:
@@ -54,7 +54,7 @@ class LeaseContract:
 
     async def test_expired_lease_is_taken_over(self, leases: LeaseStore, name: str) -> None:
         assert await leases.acquire(name, "run-a", self.short_ttl) is True
-        await self.expire()
+        await self.expire(leases)
         assert await leases.acquire(name, "run-b", LONG) is True
         assert await leases.acquire(name, "run-a", LONG) is False
 
@@ -63,20 +63,20 @@ class LeaseContract:
     ) -> None:
         assert await leases.acquire(name, "run-a", self.short_ttl) is True
         assert await leases.renew(name, "run-a", LONG) is True
-        await self.expire()
+        await self.expire(leases)
         assert await leases.acquire(name, "run-b", LONG) is False
 
     async def test_reentrant_acquire_extends_the_lease(self, leases: LeaseStore, name: str) -> None:
         assert await leases.acquire(name, "run-a", self.short_ttl) is True
         assert await leases.acquire(name, "run-a", LONG) is True
-        await self.expire()
+        await self.expire(leases)
         assert await leases.acquire(name, "run-b", LONG) is False
 
     async def test_renew_fails_once_the_lease_was_taken_over(
         self, leases: LeaseStore, name: str
     ) -> None:
         assert await leases.acquire(name, "run-a", self.short_ttl) is True
-        await self.expire()
+        await self.expire(leases)
         assert await leases.acquire(name, "run-b", LONG) is True
         assert await leases.renew(name, "run-a", LONG) is False
 

@@ -135,9 +135,7 @@ class RunHistoryContract:
         assert [r.run_id for r in await history.list_runs(job=job, limit=2)] == newest_first[:2]
         assert await history.list_runs(job=job, limit=0) == []
 
-    async def test_list_runs_filters_by_job_and_agency(
-        self, history: RunHistory, job: str
-    ) -> None:
+    async def test_list_runs_filters_by_job_and_agency(self, history: RunHistory, job: str) -> None:
         mine = self.new_run(job, agency_id=3)
         other_agency = self.new_run(job, agency_id=4)
         other_job = self.new_run(f"{job}-other", agency_id=3)

@@ -1,0 +1,183 @@
+"""SqliteRunHistory beyond the shared contracts: schema, storage format, errors, processes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import multiprocessing
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from etl_core.adapters.sqlite_run_history import SqliteRunHistory, open_sqlite_run_history
+from etl_core.clock import new_run_id
+from etl_core.errors import RunHistoryError
+from etl_core.model import Counts, RunRecord, RunStatus
+from etl_core.testing.fakes import FakeClock
+
+T0 = dt.datetime(2024, 1, 8, 12, 0, 0, 123456, tzinfo=dt.UTC)
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "nested" / "dir" / "history.sqlite3"
+
+
+@pytest.fixture()
+async def history(db: Path) -> AsyncIterator[SqliteRunHistory]:
+    async with open_sqlite_run_history(db) as history:
+        yield history
+
+
+def _raw(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _run(**changes: Any) -> RunRecord:
+    fields: dict[str, Any] = {
+        "run_id": new_run_id(), "job": "job", "status": RunStatus.RUNNING, "started_at": T0,
+    }  # fmt: skip
+    return RunRecord(**{**fields, **changes})
+
+
+async def test_opener_creates_the_directory_schema_and_wal(
+    history: SqliteRunHistory, db: Path
+) -> None:
+    assert db.is_file()
+    tables = {row[0] for row in _raw(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"etl_schema_migrations", "etl_runs", "etl_run_partitions", "etl_leases"} <= tables
+    assert _raw(db, "PRAGMA journal_mode") == [("wal",)]
+    assert [row[0] for row in _raw(db, "SELECT version FROM etl_schema_migrations")] == [1]
+
+
+async def test_migrating_again_and_reopening_keeps_one_migration_row(
+    history: SqliteRunHistory, db: Path
+) -> None:
+    await history.start_run(_run(run_id="kept"))
+    await history.migrate()
+    async with open_sqlite_run_history(db) as again:
+        await again.migrate()
+        assert (await again.get_run("kept")).run_id == "kept"
+    assert _raw(db, "SELECT count(*) FROM etl_schema_migrations") == [(1,)]
+
+
+async def test_timestamps_are_stored_as_iso_8601_utc_text(
+    history: SqliteRunHistory, db: Path
+) -> None:
+    paris = dt.timezone(dt.timedelta(hours=1))
+    run = _run(started_at=T0.astimezone(paris))
+    await history.start_run(run)
+    await history.finish_run(
+        run.run_id, status=RunStatus.SUCCEEDED, finished_at=T0 + dt.timedelta(seconds=90),
+        counts=Counts(rows_in=3, rows_out=3), artifacts=["silver/x"],
+    )  # fmt: skip
+    stored = _raw(
+        db, "SELECT started_at, finished_at, duration_s, parameters, artifacts FROM etl_runs"
+    )
+    assert stored == [(
+        "2024-01-08T12:00:00.123456+00:00", "2024-01-08T12:01:30.123456+00:00", 90.0, "{}",
+        '["silver/x"]',
+    )]  # fmt: skip
+    assert (await history.get_run(run.run_id)).started_at == T0
+
+
+async def test_naive_timestamps_are_refused(history: SqliteRunHistory) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await history.start_run(_run(started_at=dt.datetime(2024, 1, 8, 12)))
+
+
+async def test_parameters_that_are_not_json_are_refused(history: SqliteRunHistory) -> None:
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        await history.start_run(_run(parameters={"path": Path("/x")}))
+
+
+async def test_lease_expiry_follows_the_injected_clock(db: Path) -> None:
+    clock = FakeClock(T0)
+    async with open_sqlite_run_history(db, clock=clock) as history:
+        assert await history.acquire("job/agency=1", "a", dt.timedelta(seconds=30))
+        clock.advance(dt.timedelta(seconds=29))
+        assert not await history.acquire("job/agency=1", "b", dt.timedelta(seconds=30))
+        clock.advance(dt.timedelta(seconds=2))
+        assert await history.acquire("job/agency=1", "b", dt.timedelta(seconds=30))
+    assert _raw(db, "SELECT owner, acquired_at FROM etl_leases") == [
+        ("b", "2024-01-08T12:00:31.123456+00:00")
+    ]
+
+
+async def test_two_connections_to_one_file_share_leases(
+    history: SqliteRunHistory, db: Path
+) -> None:
+    async with open_sqlite_run_history(db) as other:
+        assert await history.acquire("job/agency=1", "a", dt.timedelta(minutes=1))
+        assert not await other.acquire("job/agency=1", "b", dt.timedelta(minutes=1))
+        await history.release("job/agency=1", "a")
+        assert await other.acquire("job/agency=1", "b", dt.timedelta(minutes=1))
+
+
+async def test_non_positive_ttl_is_refused(history: SqliteRunHistory) -> None:
+    with pytest.raises(ValueError, match="ttl must be positive"):
+        await history.acquire("x", "a", dt.timedelta(0))
+
+
+async def test_a_locked_database_raises_run_history_error(db: Path) -> None:
+    async with open_sqlite_run_history(db, busy_timeout=0.05) as history:
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(RunHistoryError, match="locked"):
+                await history.acquire("x", "a", dt.timedelta(minutes=1))
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+
+async def test_a_file_that_is_not_a_database_raises_run_history_error(tmp_path: Path) -> None:
+    (tmp_path / "garbage.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(RunHistoryError, match=r"garbage\.sqlite3"):
+        async with open_sqlite_run_history(tmp_path / "garbage.sqlite3"):
+            pass
+
+
+async def test_calls_after_close_raise_run_history_error(history: SqliteRunHistory) -> None:
+    await history.close()
+    with pytest.raises(RunHistoryError, match="after close"):
+        await history.list_runs()
+
+
+async def test_in_memory_database_works() -> None:
+    async with open_sqlite_run_history(":memory:") as history:
+        await history.start_run(_run(run_id="m"))
+        assert [r.run_id for r in await history.list_runs()] == ["m"]
+
+
+def _acquire_in_child(db: str, owner: str, barrier: Any) -> None:
+    async def race() -> bool:
+        # Every child opens (and migrates) a fresh file at once: migration must be race-free too.
+        async with open_sqlite_run_history(db, busy_timeout=60) as history:
+            await asyncio.to_thread(barrier.wait, 60)
+            return await history.acquire("bronze_to_silver/agency=10", owner, dt.timedelta(hours=1))
+
+    raise SystemExit(0 if asyncio.run(race()) else 3)
+
+
+def test_lease_has_one_winner_across_processes(db: Path) -> None:
+    processes = 6
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes)
+    children = [
+        context.Process(target=_acquire_in_child, args=(str(db), f"run-{i}", barrier))
+        for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=120)
+    codes = [child.exitcode for child in children]
+    assert codes.count(0) == 1, f"exit codes {codes}: exactly one winner (0), losers exit 3"
+    assert codes.count(3) == processes - 1, f"exit codes {codes}"
+    assert _raw(db, "SELECT owner FROM etl_leases") == [(f"run-{codes.index(0)}",)]
+    assert _raw(db, "SELECT count(*) FROM etl_schema_migrations") == [(1,)]
