@@ -33,7 +33,15 @@ from etl_core.ports import LeaseStore, RunHistory
 from etl_core.settings import CommonSettings
 from etl_core.urls import redact
 
-__all__ = ["JobBody", "JobOutcome", "LeaseLost", "RunContext", "Terminated", "run_job"]
+__all__ = [
+    "JobBody",
+    "JobOutcome",
+    "LeaseLost",
+    "RunContext",
+    "Terminated",
+    "run_job",
+    "usage_error",
+]
 
 _log = logging.getLogger("etl_core.runner")
 
@@ -135,6 +143,12 @@ def run_job(
     finally:
         logs.end_progress()
         _flush_tracing()
+
+
+def usage_error(job: str, error: ConfigError) -> int:
+    """Report a configuration error found before run_job (settings, URLs) as one line; exit 2."""
+    _print_error(job, str(error))
+    return ExitCode.USAGE
 
 
 @attrs.define

@@ -14,9 +14,10 @@ from etl_core.urls import StoreUrl, parse_store_url
 
 __all__ = ["DryRunObjectStore", "open_object_store"]
 
-# A dry run keeps bodies it "wrote" up to this size (manifests, markers) so the job can read
-# them back; bigger bodies keep only their size.
+# A dry run keeps small bodies it "wrote" (manifests, markers) so the job can read them back,
+# within a total budget; other bodies keep only their size.
 _KEEP_BODY_BYTES = 1 << 20
+_KEEP_TOTAL_BYTES = 64 << 20
 
 
 @asynccontextmanager
@@ -61,6 +62,7 @@ class DryRunObjectStore:
     written: dict[str, int] = attrs.field(factory=dict)
     deleted: set[str] = attrs.field(factory=set)
     _bodies: dict[str, bytes] = attrs.field(factory=dict)
+    _kept_bytes: int = 0
     _real: ObjectStore | None = None
 
     async def _store(self) -> ObjectStore | None:
@@ -93,12 +95,17 @@ class DryRunObjectStore:
 
     async def put(self, key: str, body: bytes) -> None:
         """Remember the size (and a small body); write nothing."""
+        self._forget_body(key)
         self.written[key] = len(body)
-        if len(body) <= _KEEP_BODY_BYTES:
+        if len(body) <= _KEEP_BODY_BYTES and self._kept_bytes + len(body) <= _KEEP_TOTAL_BYTES:
             self._bodies[key] = bytes(body)
-        else:
-            self._bodies.pop(key, None)
+            self._kept_bytes += len(body)
         self.deleted.discard(key)
+
+    def _forget_body(self, key: str) -> None:
+        body = self._bodies.pop(key, None)
+        if body is not None:
+            self._kept_bytes -= len(body)
 
     async def put_if_absent(self, key: str, body: bytes) -> bool:
         """False if the key exists in the view; otherwise remember it like put."""
@@ -135,5 +142,5 @@ class DryRunObjectStore:
     async def delete(self, key: str) -> None:
         """Hide key from this view; idempotent."""
         self.written.pop(key, None)
-        self._bodies.pop(key, None)
+        self._forget_body(key)
         self.deleted.add(key)

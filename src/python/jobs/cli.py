@@ -1,0 +1,203 @@
+"""The data-pipeline command: list the jobs, run one, show recent runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+
+from etl_core import clock, serde
+from etl_core.errors import ConfigError, EtlError, ExitCode
+from etl_core.model import RunRecord
+from etl_core.settings import CommonSettings, load_settings
+
+from jobs import registry
+
+PROG = "data-pipeline"
+USAGE = f"""usage: {PROG} <command> [arguments]
+
+commands:
+  list                        the jobs and what each does
+  run <job> [--] [args...]    run a job; `{PROG} <job> [args...]` works too
+  runs [--job JOB] [--agency-id N] [--limit N] [--history URL] [--config PATH] [--json]
+                              recent runs from the run history (stale = died while running)
+  <job> --help                a job's own options
+
+exit codes: 0 ok, 1 failed, 2 usage or configuration error, 75 temporary failure (retry)
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch argv (default sys.argv[1:]); return the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        sys.stderr.write(USAGE)
+        return ExitCode.USAGE
+    command, rest = args[0], args[1:]
+    if command in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return ExitCode.OK
+    if command == "list":
+        return _list()
+    if command == "runs":
+        return _runs(rest)
+    if command == "run":
+        if not rest or rest[0].startswith("-"):
+            return _error(f"usage: {PROG} run <job> [--] [args...]", ExitCode.USAGE)
+        command, rest = rest[0], rest[1:]
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+    elif command.startswith("-"):
+        return _error(f"unknown option {command!r}; see {PROG} --help", ExitCode.USAGE)
+    return _run(command, rest)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _list() -> int:
+    found = registry.discover()
+    width = max((len(job.name) for job in found.jobs), default=0)
+    for job in found.jobs:
+        print(f"{job.name:<{width}}  {job.description}")
+    for problem in found.problems:
+        print(f"{PROG}: broken job module: {problem}", file=sys.stderr)
+    return ExitCode.FAILED if found.problems else ExitCode.OK
+
+
+def _run(name: str, argv: list[str]) -> int:
+    try:
+        job = registry.load(name)
+    except EtlError as exc:  # UnknownJob -> 2, JobDefinitionError -> 1
+        return _error(str(exc), exc.exit_code)
+    try:
+        return int(job.entrypoint(argv))
+    except SystemExit as exc:  # argparse: --help (0) or a bad flag (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+
+
+def _runs_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} runs", description="Recent runs, newest first.")
+    parser.add_argument("--job", help="only this job")
+    parser.add_argument("--agency-id", dest="agency_id", type=int, help="only this agency")
+    parser.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    parser.add_argument("--history", dest="history_url", metavar="URL", help="run history URL")
+    parser.add_argument("--config", dest="config_path", metavar="PATH", help="TOML settings")
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    return parser
+
+
+def _runs(argv: list[str]) -> int:
+    try:
+        args = _runs_parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    if args.limit < 1:
+        return _error(f"--limit must be >= 1, got {args.limit}", ExitCode.USAGE)
+    try:
+        settings = load_settings(
+            CommonSettings,
+            job="runs",
+            flags={"history_url": args.history_url},
+            env=os.environ,
+            config_path=args.config_path,
+        )
+    except ConfigError as exc:
+        return _error(str(exc), ExitCode.USAGE)
+    try:
+        runs = asyncio.run(_fetch(settings.history_url, args.job, args.agency_id, args.limit))
+    except EtlError as exc:
+        return _error(str(exc), exc.exit_code)
+    stale_after = dt.timedelta(seconds=settings.stale_after_seconds)
+    now = clock.now()
+    if args.json:
+        print(json.dumps([_as_json(run, now, stale_after) for run in runs], indent=2))
+    elif runs:
+        print(_table(runs, now, stale_after))
+    else:
+        print("no runs recorded", file=sys.stderr)
+    return ExitCode.OK
+
+
+async def _fetch(url: str, job: str | None, agency_id: int | None, limit: int) -> list[RunRecord]:
+    from etl_core.adapters.run_histories import history_may_exist, open_run_history
+
+    if not history_may_exist(url):  # reading must not create an empty database
+        return []
+    async with open_run_history(url) as history:
+        return await history.list_runs(job=job, agency_id=agency_id, limit=limit)
+
+
+def _as_json(run: RunRecord, now: dt.datetime, stale_after: dt.timedelta) -> dict[str, object]:
+    data: dict[str, object] = serde.unstructure(run)
+    data["effective_status"] = run.effective_status(now, stale_after).value
+    data["duration_s"] = run.duration.total_seconds() if run.duration is not None else None
+    return data
+
+
+_COLUMNS = ("RUN_ID", "JOB", "AGENCY", "STATUS", "STARTED (UTC)", "DURATION",
+            "IN", "OUT", "DUP", "DEAD", "BYTES_IN", "BYTES_OUT", "ERROR")  # fmt: skip
+_RIGHT = frozenset({"AGENCY", "DURATION", "IN", "OUT", "DUP", "DEAD", "BYTES_IN", "BYTES_OUT"})
+
+
+def _table(runs: list[RunRecord], now: dt.datetime, stale_after: dt.timedelta) -> str:
+    rows = [_row(run, now, stale_after) for run in runs]
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(_COLUMNS)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        padded = (
+            cell.rjust(width) if column in _RIGHT else cell.ljust(width)
+            for column, cell, width in zip(_COLUMNS, cells, widths, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(_COLUMNS), *(line(row) for row in rows)])
+
+
+def _row(run: RunRecord, now: dt.datetime, stale_after: dt.timedelta) -> tuple[str, ...]:
+    counts = run.counts
+    error = " ".join((run.error or "").split())
+    return (
+        run.run_id,
+        run.job,
+        "" if run.agency_id is None else str(run.agency_id),
+        run.effective_status(now, stale_after).value,
+        run.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        _duration(run.duration),
+        f"{counts.rows_in:,}",
+        f"{counts.rows_out:,}",
+        f"{counts.rows_duplicate:,}",
+        f"{counts.rows_dead_letter:,}",
+        _bytes(counts.bytes_in),
+        _bytes(counts.bytes_out),
+        error if len(error) <= 60 else error[:57] + "...",
+    )
+
+
+def _duration(value: dt.timedelta | None) -> str:
+    if value is None:
+        return "-"
+    seconds = value.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{value} B"  # not reached
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
