@@ -1,0 +1,309 @@
+"""`data-pipeline k8s render`: Kubernetes batch/v1 Jobs for one job over many agencies.
+
+Two shapes (`--mode`):
+- `jobs`: one Job per agency; the container gets `--agency-id <id>` in its args.
+- `indexed`: one Indexed Job (`completionMode: Indexed`, `completions` = number of agencies).
+  Every pod gets the same args and the env var `ETL_AGENCY_IDS=<id0>,<id1>,...`; Kubernetes sets
+  `JOB_COMPLETION_INDEX` in each pod and the job settings resolve the agency as
+  `ETL_AGENCY_IDS[JOB_COMPLETION_INDEX]` (so no ConfigMap and no shell are needed).
+
+The image's ENTRYPOINT is the job, so only `args` are set (`--umbrella`: the image is the
+`data-pipeline` PEX and the job name is the first arg). Exit codes and the pod failure policy:
+
+| exit | meaning (ARCHITECTURE.md)     | jobs mode      | indexed mode    |
+| ---- | ----------------------------- | -------------- | --------------- |
+| 0    | success                       | -              | -               |
+| 1    | failed (data, bug, invariant) | FailJob        | FailIndex       |
+| 2    | usage/configuration error     | FailJob        | FailJob         |
+| 75   | temporary: retry later        | Count          | Count           |
+| else | OOMKilled (137), signals ...  | Count          | Count           |
+| -    | pod disruption (drain, evict) | Ignore         | Ignore          |
+
+Exit 1 is deterministic for a given input, so retrying it only repeats the failure; in an
+Indexed Job it fails just that agency's index. Exit 2 means the shared configuration is wrong, so
+every index would fail the same way: stop the whole Job at once. Exit 75 (lease held by another
+run, throttling) counts against `backoffLimit` (jobs) or `backoffLimitPerIndex` (indexed), so the
+retries are bounded and spaced by the Job controller's exponential back-off (10 s, 20 s, ... 6 min).
+Disruptions are not the job's fault and do not use up retries.
+
+run_id: `--run-id` names the rollout. It labels every Job and pod (`etl-platform/run-id`) and is
+passed to each container as `ETL_PARENT_RUN_ID`; each attempt generates its own run_id, because
+the run history keys runs by run_id and a retried or sibling pod must not collide with it.
+
+Cloud credentials: the pods run as `--service-account`; on EKS annotate that ServiceAccount with
+`eks.amazonaws.com/role-arn: arn:aws:iam::<account>:role/<role>` (IRSA) and the AWS SDK picks up
+the injected web-identity token. Manifests never carry secrets: `[env]` in the values file
+rejects secret-looking names and URLs with passwords; use `[secret_env]` (secretKeyRef) for those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tomllib
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from etl_core.clock import new_run_id
+from etl_core.errors import ExitCode
+
+from jobs._k8s_manifests import (
+    MAX_NAME,
+    RESERVED_ENV,
+    RenderError,
+    Resources,
+    Spec,
+    dump,
+    is_dns_label,
+    is_dns_subdomain,
+    render,
+    slug,
+)
+
+_JOB = re.compile(r"^[a-z][a-z0-9_]*$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_ENV_NAME = re.compile(r"^(ETL|OTEL)_[A-Z0-9_]+$")
+_SECRETISH = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY$|HEADERS")
+_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]*:[^/@]+@", re.IGNORECASE)
+
+_VALUE_KEYS = {
+    "image": str, "namespace": str, "service_account": str, "mode": str, "parallelism": int,
+    "backoff_limit": int, "max_failed_indexes": int, "ttl_seconds_after_finished": int,
+    "active_deadline_seconds": int, "name_prefix": str, "umbrella": bool, "args": list,
+    "resources": dict, "env": dict, "secret_env": dict, "labels": dict,
+}  # fmt: skip
+_RESOURCE_KEYS = ("cpu", "memory", "cpu_limit", "memory_limit", "tmp_size")
+
+
+def load_values(path: Path) -> dict[str, Any]:
+    """Read and type-check a values TOML file; errors name the file and the key."""
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RenderError(f"{path}: cannot read values: {exc}") from None
+    for key, value in values.items():
+        expected = _VALUE_KEYS.get(key)
+        if expected is None:
+            raise RenderError(f"{path} @ $.{key}: unknown key (known: {', '.join(_VALUE_KEYS)})")
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise RenderError(f"{path} @ $.{key}: expected {expected.__name__}, got {value!r}")
+    for key in values.get("resources", {}):
+        if key not in _RESOURCE_KEYS:
+            raise RenderError(f"{path} @ $.resources.{key}: unknown key")
+    return values
+
+
+def _env_values(values: Mapping[str, Any], where: str) -> dict[str, str]:
+    env = {}
+    for name, value in values.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if not _ENV_NAME.match(name):
+            raise RenderError(f"{where}.{name}: only ETL_* and OTEL_* variables are passed")
+        if name in RESERVED_ENV:
+            raise RenderError(f"{where}.{name}: set by the renderer, not the values file")
+        if _SECRETISH.search(name.removeprefix("ETL_").removeprefix("OTEL_")):
+            raise RenderError(f"{where}.{name}: looks like a secret; use [secret_env] instead")
+        if _URL_PASSWORD.match(text):
+            raise RenderError(f"{where}.{name}: URL carries a password; use [secret_env] instead")
+        env[name] = text
+    return env
+
+
+def _secret_env(values: Mapping[str, Any], where: str) -> dict[str, tuple[str, str]]:
+    refs = {}
+    for name, ref in values.items():
+        secret, _, key = str(ref).partition("/")
+        if not _ENV_NAME.match(name) or name in RESERVED_ENV:
+            raise RenderError(f"{where}.{name}: only non-reserved ETL_*/OTEL_* variables")
+        if not is_dns_subdomain(secret) or not key:
+            raise RenderError(f"{where}.{name}: expected '<secret-name>/<key>', got {ref!r}")
+        refs[name] = (secret, key)
+    return refs
+
+
+def parse_agencies(text: str, where: str) -> tuple[int, ...]:
+    """Agency ids separated by commas, whitespace or newlines; '#' starts a comment."""
+    tokens = re.split(r"[,\s]+", re.sub(r"#[^\n]*", "", text).strip())
+    ids = []
+    for token in filter(None, tokens):
+        if not token.isdigit():
+            raise RenderError(f"{where}: agency id {token!r} is not a non-negative integer")
+        ids.append(int(token))
+    if not ids:
+        raise RenderError(f"{where}: no agency ids")
+    duplicates = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+    if duplicates:
+        raise RenderError(f"{where}: duplicate agency ids {duplicates}")
+    return tuple(ids)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="data-pipeline k8s render",
+        description="Render Kubernetes Jobs running <job> for agencies (see the module docstring).",
+        epilog="Arguments after `--` are appended to the job's own args.",
+    )
+    add = parser.add_argument
+    add("job", help="job name, e.g. bronze_to_silver")
+    add("--image", help="image reference with a tag or digest (or `image` in the values file)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--agencies", help="comma-separated agency ids, e.g. 1,2,3")
+    source.add_argument("--agencies-file", type=Path, help="file of agency ids ('-' for stdin)")
+    add("--mode", choices=("jobs", "indexed"), help="default: jobs for one agency, else indexed")
+    add("--parallelism", type=int, help="pods at once (indexed mode; default 10)")
+    add("--values", type=Path, help="TOML: env/secret_env/resources/labels and flag defaults")
+    add("--namespace", help="default: default")
+    add("--service-account", help="ServiceAccount (IRSA role annotation lives there)")
+    add("--run-id", help="rollout id (default: a new UUIDv7)")
+    add("--backoff-limit", type=int, help="retries per Job (jobs) or per index (indexed); def. 3")
+    add("--max-failed-indexes", type=int, help="indexed: fail the Job past this (default 10%%)")
+    add("--ttl-seconds", type=int, help="ttlSecondsAfterFinished (default 86400)")
+    add("--active-deadline-seconds", type=int, help="hard time limit per Job")
+    add("--cpu", help="CPU request (default 500m)")
+    add("--cpu-limit", help="CPU limit (default none)")
+    add("--memory", help="memory request (default 1Gi)")
+    add("--memory-limit", help="memory limit (default: the request)")
+    add("--tmp-size", help="size of the /tmp emptyDir (default 2Gi)")
+    add("--name-prefix", help="prefix of Job names (default etl)")
+    add("--umbrella", action="store_true", default=None, help="image runs data-pipeline <job>")
+    add("--out", default="-", help="directory to write <name>.yaml files into, or - for stdout")
+    return parser
+
+
+def _pick(flag: Any, values: Mapping[str, Any], key: str, default: Any) -> Any:
+    if flag is not None:
+        return flag
+    return values.get(key, default)
+
+
+def _check_positive(name: str, value: int | None, *, zero_ok: bool = False) -> None:
+    if value is not None and (value < 0 or (value == 0 and not zero_ok)):
+        raise RenderError(f"{name}: must be {'>= 0' if zero_ok else '> 0'}, got {value}")
+
+
+def build_spec(args: argparse.Namespace, extra_args: Sequence[str]) -> Spec:
+    """Merge flags over the values file over defaults, and validate the result."""
+    values = load_values(args.values) if args.values else {}
+    where = str(args.values) if args.values else "values"
+    if not _JOB.match(args.job):
+        raise RenderError(f"job {args.job!r}: expected a job module name like bronze_to_silver")
+    if args.agencies is not None:
+        agencies = parse_agencies(args.agencies, "--agencies")
+    else:
+        path = args.agencies_file
+        try:
+            text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RenderError(f"--agencies-file {path}: {exc.strerror}") from None
+        agencies = parse_agencies(text, str(path))
+    image = _pick(args.image, values, "image", None)
+    if not image:
+        raise RenderError("--image is required (or `image` in the values file)")
+    if not re.search(r"(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$", image.rsplit("/", 1)[-1]):
+        raise RenderError(f"--image {image!r}: pin a tag or a digest")
+    mode = _pick(args.mode, values, "mode", "jobs" if len(agencies) == 1 else "indexed")
+    if mode not in ("jobs", "indexed"):
+        raise RenderError(f"{where} @ $.mode: expected jobs or indexed, got {mode!r}")
+    parallelism = _pick(args.parallelism, values, "parallelism", None)
+    if mode == "jobs" and args.parallelism is not None:
+        raise RenderError("--parallelism applies to --mode indexed only (one pod per Job)")
+    run_id = args.run_id or new_run_id()
+    if len(run_id) > MAX_NAME or not _LABEL_VALUE.match(run_id):
+        raise RenderError(f"--run-id {run_id!r}: must be a label value ([A-Za-z0-9._-], <= 63)")
+    res_values = values.get("resources", {})
+    resources = Resources(
+        **{
+            key: _pick(getattr(args, key), res_values, key, getattr(Resources(), key))
+            for key in _RESOURCE_KEYS
+        }
+    )
+    for key in _RESOURCE_KEYS:
+        quantity = getattr(resources, key)
+        if quantity is not None and not _QUANTITY.match(str(quantity)):
+            raise RenderError(f"{key.replace('_', '-')} {quantity!r}: not a Kubernetes quantity")
+    labels = {str(k): str(v) for k, v in values.get("labels", {}).items()}
+    for key, value in labels.items():
+        if not _LABEL_VALUE.match(value) or len(value) > MAX_NAME:
+            raise RenderError(f"{where} @ $.labels.{key}: {value!r} is not a label value")
+    spec = Spec(
+        job=args.job,
+        image=image,
+        agencies=agencies,
+        mode=mode,
+        run_id=run_id,
+        namespace=_pick(args.namespace, values, "namespace", "default"),
+        service_account=_pick(args.service_account, values, "service_account", "etl-runner"),
+        parallelism=parallelism,
+        backoff_limit=_pick(args.backoff_limit, values, "backoff_limit", 3),
+        max_failed_indexes=_pick(args.max_failed_indexes, values, "max_failed_indexes", None),
+        ttl_seconds=_pick(args.ttl_seconds, values, "ttl_seconds_after_finished", 86400),
+        active_deadline_seconds=_pick(
+            args.active_deadline_seconds, values, "active_deadline_seconds", None
+        ),
+        name_prefix=_pick(args.name_prefix, values, "name_prefix", "etl"),
+        umbrella=bool(_pick(args.umbrella, values, "umbrella", False)),
+        resources=resources,
+        env=_env_values(values.get("env", {}), f"{where} @ $.env"),
+        secret_env=_secret_env(values.get("secret_env", {}), f"{where} @ $.secret_env"),
+        labels=labels,
+        extra_args=(*map(str, values.get("args", [])), *extra_args),
+    )
+    if not is_dns_label(spec.namespace):
+        raise RenderError(f"namespace {spec.namespace!r}: not a DNS-1123 label")
+    if not is_dns_subdomain(spec.service_account):
+        raise RenderError(f"service account {spec.service_account!r}: not a DNS-1123 subdomain")
+    if not slug(spec.name_prefix):
+        raise RenderError(f"name prefix {spec.name_prefix!r}: no usable characters")
+    _check_positive("parallelism", spec.parallelism)
+    _check_positive("backoff-limit", spec.backoff_limit, zero_ok=True)
+    _check_positive("max-failed-indexes", spec.max_failed_indexes, zero_ok=True)
+    _check_positive("ttl-seconds", spec.ttl_seconds, zero_ok=True)
+    _check_positive("active-deadline-seconds", spec.active_deadline_seconds)
+    return spec
+
+
+def write(manifests: Sequence[Mapping[str, Any]], out: str) -> list[Path]:
+    """Write all manifests to stdout (out == '-') or one <name>.yaml per manifest into out."""
+    if out == "-":
+        sys.stdout.write(dump(manifests))
+        return []
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for manifest in manifests:
+        path = directory / f"{manifest['metadata']['name']}.yaml"
+        path.write_text(dump([manifest]), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def render_main(argv: list[str], *, known_jobs: Collection[str] | None = None) -> int:
+    """`data-pipeline k8s render ...`; returns the exit code (0, or 2 for bad input)."""
+    own, extra = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    )
+    try:
+        args = _parser().parse_args(own)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
+    try:
+        if known_jobs is not None and args.job not in known_jobs:
+            raise RenderError(f"unknown job {args.job!r} (known: {', '.join(sorted(known_jobs))})")
+        spec = build_spec(args, extra)
+        paths = write(render(spec), args.out)
+    except RenderError as exc:
+        print(f"data-pipeline k8s render: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    except OSError as exc:
+        print(f"data-pipeline k8s render: cannot write {args.out}: {exc}", file=sys.stderr)
+        return int(ExitCode.FAILED)
+    for path in paths:
+        print(path)
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    raise SystemExit(render_main(sys.argv[1:]))
