@@ -410,6 +410,9 @@ def _parameters(settings: CommonSettings, extra: Mapping[str, Any] | None) -> di
     for name, value in data.items():
         if name.endswith("_url") and isinstance(value, str):
             data[name] = redact(value)
+    parent = os.environ.get("ETL_PARENT_RUN_ID", "").strip()
+    if parent:  # the rollout that launched this pod (jobs/_k8s_render)
+        data["parent_run_id"] = parent
     data.update(serde.unstructure(dict(extra or {})))
     return data
 

@@ -28,6 +28,11 @@ DEFAULT_STORE_URL = "file://./.etl/store"
 DEFAULT_HISTORY_URL = "sqlite:///./.etl/history.sqlite3"
 LOG_FORMATS = ("auto", "json", "text")
 CONFIG_ENV = "ETL_CONFIG_PATH"
+# Indexed Kubernetes Jobs: pod i runs ETL_AGENCY_IDS[JOB_COMPLETION_INDEX] (jobs/_k8s_render).
+AGENCY_IDS_ENV = "ETL_AGENCY_IDS"
+COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
+# Set by add_common_arguments: argparse cannot require --agency-id when env or TOML may supply it.
+_AGENCY_REQUIRED = "_etl_agency_required"
 
 # Flags whose name is not simply the field name with dashes.
 _FLAG_NAMES = {"store_url": "--store", "history_url": "--history", "config_path": "--config"}
@@ -72,12 +77,18 @@ class CommonSettings:
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, agency_required: bool) -> None:
-    """Add the common flags; unset flags stay None so lower layers show through."""
+    """Add the common flags; unset flags stay None so lower layers show through.
+
+    With agency_required, load_settings insists on an agency from some layer (--agency-id,
+    ETL_AGENCY_ID, the config file, or ETL_AGENCY_IDS + JOB_COMPLETION_INDEX in an Indexed Job).
+    """
     group = parser.add_argument_group("common options")
+    required = " (required; or ETL_AGENCY_ID / config)" if agency_required else ""
     group.add_argument(
-        "--agency-id", dest="agency_id", type=int, required=agency_required, default=None,
-        help="agency to process" + (" (required)" if agency_required else ""),
+        "--agency-id", dest="agency_id", type=int, default=None, metavar="N",
+        help=f"agency to process{required}",
     )  # fmt: skip
+    parser.set_defaults(**{_AGENCY_REQUIRED: agency_required})
     group.add_argument("--run-id", dest="run_id", default=None, help="default: a new UUIDv7")
     group.add_argument(
         "--dry-run", dest="dry_run", action="store_true", default=None,
@@ -117,6 +128,8 @@ def load_settings(
     path = config_path if config_path is not None else (env.get(CONFIG_ENV) or None)
     layers: dict[str, _Value] = {}
     layers.update(_from_env(fields, env))
+    if "agency_id" in fields and "agency_id" not in layers:
+        layers.update(_indexed_agency(env))
     if path is not None:
         layers.update(_from_toml(fields, path, job))
     layers.update(_from_flags(fields, flags))
@@ -134,6 +147,11 @@ def load_settings(
     if errors:
         raise ConfigError("; ".join(errors))
     settings = cls(**values)
+    if flags.get(_AGENCY_REQUIRED) and settings.agency_id is None:
+        raise ConfigError(
+            f"{job}: an agency is required: pass --agency-id N (or set ETL_AGENCY_ID, agency_id "
+            f"in the config file, or {AGENCY_IDS_ENV} with {COMPLETION_INDEX_ENV})"
+        )
     problems = [
         f"{layers[name].origin if name in layers else name}: {problem}"
         for name, problem in settings.problems()
@@ -166,6 +184,26 @@ def _from_env(
         raw = env.get(variable, "").strip()
         if raw:
             yield name, _Value(raw, "environment", variable)
+
+
+def _indexed_agency(env: Mapping[str, str]) -> Iterator[tuple[str, _Value]]:
+    ids_text = env.get(AGENCY_IDS_ENV, "").strip()
+    if not ids_text:
+        return
+    where = f"{AGENCY_IDS_ENV}[{COMPLETION_INDEX_ENV}]"
+    ids = [item.strip() for item in ids_text.split(",")]
+    index_text = env.get(COMPLETION_INDEX_ENV, "").strip()
+    if not index_text.isdigit():
+        raise ConfigError(
+            f"environment @ {where}: {AGENCY_IDS_ENV} is set but {COMPLETION_INDEX_ENV} is "
+            f"{index_text or 'unset'!r}, not an index"
+        )
+    index = int(index_text)
+    if index >= len(ids):
+        raise ConfigError(
+            f"environment @ {where}: index {index} is out of range for {len(ids)} agency ids"
+        )
+    yield "agency_id", _Value(ids[index], "environment", where)
 
 
 def _from_flags(

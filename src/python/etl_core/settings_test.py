@@ -102,9 +102,44 @@ def test_flags_map_to_fields() -> None:
 
 
 def test_agency_id_can_be_required() -> None:
-    with pytest.raises(SystemExit) as info:
-        _parser(agency_required=True).parse_args([])
-    assert info.value.code == 2
+    args = _parser(agency_required=True).parse_args([])
+    with pytest.raises(ConfigError, match="an agency is required: pass --agency-id"):
+        settings_from_args(CommonSettings, args, job="j", env={})
+
+
+def test_a_required_agency_may_come_from_the_environment() -> None:
+    args = _parser(agency_required=True).parse_args([])
+    settings = settings_from_args(CommonSettings, args, job="j", env={"ETL_AGENCY_ID": "12"})
+    assert settings.agency_id == 12
+
+
+def test_indexed_job_picks_its_agency_by_completion_index() -> None:
+    args = _parser(agency_required=True).parse_args([])
+    env = {"ETL_AGENCY_IDS": "3, 5,7", "JOB_COMPLETION_INDEX": "1"}
+    assert settings_from_args(CommonSettings, args, job="j", env=env).agency_id == 5
+
+
+def test_agency_flag_beats_the_indexed_environment() -> None:
+    args = _parser(agency_required=True).parse_args(["--agency-id", "9"])
+    env = {"ETL_AGENCY_IDS": "3,5", "JOB_COMPLETION_INDEX": "1"}
+    assert settings_from_args(CommonSettings, args, job="j", env=env).agency_id == 9
+
+
+@pytest.mark.parametrize(
+    ("index", "problem"), [("", "not an index"), ("2", "index 2 is out of range for 2 agency ids")]
+)
+def test_bad_completion_index_is_a_config_error(index: str, problem: str) -> None:
+    env = {"ETL_AGENCY_IDS": "3,5", "JOB_COMPLETION_INDEX": index}
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(CommonSettings, job="j", flags={}, env=env, config_path=None)
+
+
+def test_bad_agency_id_in_the_list_names_the_variables() -> None:
+    env = {"ETL_AGENCY_IDS": "3,x", "JOB_COMPLETION_INDEX": "1"}
+    with pytest.raises(
+        ConfigError, match=r"environment @ ETL_AGENCY_IDS\[JOB_COMPLETION_INDEX\]: expected an int"
+    ):
+        load_settings(CommonSettings, job="j", flags={}, env=env, config_path=None)
 
 
 def test_config_path_falls_back_to_the_environment(tmp_path: Path) -> None:

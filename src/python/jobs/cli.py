@@ -24,6 +24,7 @@ commands:
   run <job> [--] [args...]    run a job; `{PROG} <job> [args...]` works too
   runs [--job JOB] [--agency-id N] [--limit N] [--history URL] [--config PATH] [--json]
                               recent runs from the run history (stale = died while running)
+  k8s render [args...]        Kubernetes Job manifests for a job over many agencies
   <job> --help                a job's own options
 
 exit codes: 0 ok, 1 failed, 2 usage or configuration error, 75 temporary failure (retry)
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list()
     if command == "runs":
         return _runs(rest)
+    if command == "k8s":
+        return _k8s(rest)
     if command == "run":
         if not rest or rest[0].startswith("-"):
             return _error(f"usage: {PROG} run <job> [--] [args...]", ExitCode.USAGE)
@@ -79,6 +82,14 @@ def _run(name: str, argv: list[str]) -> int:
         return int(job.entrypoint(argv))
     except SystemExit as exc:  # argparse: --help (0) or a bad flag (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+
+
+def _k8s(argv: list[str]) -> int:
+    if argv[:1] != ["render"]:
+        return _error(f"usage: {PROG} k8s render [args...] (see {PROG} k8s render --help)", 2)
+    from jobs._k8s_render import render_main
+
+    return render_main(argv[1:], known_jobs=registry.job_names())
 
 
 def _runs_parser() -> argparse.ArgumentParser:
