@@ -48,7 +48,9 @@ def rules(job: dict[str, Any]) -> dict[int, str]:
     }
 
 
-def test_one_agency_renders_one_plain_job_that_passes_the_agency_as_an_arg(capsys):
+def test_one_agency_renders_one_plain_job_that_passes_the_agency_as_an_arg(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     [job] = run(capsys, "--agencies", "10")
 
     assert job["kind"] == "Job"
@@ -62,7 +64,9 @@ def test_one_agency_renders_one_plain_job_that_passes_the_agency_as_an_arg(capsy
     assert job["metadata"]["labels"]["etl-platform/agency-id"] == "10"
 
 
-def test_many_agencies_render_one_indexed_job_with_the_ids_in_env(capsys):
+def test_many_agencies_render_one_indexed_job_with_the_ids_in_env(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     [job] = run(capsys, "--agencies", "30,10,20", "--parallelism", "2")
     spec = job["spec"]
 
@@ -76,7 +80,9 @@ def test_many_agencies_render_one_indexed_job_with_the_ids_in_env(capsys):
     assert container(job)["args"] == []
 
 
-def test_jobs_mode_renders_one_job_per_agency_with_distinct_valid_names(capsys):
+def test_jobs_mode_renders_one_job_per_agency_with_distinct_valid_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     jobs = run(capsys, "--agencies", "1,2,3", "--mode", "jobs")
 
     names = [j["metadata"]["name"] for j in jobs]
@@ -85,7 +91,7 @@ def test_jobs_mode_renders_one_job_per_agency_with_distinct_valid_names(capsys):
     assert [container(j)["args"] for j in jobs] == [["--agency-id", str(i)] for i in (1, 2, 3)]
 
 
-def test_exit_codes_map_to_pod_failure_actions_per_mode(capsys):
+def test_exit_codes_map_to_pod_failure_actions_per_mode(capsys: pytest.CaptureFixture[str]) -> None:
     [plain] = run(capsys, "--agencies", "1")
     [indexed] = run(capsys, "--agencies", "1,2")
 
@@ -96,7 +102,7 @@ def test_exit_codes_map_to_pod_failure_actions_per_mode(capsys):
     assert disruption["onPodConditions"] == [{"type": "DisruptionTarget", "status": "True"}]
 
 
-def test_pod_is_locked_down_and_has_a_writable_tmp(capsys):
+def test_pod_is_locked_down_and_has_a_writable_tmp(capsys: pytest.CaptureFixture[str]) -> None:
     [job] = run(capsys, "--agencies", "1")
     pod = job["spec"]["template"]["spec"]
     security = container(job)["securityContext"]
@@ -112,13 +118,17 @@ def test_pod_is_locked_down_and_has_a_writable_tmp(capsys):
     assert job["spec"]["ttlSecondsAfterFinished"] == 86400
 
 
-def test_umbrella_image_gets_the_job_name_first_and_extra_args_last(capsys):
+def test_umbrella_image_gets_the_job_name_first_and_extra_args_last(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     [job] = run(capsys, "--agencies", "7", "--umbrella", "--", "--dry-run")
 
     assert container(job)["args"] == ["bronze_to_silver", "--agency-id", "7", "--dry-run"]
 
 
-def test_values_file_supplies_env_resources_labels_and_flags_win(capsys, tmp_path):
+def test_values_file_supplies_env_resources_labels_and_flags_win(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     values = tmp_path / "values.toml"
     values.write_text(
         """
@@ -164,7 +174,9 @@ team = "data"
         ('OTEL_EXPORTER_OTLP_HEADERS = "api-key=abc"', "looks like a secret"),
     ],
 )
-def test_values_env_refuses_secrets_and_foreign_variables(capsys, tmp_path, line, message):
+def test_values_env_refuses_secrets_and_foreign_variables(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, message: str
+) -> None:
     values = tmp_path / "values.toml"
     values.write_text(f"[env]\n{line}\n")
 
@@ -187,25 +199,31 @@ def test_values_env_refuses_secrets_and_foreign_variables(capsys, tmp_path, line
         (["--agencies", "1"], "--image is required"),
     ],
 )
-def test_bad_input_is_a_usage_error_naming_the_input(capsys, argv, message):
+def test_bad_input_is_a_usage_error_naming_the_input(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     err = fails(capsys, "bronze_to_silver", *argv)
 
     assert message in err
 
 
-def test_unknown_job_is_refused_when_the_registry_is_given(capsys):
+def test_unknown_job_is_refused_when_the_registry_is_given(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code = render_main(["nope", "--image", IMAGE, "--agencies", "1"], known_jobs={"generate"})
 
     assert code == 2
     assert "unknown job 'nope'" in capsys.readouterr().err
 
 
-def test_help_exits_0_and_a_bad_flag_exits_2(capsys):
+def test_help_exits_0_and_a_bad_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert render_main(["--help"]) == 0
     assert render_main(["bronze_to_silver", "--bogus"]) == 2
 
 
-def test_agencies_file_accepts_lines_commas_and_comments(capsys, tmp_path):
+def test_agencies_file_accepts_lines_commas_and_comments(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     path = tmp_path / "agencies.txt"
     path.write_text("# pilot agencies\n10\n20, 30  # late joiners\n\n")
 
@@ -214,7 +232,7 @@ def test_agencies_file_accepts_lines_commas_and_comments(capsys, tmp_path):
     assert env(job)["ETL_AGENCY_IDS"] == "10,20,30"
 
 
-def test_long_names_are_cut_to_a_dns_label_keeping_the_run_hash():
+def test_long_names_are_cut_to_a_dns_label_keeping_the_run_hash() -> None:
     name = resource_name("etl", "a_very_long_job_name_" * 5, "a123456", unique=RUN_ID)
 
     assert len(name) == MAX_NAME
@@ -223,13 +241,17 @@ def test_long_names_are_cut_to_a_dns_label_keeping_the_run_hash():
     assert name != resource_name("etl", "a_very_long_job_name_" * 5, "a123456", unique="other")
 
 
-def test_indexed_job_name_leaves_room_for_the_pod_hostname_suffix(capsys):
+def test_indexed_job_name_leaves_room_for_the_pod_hostname_suffix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     [job] = run(capsys, "--agencies", ",".join(map(str, range(500))), "--name-prefix", "x" * 80)
 
     assert len(f"{job['metadata']['name']}-499") <= MAX_NAME
 
 
-def test_same_input_renders_the_same_bytes_and_out_dir_gets_one_file_per_job(capsys, tmp_path):
+def test_same_input_renders_the_same_bytes_and_out_dir_gets_one_file_per_job(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     argv = ["bronze_to_silver", "--image", IMAGE, "--run-id", RUN_ID, "--agencies", "1,2"]
     assert render_main([*argv, "--mode", "jobs", "--out", str(tmp_path / "a")]) == 0
     assert render_main([*argv, "--mode", "jobs", "--out", str(tmp_path / "b")]) == 0
@@ -241,7 +263,7 @@ def test_same_input_renders_the_same_bytes_and_out_dir_gets_one_file_per_job(cap
     assert all(Path(line).exists() for line in capsys.readouterr().out.split())
 
 
-def test_without_run_id_a_fresh_one_labels_the_rollout(capsys):
+def test_without_run_id_a_fresh_one_labels_the_rollout(capsys: pytest.CaptureFixture[str]) -> None:
     code = render_main(["bronze_to_silver", "--image", IMAGE, "--agencies", "1"])
     [job] = list(yaml.safe_load_all(capsys.readouterr().out))
 
