@@ -220,11 +220,12 @@ def _write_temp(directory: Path, body: bytes, durable: bool) -> Path:
 
 
 def _store_etag(fd: int, body: bytes) -> None:
-    if not hasattr(os, "setxattr"):
-        return
-    st = os.fstat(fd)
-    digest = hashlib.md5(body, usedforsecurity=False).hexdigest()
-    # Unsupported xattrs (some container filesystems) only cost a hash on head()/list().
+    if hasattr(os, "setxattr"):
+        _cache_etag(fd, os.fstat(fd), hashlib.md5(body, usedforsecurity=False).hexdigest())
+
+
+def _cache_etag(fd: int, st: os.stat_result, digest: str) -> None:
+    # Without xattrs (some container filesystems, read-only files) head()/list() hash instead.
     with contextlib.suppress(OSError):
         os.setxattr(fd, ETAG_XATTR, f"{digest}:{st.st_size}:{st.st_mtime_ns}".encode())
 
@@ -276,6 +277,10 @@ def _etag(fd: int, st: os.stat_result) -> str:
     md5 = hashlib.md5(usedforsecurity=False)
     while chunk := os.read(fd, _HASH_CHUNK):
         md5.update(chunk)
+    # Remember it for files other tools wrote. If the file changes while being hashed, its mtime
+    # moves on and this value is ignored next time, so a stale digest is never trusted.
+    if hasattr(os, "setxattr"):
+        _cache_etag(fd, st, md5.hexdigest())
     return md5.hexdigest()
 
 

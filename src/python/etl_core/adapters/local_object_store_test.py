@@ -148,6 +148,19 @@ async def test_etag_of_a_file_written_by_another_tool_is_computed(
 
 
 @pytest.mark.skipif(not hasattr(os, "getxattr"), reason="needs Linux xattrs")
+async def test_computed_etag_is_cached_for_the_next_listing(store: LocalObjectStore) -> None:
+    path = store.root / "copied.ndjson"
+    path.write_bytes(b"from cp")
+    await store.head("copied.ndjson")
+    try:
+        cached = os.getxattr(path, ETAG_XATTR).decode()
+    except OSError:
+        pytest.skip("filesystem without user xattrs")
+    st = path.stat()
+    assert cached == f"{hashlib.md5(b'from cp').hexdigest()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+@pytest.mark.skipif(not hasattr(os, "getxattr"), reason="needs Linux xattrs")
 async def test_cached_etag_is_ignored_once_the_file_was_edited_in_place(
     store: LocalObjectStore,
 ) -> None:

@@ -45,5 +45,11 @@ class TestFakeLeases(LeaseContract):
 
 class TestSqliteLeases(LeaseContract):
     @pytest.fixture()
-    def leases(self, sqlite_history: SqliteRunHistory) -> LeaseStore:
-        return sqlite_history
+    async def leases(self, tmp_path: Path) -> AsyncIterator[LeaseStore]:
+        async with open_sqlite_run_history(tmp_path / "h.sqlite3", clock=FakeClock()) as history:
+            yield history
+
+    async def expire(self, leases: LeaseStore) -> None:
+        assert isinstance(leases, SqliteRunHistory)
+        assert isinstance(leases.clock, FakeClock)
+        leases.clock.advance(self.short_ttl * 2)

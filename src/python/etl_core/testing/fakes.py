@@ -54,20 +54,23 @@ class FakeObjectStore:
     objects: dict[str, bytes] = attrs.field(factory=dict)
     fail_on: dict[str, BaseException] = attrs.field(factory=dict)
 
-    async def get(self, key: str) -> bytes:
-        """Whole object. Raises ObjectNotFound."""
-        _check_failure(self.fail_on, "get")
+    def _body(self, operation: str, key: str) -> bytes:
+        _check_failure(self.fail_on, operation)
         key_segments(key)
         try:
             return self.objects[key]
         except KeyError:
             raise ObjectNotFound(key) from None
 
+    async def get(self, key: str) -> bytes:
+        """Whole object. Raises ObjectNotFound."""
+        return self._body("get", key)
+
     async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
         """Object body in chunks. Raises ObjectNotFound on first iteration."""
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        body = await self.get(key)
+        body = self._body("stream", key)
         for start in range(0, len(body), chunk_size):
             yield body[start : start + chunk_size]
 
@@ -88,8 +91,7 @@ class FakeObjectStore:
 
     async def head(self, key: str) -> ObjectInfo:
         """Size and md5 etag of key. Raises ObjectNotFound."""
-        body = await self.get(key)
-        return _info(key, body)
+        return _info(key, self._body("head", key))
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Every object whose key starts with prefix, in key order."""
@@ -156,7 +158,9 @@ class FakeRunHistory:
         self._enter("start_run")
         if run.status is RunStatus.STALE:
             raise ValueError(f"run {run.run_id}: STALE is derived at read time, never stored")
-        _aware(run.started_at, "started_at")
+        for name in ("started_at", "heartbeat_at", "finished_at"):
+            if getattr(run, name) is not None:
+                _aware(getattr(run, name), name)
         if run.run_id in self.runs:
             raise RunAlreadyExists(run.run_id)
         self.runs[run.run_id] = attrs.evolve(run, parameters=_json_round_trip(run))
@@ -193,9 +197,8 @@ class FakeRunHistory:
         """Upsert the ledger row for (run_id, partition). Raises RunNotFound."""
         self._enter("record_partition")
         self._run(partition.run_id)
-        if partition.recorded_at is None:
-            partition = attrs.evolve(partition, recorded_at=self.clock())
-        row = attrs.evolve(partition, artifacts=tuple(partition.artifacts))
+        recorded_at = _aware(partition.recorded_at or self.clock(), "recorded_at")
+        row = attrs.evolve(partition, recorded_at=recorded_at, artifacts=tuple(partition.artifacts))
         for index, existing in enumerate(self.ledger):
             if (existing.run_id, existing.partition) == (row.run_id, row.partition):
                 self.ledger[index] = row

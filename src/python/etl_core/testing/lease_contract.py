@@ -32,6 +32,9 @@ class LeaseContract:
         """Let a lease taken with short_ttl expire; override to advance a fake clock instead."""
         await asyncio.sleep(self.short_ttl.total_seconds() * 1.5 + 0.05)
 
+    async def test_implements_the_port(self, leases: LeaseStore) -> None:
+        assert isinstance(leases, LeaseStore)
+
     async def test_free_lease_is_acquired(self, leases: LeaseStore, name: str) -> None:
         assert await leases.acquire(name, "run-a", LONG) is True
 

@@ -47,6 +47,9 @@ class ObjectStoreContract:
         """A key prefix unique to this test."""
         return f"contract-{uuid.uuid4().hex}/"
 
+    async def test_implements_the_port(self, store: ObjectStore) -> None:
+        assert isinstance(store, ObjectStore)
+
     async def test_put_then_get_returns_the_same_bytes(self, store: ObjectStore, ns: str) -> None:
         await store.put(f"{ns}a.ndjson", b'{"id": 1}\n')
         assert await store.get(f"{ns}a.ndjson") == b'{"id": 1}\n'

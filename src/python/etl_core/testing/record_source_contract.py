@@ -41,6 +41,9 @@ class RecordSourceContract:
     # A checkpoint the source must reject with SourceError; None if every string is valid.
     invalid_checkpoint: str | None = "not-a-checkpoint"
 
+    async def test_implements_the_port(self, seeded: SeededSource) -> None:
+        assert isinstance(seeded.source, RecordSource)
+
     async def test_full_read_returns_every_record_in_order(self, seeded: SeededSource) -> None:
         batches = await _read(seeded)
         assert len(batches) >= 3, "seed enough records for at least three batches"

@@ -45,6 +45,9 @@ class RunHistoryContract:
             **fields,
         )
 
+    async def test_implements_the_port(self, history: RunHistory) -> None:
+        assert isinstance(history, RunHistory)
+
     async def test_started_run_reads_back_equal(self, history: RunHistory, job: str) -> None:
         run = self.new_run(
             job,
