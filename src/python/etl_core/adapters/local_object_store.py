@@ -63,7 +63,9 @@ class LocalObjectStore:
     which fails if the name exists, so it is exclusive across processes too. etag is the md5 hex
     of the content (as S3 reports for single-part uploads), cached in an xattr where supported.
     A key cannot be both an object and a "directory" of other keys ('a' and 'a/b'): that is an
-    ObjectStoreError here, unlike S3. With durable=False nothing is fsynced (tests, scratch).
+    ObjectStoreError here, unlike S3. durable=True fsyncs each file and its directory entry
+    (not newly created parent directories: after a power loss a fresh partition may vanish
+    whole, which re-runs repair, but never appear half-written); durable=False skips fsync.
     """
 
     root: Path = attrs.field(converter=Path)
