@@ -1,0 +1,113 @@
+"""Tests for logging: JSON lines with run context, readable TTY lines, the progress line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from etl_core import logs, telemetry
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def _lines(stream: io.StringIO) -> list[str]:
+    return stream.getvalue().splitlines()
+
+
+def test_json_lines_carry_the_run_context_and_extra_fields() -> None:
+    stream = io.StringIO()
+    logs.configure_logging(job="generate", log_format="auto", stream=stream)
+    attributes = telemetry.run_attributes(run_id="r1", job="generate", agency_id=7)
+    with telemetry.run_scope(attributes):
+        logging.getLogger("jobs.generate").info("wrote %d files", 3, extra={"bytes": 10})
+    [line] = _lines(stream)
+    entry = json.loads(line)
+    assert entry["message"] == "wrote 3 files"
+    assert entry["level"] == "INFO"
+    assert entry["logger"] == "jobs.generate"
+    assert (entry["job"], entry["run_id"], entry["agency_id"]) == ("generate", "r1", 7)
+    assert set(entry) >= {"timestamp", "trace_id", "span_id"}
+    assert entry["timestamp"].endswith("Z")
+    assert entry["bytes"] == 10
+
+
+def test_json_lines_include_the_traceback() -> None:
+    stream = io.StringIO()
+    logs.configure_logging(job="j", log_format="json", stream=stream)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("x").exception("failed")
+    entry = json.loads(_lines(stream)[0])
+    assert "ValueError: boom" in entry["exception"]
+
+
+def test_unserialisable_extras_are_stringified() -> None:
+    stream = io.StringIO()
+    logs.configure_logging(job="j", log_format="json", stream=stream)
+    logging.getLogger("x").info("m", extra={"obj": object()})
+    assert json.loads(_lines(stream)[0])["obj"].startswith("<object object")
+
+
+def test_a_tty_gets_readable_lines() -> None:
+    stream = _Tty()
+    logs.configure_logging(job="j", log_format="auto", stream=stream)
+    logging.getLogger("x").warning("disk %s", "low", extra={"free": "1G"})
+    [line] = _lines(stream)
+    assert not line.startswith("{")
+    assert "WARNING" in line
+    assert line.endswith("disk low  free=1G")
+
+
+def test_json_can_be_forced_on_a_tty() -> None:
+    stream = _Tty()
+    logs.configure_logging(job="j", log_format="json", stream=stream)
+    logging.getLogger("x").info("m")
+    assert json.loads(_lines(stream)[0])["message"] == "m"
+
+
+def test_reconfiguring_replaces_the_previous_handler() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    logs.configure_logging(job="j", log_format="json", stream=first)
+    logs.configure_logging(job="j", log_format="json", stream=second)
+    logging.getLogger("x").info("once")
+    assert (first.getvalue(), len(_lines(second))) == ("", 1)
+
+
+def test_progress_line_is_redrawn_around_log_records_on_a_tty() -> None:
+    stream = _Tty()
+    logs.configure_logging(job="j", log_format="text", stream=stream)
+    logs.show_progress("10/100 files")
+    logging.getLogger("x").info("hello")
+    logs.end_progress()
+    text = stream.getvalue()
+    assert text.startswith("\r\x1b[K10/100 files\r\x1b[K")
+    assert "hello\n\r\x1b[K10/100 files\n" in text
+
+
+def test_progress_is_logged_sparingly_without_a_tty() -> None:
+    stream = io.StringIO()
+    logs.configure_logging(job="j", log_format="json", stream=stream)
+    logs.show_progress("1/3")
+    logs.show_progress("2/3")  # within the interval: not logged
+    logs.end_progress()
+    messages = [json.loads(line)["message"] for line in _lines(stream)]
+    assert messages == ["1/3"]
