@@ -185,7 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", dest="image_version", help="org.opencontainers.image.version")
     parser.add_argument("--label", type=_label, action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--tag", default="latest", help="image tag: the archive's ref name is <job>:<tag>")
+    parser.add_argument(
+        "--tag", default="latest", help="image tag: the archive's ref name is <job>:<tag>"
+    )
     parser.add_argument("--python", default=PYTHON, help=f"interpreter to ship (default {PYTHON})")
     parser.add_argument("--no-compile", action="store_true", help="ship the stdlib without pycs")
     parser.add_argument(
