@@ -10,6 +10,7 @@ import pytest
 from etl_core.adapters.backoff import Backoff
 from etl_core.adapters.s3_object_store import MIB, S3ObjectStore, open_s3_object_store
 from etl_core.errors import ExitCode, ObjectNotFound, ObjectStoreError, TemporaryFailure
+from etl_core.testing.object_store_contract import ObjectStoreContract
 
 from integration.s3_support import Fault, FaultProxy
 
@@ -38,6 +39,17 @@ def puts(request) -> bool:
 
 async def collect(chunks: AsyncIterator[bytes]) -> bytes:
     return b"".join([chunk async for chunk in chunks])
+
+
+class TestS3ObjectStoreContract(ObjectStoreContract):
+    """The shared ObjectStore contract, through the real adapter against moto's S3 endpoint."""
+
+    many_keys = 1001  # moto is slow; still more than one ListObjectsV2 page
+
+    @pytest.fixture()
+    async def store(self, moto_url: str, bucket: str) -> AsyncIterator[S3ObjectStore]:
+        async with open_s3_object_store(bucket, "contract", endpoint_url=moto_url) as opened:
+            yield opened
 
 
 # -- basic behaviour -----------------------------------------------------------------------------
