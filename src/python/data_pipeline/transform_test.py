@@ -1,0 +1,129 @@
+"""Tests of the per-file transform: line handling, gzip, dead letters and the file's dt."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+
+import orjson
+import pytest
+from etl_core.errors import DataError
+
+from data_pipeline import reasons
+from data_pipeline.agencies import Agency
+from data_pipeline.transform import FileResult, transform_file
+
+AGENCIES = {3: Agency(3, "Honolulu Police Department", "HI", "Pacific/Honolulu")}
+KEY = "bronze/agency_id=3/dt=2024-01-09/part-0.ndjson"
+
+
+def _record(record_id: str = "A003-00000001", **changes: object) -> dict[str, object]:
+    record: dict[str, object] = {
+        "record_id": record_id,
+        "agency_id": 3,
+        "record_type": "incident",
+        "occurred_at": "01/09/2024 06:00",
+        "updated_at": "2024-01-09T17:00:00Z",
+        "officer": {"badge": "1", "name": "kai, lee"},
+        "status": "open",
+        "location": {"lat": "21.3", "lon": "-157.8"},
+        "amount": None,
+        "tags": [],
+    }
+    record.update(changes)
+    return record
+
+
+def _body(*lines: object) -> bytes:
+    return b"".join(
+        (line if isinstance(line, bytes) else json.dumps(line).encode()) + b"\n" for line in lines
+    )
+
+
+def test_valid_and_invalid_lines_are_split_and_counted() -> None:
+    body = _body(_record("A1"), b"{not json", _record("A2", status="gone"), _record("A3"))
+
+    result = transform_file(KEY, body, AGENCIES)
+
+    assert (result.rows_in, result.bytes_in) == (4, len(body))
+    assert [row.record_id for row in result.valid_rows] == ["A1", "A3"]
+    assert [row.line_no for row in result.valid_rows] == [1, 4]
+    assert [d.reason for d in result.dead_letters] == [reasons.INVALID_JSON, reasons.BAD_STATUS]
+
+
+def test_blank_lines_are_skipped_and_not_counted() -> None:
+    body = b"\n  \t\r\n" + _body(_record()) + b"\r\n\n"
+
+    result = transform_file(KEY, body, AGENCIES)
+
+    assert result.rows_in == 1
+    assert result.valid_rows[0].line_no == 3
+    assert result.dead_letters == ()
+
+
+def test_other_control_whitespace_is_not_blank() -> None:
+    result = transform_file(KEY, b"\x0c\n", AGENCIES)
+
+    assert result.rows_in == 1
+    assert result.dead_letters[0].reason == reasons.INVALID_JSON
+
+
+def test_crlf_lines_parse() -> None:
+    result = transform_file(KEY, _body(_record()).replace(b"\n", b"\r\n"), AGENCIES)
+
+    assert len(result.valid_rows) == 1
+
+
+def test_dead_letter_keeps_the_raw_line_and_names_source_and_line() -> None:
+    raw = '{"record_id": "A1", "occurred_at": "13/45/2024 25:61", "agency_id": 3}'
+    result = transform_file(KEY, _body(_record("A0"), raw.encode()), AGENCIES)
+
+    (dead,) = result.dead_letters
+    assert dead.reason == reasons.BAD_OCCURRED_AT
+    assert dead.source == "agency_id=3/dt=2024-01-09/part-0.ndjson"
+    assert dead.raw == raw
+    assert dead.detail == (
+        "agency_id=3/dt=2024-01-09/part-0.ndjson:2: bad_occurred_at '13/45/2024 25:61'"
+    )
+
+
+def test_undecodable_bytes_are_replaced_in_the_raw_text() -> None:
+    result = transform_file(KEY, b'{"record_id": "\xff"}\n', AGENCIES)
+
+    assert result.dead_letters[0].reason == reasons.INVALID_JSON
+    assert result.dead_letters[0].raw == '{"record_id": "\ufffd"}'
+
+
+def test_gzip_bodies_are_read_like_plain_ones() -> None:
+    body = _body(_record("A1"), b"{", _record("A2"))
+
+    plain = transform_file(KEY, body, AGENCIES)
+    packed = gzip.compress(body, mtime=0)
+    zipped = transform_file(KEY + ".gz", packed, AGENCIES)
+
+    assert zipped.valid_rows == plain.valid_rows
+    assert zipped.bytes_in == len(packed)
+    assert zipped.source == "agency_id=3/dt=2024-01-09/part-0.ndjson.gz"
+
+
+def test_rows_carry_the_source_files_dt_not_the_record_dates() -> None:
+    key = "bronze/agency_id=3/dt=2024-02-01/part-7.ndjson"
+
+    result = transform_file(key, _body(_record()), AGENCIES)
+
+    assert result.dt == "2024-02-01"
+    assert orjson.loads(result.valid_rows[0].silver)["dt"] == "2024-02-01"
+
+
+def test_key_without_partition_is_a_data_error() -> None:
+    with pytest.raises(DataError, match="bronze/loose.ndjson"):
+        transform_file("bronze/loose.ndjson", _body(_record()), AGENCIES)
+
+
+def test_results_survive_pickling_for_worker_processes() -> None:
+    result = transform_file(KEY, _body(_record(), b"{"), AGENCIES)
+
+    copy = pickle.loads(pickle.dumps(result))
+    assert isinstance(copy, FileResult)
+    assert copy == result
