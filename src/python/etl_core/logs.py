@@ -7,11 +7,22 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from etl_core import telemetry
+from etl_core.errors import ConfigError
+from etl_core.model import Counts
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "end_progress", "show_progress"]
+__all__ = [
+    "JsonFormatter",
+    "TextFormatter",
+    "configure_logging",
+    "end_progress",
+    "level_from_env",
+    "print_summary",
+    "show_progress",
+]
 
 _CONTEXT_FIELDS = ("job", "run_id", "agency_id", "trace_id", "span_id")
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged too.
@@ -125,6 +136,15 @@ def configure_logging(
     return handler
 
 
+def level_from_env(env: Mapping[str, str]) -> int:
+    """ETL_LOG_LEVEL (default INFO) as a logging level. Raises ConfigError."""
+    name = env.get("ETL_LOG_LEVEL", "").strip().upper() or "INFO"
+    level = logging.getLevelName(name)
+    if not isinstance(level, int):
+        raise ConfigError(f"ETL_LOG_LEVEL: unknown level {name!r} (DEBUG, INFO, WARNING, ERROR)")
+    return level
+
+
 def _isatty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -156,3 +176,16 @@ def end_progress() -> None:
     if handler is not None:
         handler.progress = None
         handler.progress_logged_at = 0.0
+
+
+def print_summary(header: str, counts: Counts, fields: Mapping[str, object]) -> None:
+    """The end-of-run summary on stdout: header, counts, then `key: value` for set fields."""
+    end_progress()
+    lines = [
+        header,
+        f"  rows: in {counts.rows_in:,}  out {counts.rows_out:,}  "
+        f"duplicate {counts.rows_duplicate:,}  dead-letter {counts.rows_dead_letter:,}",
+        f"  bytes: in {counts.bytes_in:,}  out {counts.bytes_out:,}",
+    ]
+    lines.extend(f"  {key}: {value}" for key, value in fields.items() if value is not None)
+    print("\n".join(lines), flush=True)

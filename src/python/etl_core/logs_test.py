@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from etl_core import logs, telemetry
+from etl_core.errors import ConfigError
+from etl_core.model import Counts
 
 
 class _Tty(io.StringIO):
@@ -111,3 +113,22 @@ def test_progress_is_logged_sparingly_without_a_tty() -> None:
     logs.end_progress()
     messages = [json.loads(line)["message"] for line in _lines(stream)]
     assert messages == ["1/3"]
+
+
+def test_level_comes_from_etl_log_level() -> None:
+    assert logs.level_from_env({}) == logging.INFO
+    assert logs.level_from_env({"ETL_LOG_LEVEL": "debug"}) == logging.DEBUG
+    with pytest.raises(ConfigError, match="ETL_LOG_LEVEL: unknown level 'LOUD'"):
+        logs.level_from_env({"ETL_LOG_LEVEL": "loud"})
+
+
+def test_summary_lists_counts_and_set_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.print_summary(
+        "job run r succeeded", Counts(rows_in=1200, rows_out=1200), {"a": 1, "b": None}
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "job run r succeeded",
+        "  rows: in 1,200  out 1,200  duplicate 0  dead-letter 0",
+        "  bytes: in 0  out 0",
+        "  a: 1",
+    ]

@@ -120,8 +120,9 @@ def run_job(
     """Run body as one recorded, leased, traced run; return the process exit code."""
     run_id = settings.run_id or clock.new_run_id()
     try:
-        logs.configure_logging(job=job, log_format=settings.log_format, level=_log_level())
-        _install_tracing(job)
+        level = logs.level_from_env(os.environ)
+        logs.configure_logging(job=job, log_format=settings.log_format, level=level)
+        telemetry.install_sdk(default_service_name=job)
     except ConfigError as exc:
         _print_error(job, str(exc))
         return ExitCode.USAGE
@@ -142,7 +143,7 @@ def run_job(
         return ExitCode.FAILED
     finally:
         logs.end_progress()
-        _flush_tracing()
+        telemetry.flush()
 
 
 def usage_error(job: str, error: ConfigError) -> int:
@@ -306,7 +307,7 @@ class _Run:
     def _report_error(self, root: trace.Span, exc: BaseException) -> int:
         root.record_exception(exc)
         root.set_status(trace.Status(trace.StatusCode.ERROR, _describe(exc)))
-        code = _exit_code(exc)
+        code = int(exc.exit_code) if isinstance(exc, EtlError) else int(ExitCode.FAILED)
         if isinstance(exc, EtlError | KeyboardInterrupt):
             _log.error("run failed: %s", _describe(exc))
             _log.debug("traceback", exc_info=exc)
@@ -323,24 +324,20 @@ class _Run:
         error: BaseException | None,
         trace_id: str | None,
     ) -> None:
-        logs.end_progress()
         elapsed = time.monotonic() - self.started
         mode = " (dry run)" if self.settings.dry_run else ""
-        lines = [
-            f"{self.job} run {self.run_id} {status.value} in {elapsed:.2f}s{mode}",
-            f"  rows: in {counts.rows_in:,}  out {counts.rows_out:,}  "
-            f"duplicate {counts.rows_duplicate:,}  dead-letter {counts.rows_dead_letter:,}",
-            f"  bytes: in {counts.bytes_in:,}  out {counts.bytes_out:,}",
-        ]
+        fields: dict[str, object] = {}
         if outcome is not None:
             if outcome.artifacts:
-                lines.append(f"  artifacts: {', '.join(outcome.artifacts)}")
-            lines.extend(f"  {key}: {value}" for key, value in outcome.summary.items())
-        if trace_id:
-            lines.append(f"  trace_id: {trace_id}")
-        if error is not None:
-            lines.append(f"  error: {_describe(error)}")
-        print("\n".join(lines), flush=True)
+                fields["artifacts"] = ", ".join(outcome.artifacts)
+            fields.update(outcome.summary)
+        fields.update(trace_id=trace_id, error=None if error is None else _describe(error))
+        header = f"{self.job} run {self.run_id} {status.value} in {elapsed:.2f}s{mode}"
+        logs.print_summary(header, counts, fields)
+        _log.info(
+            "run finished",
+            extra={"status": status.value, "duration_s": round(elapsed, 3), **attrs.asdict(counts)},
+        )
 
 
 def _check(counts: Counts, max_ratio: float | None) -> EtlError | None:
@@ -389,10 +386,6 @@ def _stop_on_sigterm(run: _Run) -> Iterator[None]:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-def _exit_code(exc: BaseException) -> int:
-    return int(exc.exit_code) if isinstance(exc, EtlError) else int(ExitCode.FAILED)
-
-
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -425,27 +418,3 @@ def _code_version() -> str:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return importlib.metadata.version(distribution)
     return "dev"
-
-
-def _log_level() -> int:
-    name = os.environ.get("ETL_LOG_LEVEL", "INFO").strip().upper() or "INFO"
-    level = logging.getLevelName(name)
-    if not isinstance(level, int):
-        raise ConfigError(f"ETL_LOG_LEVEL: unknown level {name!r} (DEBUG, INFO, WARNING, ERROR)")
-    return level
-
-
-def _install_tracing(job: str) -> None:
-    try:
-        from etl_core.adapters import otel_sdk
-    except ImportError:  # an image without the SDK still runs, untraced
-        _log.warning("opentelemetry-sdk is not installed; tracing is off")
-        return
-    otel_sdk.install_tracing(default_service_name=job)
-
-
-def _flush_tracing() -> None:
-    with contextlib.suppress(ImportError):
-        from etl_core.adapters import otel_sdk
-
-        otel_sdk.flush()

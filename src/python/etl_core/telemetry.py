@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -13,6 +15,8 @@ __all__ = [
     "TRACER_NAME",
     "current_ids",
     "current_run_attributes",
+    "flush",
+    "install_sdk",
     "run_attributes",
     "run_scope",
     "span",
@@ -79,3 +83,24 @@ def current_ids() -> tuple[str | None, str | None]:
     if not context.is_valid:
         return None, None
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def install_sdk(*, default_service_name: str) -> None:
+    """Install the SDK provider from OTEL_* (the SDK lives in adapters/, imported only here).
+
+    Raises ConfigError for an unknown exporter; without the SDK installed, tracing stays off.
+    """
+    try:
+        from etl_core.adapters import otel_sdk
+    except ImportError:
+        logging.getLogger(__name__).warning("opentelemetry-sdk is not installed; tracing is off")
+        return
+    otel_sdk.install_tracing(default_service_name=default_service_name)
+
+
+def flush() -> None:
+    """Export buffered spans (end of a run); a no-op without the SDK."""
+    with contextlib.suppress(ImportError):
+        from etl_core.adapters import otel_sdk
+
+        otel_sdk.flush()
