@@ -14,7 +14,7 @@ from pathlib import Path
 
 from oci.layout import ImageConfig, Layer, pack_archive, write_layout
 from oci.rootfs import CA_BUNDLE, PYTHON, base_rootfs
-from oci.tarball import DEFAULT_EPOCH, hash_file, tree_entries, write_layer
+from oci.tarball import DEFAULT_EPOCH, gzip_file, hash_file, tree_entries, write_layer
 
 # PEX caches under /tmp (an emptyDir / tmpfs): the root filesystem is read-only at run time.
 # (S108: these are paths inside the image, not temporary files of this process.)
@@ -82,7 +82,10 @@ def build_base_layer(workdir: Path, *, python: str, compile_pyc: bool, epoch: in
     with open(tar, "wb") as out:
         write_layer(rootfs.entries.values(), out, mtime=epoch)
     packages = ", ".join(sorted(p.split(":")[0] for p in rootfs.packages))
-    return Layer(tar=tar, created_by=f"tools/oci: Debian rootfs of {python} ({packages})")
+    gzipped = gzip_file(tar, workdir / "base.tar.gz").path  # once, however many images use it
+    return Layer(
+        tar=tar, created_by=f"tools/oci: Debian rootfs of {python} ({packages})", gzipped=gzipped
+    )
 
 
 def build_image(

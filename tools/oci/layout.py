@@ -25,6 +25,7 @@ class Layer:
 
     tar: Path
     created_by: str
+    gzipped: Path | None = None  # the tar already gzipped (a base shared by several images)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,12 @@ def write_layout(
     layer_blobs, diff_ids = [], []
     for layer in layers:
         diff_ids.append(hash_file(layer.tar).digest)
-        gz = gzip_file(layer.tar, layout / "blobs" / "sha256" / ".incoming.gz")
+        incoming = layout / "blobs" / "sha256" / ".incoming.gz"
+        if layer.gzipped is not None:
+            shutil.copyfile(layer.gzipped, incoming)
+            gz = hash_file(incoming)
+        else:
+            gz = gzip_file(layer.tar, incoming)
         layer_blobs.append(_move_blob(layout, gz))
     created = _iso(epoch)
     image_config = {
