@@ -9,20 +9,19 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-import aiohttp
 import attrs
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    IncompleteReadError,
-    SSLError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
+from botocore.exceptions import ClientError
 
 from etl_core.adapters.backoff import Backoff
+from etl_core.adapters.s3_errors import (
+    DRIVER_ERRORS,
+    NOT_FOUND_CODES,
+    Kind,
+    classify,
+    code,
+    describe,
+    status,
+)
 from etl_core.errors import ObjectNotFound, ObjectStoreError, TemporaryFailure
 from etl_core.model import ObjectInfo
 
@@ -32,69 +31,7 @@ MIB = 1 << 20
 MIN_PART_SIZE = 5 * MIB  # S3 rejects smaller parts (except the last one)
 MAX_PARTS = 10_000
 DEFAULT_MULTIPART_THRESHOLD = 16 * MIB
-
-# Worth retrying, and when retries run out the run as a whole is worth retrying later (exit 75).
-_TEMPORARY_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestThrottledException",
-        "ServiceUnavailable",
-        # a concurrent conditional write on the same key: AWS says "retry the request"
-        "ConditionalRequestConflict",
-    }
-)
-_TEMPORARY_STATUSES = frozenset({429, 503})
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _WRITE_ID = "etl-write-id"  # user metadata naming the put_if_absent call that wrote an object
-
-
-_DRIVER_ERRORS = (ClientError, BotoCoreError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
-
-
-class _Kind:
-    TEMPORARY = "temporary"  # throttling or contention: retried, then TemporaryFailure
-    TRANSIENT = "transient"  # 5xx and connection trouble: retried, then ObjectStoreError
-    FATAL = "fatal"  # everything else (4xx): never retried
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-
-
-def _classify(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        if _code(exc) in _TEMPORARY_CODES or _status(exc) in _TEMPORARY_STATUSES:
-            return _Kind.TEMPORARY
-        return _Kind.TRANSIENT if _status(exc) >= 500 else _Kind.FATAL
-    if isinstance(exc, SSLError):  # a certificate problem does not heal by retrying
-        return _Kind.FATAL
-    transient = (
-        HTTPClientError,  # ConnectionClosedError, ReadTimeoutError, ResponseStreamingError
-        BotoConnectionError,  # EndpointConnectionError, ConnectTimeoutError
-        IncompleteReadError,
-        aiohttp.ClientConnectionError,
-        aiohttp.ClientPayloadError,
-        ConnectionError,
-        asyncio.TimeoutError,
-    )
-    return _Kind.TRANSIENT if isinstance(exc, transient) else _Kind.FATAL
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{_code(exc)} (HTTP {_status(exc)}): {error.get('Message', '')}".rstrip(": ")
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _as_prefix(prefix: str) -> str:
@@ -159,9 +96,9 @@ class S3ObjectStore:
                         offset += len(chunk)
                         yield bytes(chunk)
                 return
-            except _DRIVER_ERRORS as exc:
+            except DRIVER_ERRORS as exc:
                 failures += 1
-                if _classify(exc) == _Kind.FATAL or failures >= self.backoff.attempts:
+                if classify(exc) == Kind.FATAL or failures >= self.backoff.attempts:
                     raise self._error("get", key, exc, failures) from exc
                 await self.backoff.pause(failures - 1)
 
@@ -195,7 +132,7 @@ class S3ObjectStore:
                     Metadata={_WRITE_ID: write_id},
                 )
             except ClientError as exc:
-                if _status(exc) == 412 or _code(exc) == "PreconditionFailed":
+                if status(exc) == 412 or code(exc) == "PreconditionFailed":
                     return False
                 raise
             return True
@@ -331,8 +268,8 @@ class S3ObjectStore:
             try:
                 async with self._slots:
                     return await attempt()
-            except _DRIVER_ERRORS as exc:
-                if _classify(exc) == _Kind.FATAL or number == self.backoff.attempts:
+            except DRIVER_ERRORS as exc:
+                if classify(exc) == Kind.FATAL or number == self.backoff.attempts:
                     error = self._error(op, key, exc, number)
                     if isinstance(error, ObjectNotFound):
                         raise error from None
@@ -342,17 +279,17 @@ class S3ObjectStore:
 
     def _error(self, op: str, key: str, exc: BaseException, attempts: int) -> Exception:
         if isinstance(exc, ClientError):
-            if _code(exc) == "NoSuchBucket":
+            if code(exc) == "NoSuchBucket":
                 return ObjectStoreError(
                     f"s3 {op} {self._url(key)}: bucket {self.bucket!r} does not exist"
                 )
-            if _code(exc) in _NOT_FOUND_CODES or _status(exc) == 404:
+            if code(exc) in NOT_FOUND_CODES or status(exc) == 404:
                 return ObjectNotFound(key)
-            if _code(exc) == "PreconditionFailed" and op == "get":
+            if code(exc) == "PreconditionFailed" and op == "get":
                 return ObjectStoreError(f"s3 get {self._url(key)}: object changed while streaming")
         tries = f" after {attempts} attempts" if attempts > 1 else ""
-        message = f"s3 {op} {self._url(key)} failed{tries}: {_describe(exc)}"
-        if _classify(exc) == _Kind.TEMPORARY:
+        message = f"s3 {op} {self._url(key)} failed{tries}: {describe(exc)}"
+        if classify(exc) == Kind.TEMPORARY:
             return TemporaryFailure(message)
         return ObjectStoreError(message)
 
