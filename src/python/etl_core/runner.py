@@ -324,6 +324,7 @@ class _Run:
         error: BaseException | None,
         trace_id: str | None,
     ) -> None:
+        logs.end_progress()
         elapsed = time.monotonic() - self.started
         mode = " (dry run)" if self.settings.dry_run else ""
         fields: dict[str, object] = {}
@@ -332,12 +333,12 @@ class _Run:
                 fields["artifacts"] = ", ".join(outcome.artifacts)
             fields.update(outcome.summary)
         fields.update(trace_id=trace_id, error=None if error is None else _describe(error))
-        header = f"{self.job} run {self.run_id} {status.value} in {elapsed:.2f}s{mode}"
-        logs.print_summary(header, counts, fields)
         _log.info(
             "run finished",
             extra={"status": status.value, "duration_s": round(elapsed, 3), **attrs.asdict(counts)},
         )
+        header = f"{self.job} run {self.run_id} {status.value} in {elapsed:.2f}s{mode}"
+        logs.print_summary(header, counts, fields)
 
 
 def _check(counts: Counts, max_ratio: float | None) -> EtlError | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import attrs
 from etl_core.errors import ConfigError
-from etl_core.model import Counts
+from etl_core.model import Counts, ObjectInfo
+from etl_core.ports import ObjectStore
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 from etl_core.urls import parse_store_url, redact
@@ -101,7 +102,7 @@ async def generate(ctx: RunContext, options: WorkloadOptions, out: str) -> JobOu
 
     async with open_object_store(out, dry_run=ctx.dry_run) as store:
         with ctx.span("write_workload", records=options.records, files=options.files):
-            manifest = await write_workload(store, options)
+            manifest = await write_workload(_Progress(store, ctx, options.files + 2), options)
         not_written = len(store.written) if isinstance(store, DryRunObjectStore) else 0
     rows = int(manifest["input_rows"])
     summary: dict[str, object] = {
@@ -119,6 +120,39 @@ async def generate(ctx: RunContext, options: WorkloadOptions, out: str) -> JobOu
         artifacts=(MANIFEST_KEY,),
         summary=summary,
     )
+
+
+@attrs.define
+class _Progress:
+    """Delegates to the store, updating the progress line as objects are written."""
+
+    store: ObjectStore
+    ctx: RunContext
+    total: int  # bronze files + agencies.csv + manifest.json
+    written: int = 0
+
+    async def put(self, key: str, body: bytes) -> None:
+        await self.store.put(key, body)
+        self.written += 1
+        self.ctx.progress(f"generate: {self.written}/{self.total} objects written")
+
+    async def put_if_absent(self, key: str, body: bytes) -> bool:
+        return await self.store.put_if_absent(key, body)
+
+    async def get(self, key: str) -> bytes:
+        return await self.store.get(key)
+
+    def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        return self.store.stream(key, chunk_size)
+
+    async def head(self, key: str) -> ObjectInfo:
+        return await self.store.head(key)
+
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        return self.store.list(prefix)
+
+    async def delete(self, key: str) -> None:
+        await self.store.delete(key)
 
 
 JOB = (entrypoint, "Generate the reference workload (bronze files + manifest) into a store")
