@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 from etl_core.adapters.run_histories import open_run_history
 
+# Imported, not only run: so the build's dependency inference ships these (and what they import)
+# with the test, and the subprocess finds them on PYTHONPATH.
+from jobs import cli, generate
+
 SRC = Path(__file__).resolve().parents[3] / "src" / "python"
 
 
@@ -22,7 +26,8 @@ def _cli(
     base = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(cwd),
-        "PYTHONPATH": str(SRC),
+        # This interpreter's own path too, so third-party packages resolve under a PEX as well.
+        "PYTHONPATH": os.pathsep.join([str(SRC), *(p for p in sys.path if p)]),
     }
     return subprocess.run(
         [sys.executable, "-m", "jobs.cli", *args],
@@ -47,7 +52,7 @@ def _files(root: Path) -> list[str]:
 def test_list_shows_the_jobs(tmp_path: Path) -> None:
     result = _cli(tmp_path, "list")
     assert result.returncode == 0, result.stderr
-    assert "generate" in result.stdout
+    assert generate.NAME in result.stdout
     assert result.stderr == ""
 
 
@@ -55,7 +60,7 @@ def test_unknown_job_exits_2_with_one_line(tmp_path: Path) -> None:
     result = _cli(tmp_path, "run", "no-such-job", "--", "--agency-id", "1")
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
-    assert line.startswith("data-pipeline: error: unknown job 'no-such-job' (known jobs: ")
+    assert line.startswith(f"{cli.PROG}: error: unknown job 'no-such-job' (known jobs: ")
     assert "generate" in line
 
 
