@@ -118,7 +118,7 @@ def _container(spec: Spec, args: list[str], env: list[dict[str, Any]]) -> dict[s
     if res.cpu_limit:
         limits["cpu"] = res.cpu_limit
     return {
-        "name": slug(spec.job)[:MAX_NAME],
+        "name": slug(spec.job)[:MAX_NAME].rstrip("-"),
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
         "args": args,
@@ -203,7 +203,9 @@ def render(spec: Spec) -> list[dict[str, Any]]:
         return [_indexed_job(spec)]
     manifests = []
     for agency in spec.agencies:
-        name = resource_name(spec.name_prefix, spec.job, f"a{agency}", unique=spec.run_id)
+        # The agency is hashed too: names stay unique even if a cut drops the "a<id>" part.
+        unique = f"{spec.run_id}/{agency}"
+        name = resource_name(spec.name_prefix, spec.job, f"a{agency}", unique=unique)
         labels = _labels(spec, agency)
         args = [*_base_args(spec), "--agency-id", str(agency), *spec.extra_args]
         container = _container(spec, args, _env(spec, None))

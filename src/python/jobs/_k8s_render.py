@@ -188,7 +188,7 @@ def build_spec(args: argparse.Namespace, extra_args: Sequence[str]) -> Spec:
     """Merge flags over the values file over defaults, and validate the result."""
     values = load_values(args.values) if args.values else {}
     where = str(args.values) if args.values else "values"
-    if not _JOB.match(args.job):
+    if not _JOB.match(args.job) or len(args.job) > MAX_NAME:
         raise RenderError(f"job {args.job!r}: expected a job module name like bronze_to_silver")
     if args.agencies is not None:
         agencies = parse_agencies(args.agencies, "--agencies")

@@ -241,6 +241,16 @@ def test_long_names_are_cut_to_a_dns_label_keeping_the_run_hash() -> None:
     assert name != resource_name("etl", "a_very_long_job_name_" * 5, "a123456", unique="other")
 
 
+def test_jobs_keep_distinct_names_when_the_agency_part_is_cut_off(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    jobs = run(capsys, "--agencies", "1,2", "--mode", "jobs", "--name-prefix", "p" * 70)
+
+    names = [j["metadata"]["name"] for j in jobs]
+    assert len(set(names)) == 2
+    assert all(is_dns_label(n) for n in names)
+
+
 def test_indexed_job_name_leaves_room_for_the_pod_hostname_suffix(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
