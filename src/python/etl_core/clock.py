@@ -10,7 +10,7 @@ import uuid
 
 def now() -> dt.datetime:
     """Current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def new_run_id() -> str:

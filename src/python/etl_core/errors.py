@@ -38,9 +38,7 @@ class LeaseHeld(TemporaryFailure):
     def __init__(self, name: str, holder: str | None = None) -> None:
         self.name = name
         self.holder = holder
-        message = f"lease {name!r} is held by another run" + (
-            f" ({holder})" if holder else ""
-        )
+        message = f"lease {name!r} is held by another run" + (f" ({holder})" if holder else "")
         super().__init__(message)
 
 

@@ -21,7 +21,7 @@ class RunStatus(str, enum.Enum):
 
 @attrs.frozen
 class Counts:
-    """Row accounting. The audit invariant: rows_in == rows_out + rows_duplicate + rows_dead_letter."""
+    """Row accounting; audit invariant: rows_in == rows_out + rows_duplicate + rows_dead_letter."""
 
     rows_in: int = 0
     rows_out: int = 0
