@@ -1,0 +1,103 @@
+"""Per-partition row accounting of a bronze -> silver run, folded from per-file results."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import attrs
+from etl_core.errors import InvariantViolation
+from etl_core.model import Counts, DeadLetter
+
+from data_pipeline.dedupe import Deduper
+from data_pipeline.transform import FileResult
+
+
+@attrs.define
+class PartitionTally:
+    """What the bronze files of one partition held: input rows, valid rows, dead letters."""
+
+    rows_in: int = 0
+    valid: int = 0
+    bytes_in: int = 0
+    # (source, that file's dead letters in line order); sorted by source when read.
+    dead_by_file: list[tuple[str, tuple[DeadLetter, ...]]] = attrs.field(factory=list)
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every dead letter of the partition, by source file then line."""
+        return [dead for _, rows in sorted(self.dead_by_file, key=_source) for dead in rows]
+
+    @property
+    def rows_dead_letter(self) -> int:
+        return sum(len(rows) for _, rows in self.dead_by_file)
+
+    def counts(self, rows_out: int) -> Counts:
+        """rows_out survivors here; every other valid row of the partition lost to a later one."""
+        return Counts(
+            rows_in=self.rows_in,
+            rows_out=rows_out,
+            rows_duplicate=self.valid - rows_out,
+            rows_dead_letter=self.rows_dead_letter,
+            bytes_in=self.bytes_in,
+        )
+
+
+def _source(entry: tuple[str, tuple[DeadLetter, ...]]) -> str:
+    return entry[0]
+
+
+@attrs.define
+class Accounting:
+    """Folds FileResults of the agency's whole bronze into the Deduper (the dedupe scope) and
+    keeps tallies and dead letters only for the partitions in scope (`days`)."""
+
+    days: Collection[str]
+    deduper: Deduper = attrs.field(factory=Deduper)
+    tallies: dict[str, PartitionTally] = attrs.field(factory=dict)
+    files: int = 0
+
+    def add(self, result: FileResult) -> None:
+        """Fold one file in. Raises InvariantViolation if its rows do not add up."""
+        valid, dead = len(result.valid_rows), len(result.dead_letters)
+        if result.rows_in != valid + dead:
+            raise InvariantViolation(
+                f"{result.source}: {result.rows_in} rows in != {valid} valid + {dead} dead-letter"
+            )
+        self.deduper.add(result)
+        self.files += 1
+        if result.dt not in self.days:
+            return
+        tally = self.tallies.setdefault(result.dt, PartitionTally())
+        tally.rows_in += result.rows_in
+        tally.valid += valid
+        tally.bytes_in += result.bytes_in
+        if dead:
+            tally.dead_by_file.append((result.source, result.dead_letters))
+
+    def survivors(self, agency_id: int) -> dict[str, list[bytes]]:
+        """dt -> surviving silver rows (by record_id) of the agency, every partition.
+
+        Raises InvariantViolation if the agency's totals do not balance.
+        """
+        counts = self.deduper.counts
+        if not counts.balanced or counts.rows_duplicate < 0:
+            raise InvariantViolation(f"agency {agency_id}: totals do not balance: {counts}")
+        grouped: dict[str, list[bytes]] = {}
+        for (agency, day), rows in self.deduper.partitions().items():
+            if agency != agency_id:
+                raise InvariantViolation(f"agency {agency_id}: a survivor names agency {agency}")
+            grouped[day] = rows
+        if sum(len(rows) for rows in grouped.values()) != counts.rows_out:
+            raise InvariantViolation(f"agency {agency_id}: survivors lost while grouping")
+        return grouped
+
+    def partition_counts(self, day: str, rows_out: int) -> Counts:
+        """The partition's counts. Raises InvariantViolation unless they balance."""
+        counts = self.tallies.get(day, PartitionTally()).counts(rows_out)
+        if not counts.balanced or counts.rows_duplicate < 0:
+            raise InvariantViolation(
+                f"partition dt={day}: rows_in {counts.rows_in} != rows_out {counts.rows_out} + "
+                f"rows_duplicate {counts.rows_duplicate} + rows_dead_letter "
+                f"{counts.rows_dead_letter}"
+            )
+        return counts

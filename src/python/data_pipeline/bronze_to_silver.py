@@ -1,0 +1,245 @@
+"""Promote one agency's bronze to silver: plan, skip if up to date, transform, publish, account."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+
+import attrs
+from etl_core import clock
+from etl_core.errors import InvariantViolation
+from etl_core.failpoints import FailpointObjectStore, failpoint
+from etl_core.model import Counts, PartitionRecord
+from etl_core.ports import ObjectStore
+from etl_core.runner import JobOutcome, RunContext
+
+from data_pipeline.accounting import Accounting
+from data_pipeline.agencies import parse_agencies
+from data_pipeline.parallel import FileTransformer, choose_workers
+from data_pipeline.plan import Plan, make_plan
+from data_pipeline.publish import ConcurrentPublish, PartitionManifest, PartitionPublisher
+from data_pipeline.silver_output import DEFAULT_ROWS_PER_FILE, PartitionOutput, build_output
+
+JOB = "bronze_to_silver"
+PUBLISHED, UNCHANGED, DRY_RUN = "published", "unchanged", "dry_run"
+
+
+@attrs.frozen(kw_only=True)
+class PromoteOptions:
+    """What to promote and how."""
+
+    agency_id: int
+    first: dt.date | None = None
+    last: dt.date | None = None
+    reprocess: bool = False
+    workers: int | None = None  # None: os.cpu_count(), inline for small inputs
+    in_flight: int | None = None  # bronze files read and not yet folded; None: 2 per worker
+    rows_per_file: int = DEFAULT_ROWS_PER_FILE
+    agencies_key: str = "agencies.csv"
+
+
+async def promote(
+    ctx: RunContext, store: ObjectStore, bronze: ObjectStore, options: PromoteOptions
+) -> JobOutcome:
+    """Publish the agency's silver partitions in range into store; bronze is only read.
+
+    Writes nothing when every partition in range was published from the same input (unless
+    options.reprocess), and nothing at all in a dry run.
+    """
+    with ctx.span("plan"):
+        plan = await make_plan(
+            bronze,
+            options.agency_id,
+            agencies_key=options.agencies_key,
+            first=options.first,
+            last=options.last,
+        )
+    for key in plan.ignored:
+        ctx.log.warning("%s: not a bronze file (.ndjson or .ndjson.gz); ignored", key)
+    failpoint(f"{JOB}.planned")
+    if not plan.days:
+        return _nothing_to_do(plan)
+    store = FailpointObjectStore(store, f"{JOB}.store")
+    publisher = PartitionPublisher(store)
+    if not options.reprocess:
+        current = {p: await publisher.current(p) for p in plan.partitions}
+        if all(m is not None and m.input_fingerprint == plan.fingerprint for m in current.values()):
+            return await _up_to_date(ctx, publisher, plan, current)
+    accounting = await _transform(ctx, bronze, plan, options)
+    return await _publish_all(ctx, publisher, plan, accounting, options)
+
+
+def _nothing_to_do(plan: Plan) -> JobOutcome:
+    what = "no bronze files" if not plan.files else "no bronze partitions in the date range"
+    return JobOutcome(summary={"outcome": f"nothing to do: {what} for agency {plan.agency_id}"})
+
+
+async def _up_to_date(
+    ctx: RunContext,
+    publisher: PartitionPublisher,
+    plan: Plan,
+    current: dict[str, PartitionManifest | None],
+) -> JobOutcome:
+    """Record the partitions as unchanged (nothing read); remove leftovers of crashed runs."""
+    removed: list[str] = []
+    for partition, manifest in current.items():
+        if not ctx.dry_run:  # usually lists and deletes nothing
+            removed.extend(await publisher.sweep(partition, manifest))
+        await ctx.record_partition(
+            PartitionRecord(
+                run_id=ctx.run_id,
+                job=ctx.job,
+                partition=partition,
+                input_fingerprint=plan.fingerprint,
+                counts=Counts(),
+                agency_id=plan.agency_id,
+                status=DRY_RUN if ctx.dry_run else UNCHANGED,
+            )
+        )
+    summary: dict[str, object] = {
+        "outcome": f"up to date: {len(current)} partitions already published from this input",
+    }
+    if removed:
+        summary["leftovers removed"] = len(removed)
+    return JobOutcome(summary=summary)
+
+
+async def _transform(
+    ctx: RunContext, bronze: ObjectStore, plan: Plan, options: PromoteOptions
+) -> Accounting:
+    agencies = parse_agencies(await bronze.get(plan.agencies.key), source=plan.agencies.key)
+    if plan.agency_id not in agencies:
+        ctx.log.warning(
+            "agency %s is not in %s: its rows go to dead-letter", plan.agency_id, plan.agencies.key
+        )
+    workers = choose_workers(options.workers, plan.files)
+    in_flight = options.in_flight or 2 * workers
+    accounting = Accounting(days=frozenset(plan.days))
+    rows = 0
+    with ctx.span("transform", files=len(plan.files), workers=workers, bytes_in=plan.bytes_in):
+        async with FileTransformer(agencies, plan.agency_id, workers, in_flight) as transformer:
+            async for result in transformer.results(bronze, plan.files):
+                accounting.add(result)
+                rows += result.rows_in
+                ctx.progress(
+                    f"agency {plan.agency_id}: {accounting.files}/{len(plan.files)} files, "
+                    f"{rows:,} rows"
+                )
+                failpoint(f"{JOB}.transformed")
+    return accounting
+
+
+async def _publish_all(
+    ctx: RunContext,
+    publisher: PartitionPublisher,
+    plan: Plan,
+    accounting: Accounting,
+    options: PromoteOptions,
+) -> JobOutcome:
+    survivors = accounting.survivors(plan.agency_id)
+    total = Counts()
+    statuses: collections.Counter[str] = collections.Counter()
+    reasons: collections.Counter[str] = collections.Counter()
+    artifacts: list[str] = []
+    for day in plan.days:
+        partition = plan.partition(day)
+        silver = survivors.pop(day, [])
+        tally = accounting.tallies.get(day)
+        dead_letters = tally.dead_letters if tally is not None else []
+        reasons.update(dead.reason for dead in dead_letters)
+        counts = accounting.partition_counts(day, len(silver))
+        output = build_output(
+            partition, ctx.run_id, silver, dead_letters, counts, rows_per_file=options.rows_per_file
+        )
+        del silver, dead_letters
+        with ctx.span("publish", partition=partition, rows_out=counts.rows_out):
+            status, written = await _publish(ctx, publisher, plan, output, options.reprocess)
+        failpoint(f"{JOB}.before_record")
+        bytes_out = sum(len(output.files[key]) for key in written if key in output.files)
+        record = PartitionRecord(
+            run_id=ctx.run_id,
+            job=ctx.job,
+            partition=partition,
+            input_fingerprint=plan.fingerprint,
+            counts=attrs.evolve(counts, bytes_out=bytes_out),
+            agency_id=plan.agency_id,
+            status=status,
+            artifacts=tuple(written),
+        )
+        await ctx.record_partition(record)
+        total += record.counts
+        statuses[status] += 1
+        artifacts.extend(key for key in written if key.endswith(".json"))
+        failpoint(f"{JOB}.partition_done")
+    if not total.balanced:
+        raise InvariantViolation(f"agency {plan.agency_id}: run totals do not balance: {total}")
+    failpoint(f"{JOB}.before_finish")
+    return JobOutcome(
+        counts=total,
+        artifacts=tuple(artifacts),
+        summary={
+            "outcome": _describe_statuses(statuses, len(plan.days)),
+            "dead-letter reasons": _describe_reasons(reasons),
+        },
+    )
+
+
+async def _publish(
+    ctx: RunContext,
+    publisher: PartitionPublisher,
+    plan: Plan,
+    output: PartitionOutput,
+    reprocess: bool,
+) -> tuple[str, list[str]]:
+    """(status, keys written): publish a new generation unless the content is already there."""
+    if ctx.dry_run:
+        return DRY_RUN, []
+    result = await publisher.publish(
+        partition=output.partition,
+        run_id=ctx.run_id,
+        files=output.files,
+        input_fingerprint=plan.fingerprint,
+        content_fingerprint=output.fingerprint,
+        counts=output.counts,
+        created_at=clock.now().isoformat(),
+        force=reprocess,
+    )
+    if result.published:
+        return PUBLISHED, [*sorted(output.files), result.manifest.key]
+    if result.manifest.input_fingerprint == plan.fingerprint:
+        return UNCHANGED, []
+    # Same content from a changed input (a file added to another day): stamp the new input on
+    # the same files, so the next run over it takes the fast path.
+    stamped = await _restamp(publisher, result.manifest, ctx.run_id, plan.fingerprint, output)
+    return UNCHANGED, [stamped.key]
+
+
+async def _restamp(
+    publisher: PartitionPublisher,
+    manifest: PartitionManifest,
+    run_id: str,
+    fingerprint: str,
+    output: PartitionOutput,
+) -> PartitionManifest:
+    stamped = attrs.evolve(
+        manifest,
+        seq=manifest.seq + 1,
+        run_id=run_id,
+        input_fingerprint=fingerprint,
+        counts=output.counts,
+        created_at=clock.now().isoformat(),
+    )
+    if not await publisher.store.put_if_absent(stamped.key, stamped.to_json()):
+        raise ConcurrentPublish(f"{stamped.key} was committed by another writer")
+    return stamped
+
+
+def _describe_statuses(statuses: collections.Counter[str], total: int) -> str:
+    parts = [f"{count} {status}" for status, count in sorted(statuses.items())]
+    return f"{', '.join(parts)} of {total} partitions"
+
+
+def _describe_reasons(reasons: collections.Counter[str]) -> str:
+    """Most frequent first; ties by name."""
+    items = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{reason} {count}" for reason, count in items) or "none"

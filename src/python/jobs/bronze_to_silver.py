@@ -1,0 +1,243 @@
+"""Promote one agency's bronze records to silver (WORKLOAD.md), idempotently and atomically."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from etl_core.errors import ConfigError
+from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.settings import (
+    DEFAULT_STORE_URL,
+    CommonSettings,
+    add_common_arguments,
+    settings_from_args,
+)
+from etl_core.urls import parse_store_url, redact
+
+if TYPE_CHECKING:
+    from data_pipeline.bronze_to_silver import PromoteOptions
+    from etl_core.ports import ObjectStore
+
+NAME = "bronze_to_silver"
+# What the main job generates into an empty embedded store: three days per agency.
+DEMO_RECORDS, DEMO_FILES, DEMO_SEED = 20_000, 60, 7
+
+
+@attrs.frozen(kw_only=True)
+class BronzeToSilverSettings(CommonSettings):
+    """Job options; `bronze` defaults to the store itself."""
+
+    date_from: str | None = None
+    date_to: str | None = None
+    reprocess: bool = False
+    workers: int | None = None
+    batch_files: int | None = None
+    rows_per_file: int = 100_000
+    bronze: str | None = None
+    agencies_key: str = "agencies.csv"
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from super().problems()
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value is not None and _parse_date(value) is None:
+                yield name, f"expected a date YYYY-MM-DD, got {value!r}"
+        first, last = _parse_date(self.date_from), _parse_date(self.date_to)
+        if first is not None and last is not None and first > last:
+            yield "date_from", f"--from {first} is after --to {last}"
+        for name in ("workers", "batch_files", "rows_per_file"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                yield name, f"must be >= 1, got {value}"
+        if self.bronze is not None:
+            try:
+                parse_store_url(self.bronze)
+            except ConfigError as exc:
+                yield "bronze", str(exc)
+        if not self.agencies_key.strip():
+            yield "agencies_key", "must not be empty"
+
+
+def _parse_date(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _date_flag(text: str) -> str:
+    if _parse_date(text) is None:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}")
+    return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"data-pipeline {NAME}", description=__doc__, allow_abbrev=False
+    )
+    add = parser.add_argument
+    add(
+        "--from",
+        dest="date_from",
+        type=_date_flag,
+        metavar="YYYY-MM-DD",
+        help="first dt partition to publish (dedupe still spans the agency's whole bronze)",
+    )
+    add(
+        "--to",
+        dest="date_to",
+        type=_date_flag,
+        metavar="YYYY-MM-DD",
+        help="last dt partition to publish",
+    )
+    add(
+        "--reprocess",
+        action="store_true",
+        default=None,
+        help="publish new generations even when the input is unchanged",
+    )
+    add(
+        "--workers",
+        type=int,
+        metavar="K",
+        help="transform processes (default: CPU count; 1 = inline, no pool)",
+    )
+    add(
+        "--batch-files",
+        dest="batch_files",
+        type=int,
+        metavar="M",
+        help="bronze files read ahead of the transform at once (default: 2 per worker)",
+    )
+    add(
+        "--rows-per-file",
+        dest="rows_per_file",
+        type=int,
+        metavar="N",
+        help="split silver partitions into files of at most N rows (default 100000)",
+    )
+    add("--bronze", metavar="URL", help="object store holding bronze/ (default: --store)")
+    add("--agencies-key", dest="agencies_key", metavar="KEY",
+        help="agencies reference file in the bronze store (default agencies.csv)")  # fmt: skip
+    add_common_arguments(parser, agency_required=True)
+    for flag, dest in (("--lease-ttl-seconds", "lease_ttl_seconds"),
+                       ("--stale-after-seconds", "stale_after_seconds")):  # fmt: skip
+        with contextlib.suppress(argparse.ArgumentError):  # unless the common group has it
+            add(flag, dest=dest, type=float, metavar="SECONDS")
+    return parser
+
+
+def entrypoint(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_args(BronzeToSilverSettings, args, job=NAME)
+    except ConfigError as exc:
+        return usage_error(NAME, exc)
+    from data_pipeline.bronze_to_silver import PromoteOptions  # not at import: `list` stays cheap
+
+    assert settings.agency_id is not None  # agency_required
+    options = PromoteOptions(
+        agency_id=settings.agency_id,
+        first=_parse_date(settings.date_from),
+        last=_parse_date(settings.date_to),
+        reprocess=settings.reprocess,
+        workers=settings.workers,
+        in_flight=settings.batch_files,
+        rows_per_file=settings.rows_per_file,
+        agencies_key=settings.agencies_key,
+    )
+
+    async def body(ctx: RunContext) -> JobOutcome:
+        return await bronze_to_silver(ctx, settings, options)
+
+    parameters = {
+        "from": settings.date_from,
+        "to": settings.date_to,
+        "reprocess": settings.reprocess,
+        "workers": settings.workers,
+        "batch_files": settings.batch_files,
+        "bronze": redact(settings.bronze or settings.store_url),
+        "agencies_key": settings.agencies_key,
+    }
+    return run_job(NAME, settings, body, parameters=parameters)
+
+
+async def bronze_to_silver(
+    ctx: RunContext, settings: BronzeToSilverSettings, options: PromoteOptions
+) -> JobOutcome:
+    """Wire the stores (bronze opened read-only) and promote; seed an empty embedded store."""
+    from data_pipeline.bronze_to_silver import promote
+    from etl_core.adapters.object_stores import open_object_store
+
+    summary: dict[str, Any] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(
+            open_object_store(settings.store_url, dry_run=ctx.dry_run)
+        )
+        bronze = store
+        if settings.bronze is not None and settings.bronze != settings.store_url:
+            # A dry-run view: whatever happens, the job cannot write to bronze.
+            bronze = await stack.enter_async_context(
+                open_object_store(settings.bronze, dry_run=True)
+            )
+        elif settings.store_url == DEFAULT_STORE_URL and await _is_empty(store, options):
+            summary["generated"] = await _seed(ctx, store)
+        outcome = await promote(ctx, store, bronze, options)
+    summary.update(outcome.summary)
+    summary["silver"] = _location(settings.store_url, f"silver/agency_id={options.agency_id}/")
+    summary["dead-letter"] = _location(
+        settings.store_url, f"deadletter/agency_id={options.agency_id}/"
+    )
+    summary["run_id"] = ctx.run_id
+    return attrs.evolve(outcome, summary=summary)
+
+
+async def _is_empty(store: ObjectStore, options: PromoteOptions) -> bool:
+    """Neither an agencies file nor any bronze object."""
+    from etl_core.errors import ObjectNotFound
+
+    try:
+        await store.head(options.agencies_key)
+        return False
+    except ObjectNotFound:
+        pass
+    async for _ in store.list("bronze/"):
+        return False
+    return True
+
+
+async def _seed(ctx: RunContext, store: ObjectStore) -> str:
+    from data_pipeline.workload import WorkloadOptions, write_workload
+
+    what = (
+        f"the reference workload ({DEMO_RECORDS:,} records, {DEMO_FILES} files, seed {DEMO_SEED})"
+        f" into the empty embedded store {DEFAULT_STORE_URL}"
+    )
+    ctx.log.info("generating %s", what)
+    print(f"{NAME}: no bronze yet: generating {what}", file=sys.stderr, flush=True)
+    with ctx.span("generate_reference_workload", records=DEMO_RECORDS):
+        await write_workload(
+            store, WorkloadOptions(records=DEMO_RECORDS, files=DEMO_FILES, seed=DEMO_SEED)
+        )
+    return what + (" (in memory: dry run)" if ctx.dry_run else "")
+
+
+def _location(url: str, key_prefix: str) -> str:
+    parsed = parse_store_url(url)
+    if parsed.kind == "file" and parsed.path is not None:
+        return str(parsed.path.absolute() / key_prefix) + "/"
+    return f"{redact(url).rstrip('/')}/{key_prefix}"
+
+
+JOB = (entrypoint, "Promote an agency's bronze records to silver (dedupe, dead-letter, publish)")
+
+if __name__ == "__main__":
+    raise SystemExit(entrypoint(sys.argv[1:]))
