@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Install what the daemonless image path needs (Debian packages only): podman + runc to run
 # images, skopeo/umoci to inspect OCI archives, buildah for Containerfile builds, and the pieces
-# tools/oci reads from the host to make the base rootfs (python3.11, ca-certificates, dpkg, ldd).
+# tools/oci reads from the host to make the base rootfs (python3.11, ca-certificates, tzdata, ldd).
 # Idempotent: does nothing when everything is already there. Needs root (CI runs as root).
 set -euo pipefail
 
 tools=(podman skopeo umoci runc buildah)
-packages=(podman skopeo umoci runc buildah ca-certificates python3.11-minimal libpython3.11-stdlib)
+packages=(podman skopeo umoci runc buildah ca-certificates tzdata python3.11-minimal libpython3.11-stdlib)
 
 missing=()
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
-for path in /usr/bin/python3.11 /usr/share/ca-certificates/mozilla /usr/bin/ldd; do
+for path in /usr/bin/python3.11 /usr/share/ca-certificates/mozilla /usr/share/zoneinfo /usr/bin/ldd; do
   [[ -e "$path" ]] || missing+=("$path")
 done
 

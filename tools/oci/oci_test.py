@@ -123,6 +123,7 @@ def test_base_rootfs_is_the_interpreter_its_libraries_and_no_host_secrets(tmp_pa
 
     assert "/usr/bin/python3.11" in paths
     assert "/usr/lib/python3.11/json/__init__.py" in paths
+    assert "/usr/share/zoneinfo/America/Los_Angeles" in paths
     assert any(p.startswith("/usr/lib/x86_64-linux-gnu/libssl.so") for p in paths)
     assert any(p.startswith("/usr/lib/x86_64-linux-gnu/libc.so") for p in paths)
     assert not [p for p in paths if "/python3.11/test/" in p or "/config-3.11" in p]

@@ -18,6 +18,8 @@ STDLIB = "/usr/lib/python3.11"
 # Debian packages whose files make the interpreter and its standard library (python3.11-venv
 # (ensurepip) and -dev (headers, libpython3.11.a) are deliberately not among them).
 PYTHON_PACKAGES = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
+# zoneinfo needs the system tz database (the workload has agencies in many time zones).
+DATA_PACKAGES = ("tzdata",)
 # Never wanted in a batch-job image: tests, GUI/terminal UI, 2to3, and their extension modules.
 _DROP_DIRS = frozenset(
     {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "curses"}
@@ -171,14 +173,14 @@ def base_rootfs(staging: Path, *, python: str = PYTHON, compile_pyc: bool = True
     for top in ("bin", "lib", "lib64", "sbin"):  # usrmerge layout, as on Debian bookworm
         rootfs.add(symlink_entry(f"/{top}", f"usr/{top}"))
     files = package_files(PYTHON_PACKAGES)
-    for path in files:
+    for path in [*files, *package_files(DATA_PACKAGES)]:
         rootfs.add_host_path(path)
     rootfs.add(symlink_entry("/usr/bin/python3", "python3.11"))
     extensions = [p for p in files if p.endswith(".so")]
     libraries = shared_libraries([python, *extensions])
     for lib in libraries:
         rootfs.add_host_path(lib)
-    rootfs.packages = set(PYTHON_PACKAGES) | owning_packages(libraries)
+    rootfs.packages = {*PYTHON_PACKAGES, *DATA_PACKAGES} | owning_packages(libraries)
     rootfs.add_host_path("/etc/os-release")
     for entry in dpkg_status(rootfs.packages):
         rootfs.add(entry)
