@@ -16,7 +16,7 @@ from oci.build_image import BuiltImage, build_images
 
 pytestmark = pytest.mark.images
 
-JOB = "bronze_to_silver"
+JOB = os.environ.get("ETL_IMAGE_TEST_JOB", "bronze_to_silver")
 # Where Pants puts a runtime_package_dependencies PEX in the test sandbox, then where
 # `./pants package` leaves it in the repo; ETL_IMAGE_TEST_PEX overrides both.
 PEX_CANDIDATES = (Path(f"src.python.jobs/{JOB}.pex"), Path(f"dist/src.python.jobs/{JOB}.pex"))
