@@ -102,6 +102,8 @@ class ObjectInfo:
     key: str
     size: int
     etag: str | None = None
+    # UTC; None where the store does not report it. Metadata, not identity: left out of ==.
+    last_modified: dt.datetime | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

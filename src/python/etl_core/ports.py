@@ -30,7 +30,7 @@ class ObjectStore(Protocol):
         ...
 
     async def head(self, key: str) -> ObjectInfo:
-        """Size and etag of key. Raises ObjectNotFound."""
+        """Size, etag and (where the store keeps it) last-modified time. Raises ObjectNotFound."""
         ...
 
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:

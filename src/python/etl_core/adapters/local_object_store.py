@@ -121,7 +121,7 @@ class LocalObjectStore:
             raise _failed("put_if_absent", key, exc) from exc
 
     async def head(self, key: str) -> ObjectInfo:
-        """Size and etag of key. Raises ObjectNotFound."""
+        """Size, etag (md5) and mtime of key. Raises ObjectNotFound."""
         path = self.path_of(key)
         try:
             return await asyncio.to_thread(_info, key, path)
@@ -290,7 +290,8 @@ def _info(key: str, path: Path) -> ObjectInfo:
     fd = _open_regular(path)
     try:
         st = os.fstat(fd)
-        return ObjectInfo(key=key, size=st.st_size, etag=_etag(fd, st))
+        modified = dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=dt.UTC)
+        return ObjectInfo(key=key, size=st.st_size, etag=_etag(fd, st), last_modified=modified)
     finally:
         os.close(fd)
 

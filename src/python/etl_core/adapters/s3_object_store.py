@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -40,6 +41,10 @@ def _as_prefix(prefix: str) -> str:
 
 def _strip_etag(etag: str | None) -> str | None:
     return etag.strip('"') if etag else None
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else None
 
 
 @attrs.define
@@ -148,12 +153,15 @@ class S3ObjectStore:
         return bool(existing.get("Metadata", {}).get(_WRITE_ID) == write_id)
 
     async def head(self, key: str) -> ObjectInfo:
-        """Size and etag of key. Raises ObjectNotFound."""
+        """Size, etag and last-modified time of key. Raises ObjectNotFound."""
         response = await self._call(
             "head", key, lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         )
         return ObjectInfo(
-            key=key, size=int(response["ContentLength"]), etag=_strip_etag(response.get("ETag"))
+            key=key,
+            size=int(response["ContentLength"]),
+            etag=_strip_etag(response.get("ETag")),
+            last_modified=_utc(response.get("LastModified")),
         )
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
@@ -170,6 +178,7 @@ class S3ObjectStore:
                     key=item["Key"][len(self.prefix) :],
                     size=int(item["Size"]),
                     etag=_strip_etag(item.get("ETag")),
+                    last_modified=_utc(item.get("LastModified")),
                 )
             if not page.get("IsTruncated"):
                 return

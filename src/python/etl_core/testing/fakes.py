@@ -49,10 +49,14 @@ class FakeObjectStore:
     """ObjectStore in a dict. Keys follow LocalObjectStore's rules (relative, no '..').
 
     `fail_on["put"] = ObjectStoreError("disk full")` makes every put raise until removed.
+    `modified` holds each written key's last-modified time (from `clock`); keys placed straight
+    into `objects` have none until written, and a test may set one directly.
     """
 
     objects: dict[str, bytes] = attrs.field(factory=dict)
     fail_on: dict[str, BaseException] = attrs.field(factory=dict)
+    modified: dict[str, dt.datetime] = attrs.field(factory=dict)
+    clock: Clock = clock_module.now
 
     def _body(self, operation: str, key: str) -> bytes:
         _check_failure(self.fail_on, operation)
@@ -79,6 +83,7 @@ class FakeObjectStore:
         _check_failure(self.fail_on, "put")
         key_segments(key)
         self.objects[key] = bytes(body)
+        self.modified[key] = self.clock()
 
     async def put_if_absent(self, key: str, body: bytes) -> bool:
         """Create key only if absent; False if it already existed."""
@@ -87,11 +92,12 @@ class FakeObjectStore:
         if key in self.objects:
             return False
         self.objects[key] = bytes(body)
+        self.modified[key] = self.clock()
         return True
 
     async def head(self, key: str) -> ObjectInfo:
-        """Size and md5 etag of key. Raises ObjectNotFound."""
-        return _info(key, self._body("head", key))
+        """Size, md5 etag and last-modified time of key. Raises ObjectNotFound."""
+        return _info(key, self._body("head", key), self.modified.get(key))
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Every object whose key starts with prefix, in key order."""
@@ -99,18 +105,19 @@ class FakeObjectStore:
         for key in sorted(k for k in self.objects if k.startswith(prefix)):
             body = self.objects.get(key)
             if body is not None:  # deleted while the caller was iterating
-                yield _info(key, body)
+                yield _info(key, body, self.modified.get(key))
 
     async def delete(self, key: str) -> None:
         """Remove key; idempotent."""
         _check_failure(self.fail_on, "delete")
         key_segments(key)
         self.objects.pop(key, None)
+        self.modified.pop(key, None)
 
 
-def _info(key: str, body: bytes) -> ObjectInfo:
+def _info(key: str, body: bytes, modified: dt.datetime | None) -> ObjectInfo:
     etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
-    return ObjectInfo(key=key, size=len(body), etag=etag)
+    return ObjectInfo(key=key, size=len(body), etag=etag, last_modified=modified)
 
 
 @attrs.frozen

@@ -16,6 +16,7 @@ and need no cleanup between tests.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -141,6 +142,18 @@ class ObjectStoreContract:
         assert [(i.key, i.size) for i in listed] == [(f"{ns}p/one", 1), (f"{ns}p/three", 3)]
         for info, head in zip(listed, heads, strict=True):
             assert info.etag is None or info.etag == head.etag
+
+    async def test_head_and_list_report_when_an_object_was_last_written(
+        self, store: ObjectStore, ns: str
+    ) -> None:
+        before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)  # clock skew vs a server
+        await store.put(f"{ns}dated", b"x")
+        head = await store.head(f"{ns}dated")
+        [listed] = [info async for info in store.list(f"{ns}dated")]
+        for info in (head, listed):
+            assert info.last_modified is not None
+            assert info.last_modified.utcoffset() == dt.timedelta(0)
+            assert before <= info.last_modified <= dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
 
     async def test_list_returns_more_keys_than_one_page(self, store: ObjectStore, ns: str) -> None:
         keys = [f"{ns}many/dt=2024-01-{i % 28 + 1:02d}/part-{i:05d}" for i in range(self.many_keys)]
