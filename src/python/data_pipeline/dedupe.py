@@ -39,15 +39,20 @@ class Deduper:
         self._bytes_in += result.bytes_in
         self._valid += len(result.valid_rows)
         kept = self._kept
-        partitions = self._partitions
         source, day = result.source, result.dt
-        for row in result.valid_rows:
-            partition = (row.agency_id, day)
-            partition = partitions.setdefault(partition, partition)
-            candidate = (row.updated_us, source, row.line_no, partition, row.silver)
-            current = kept.get(row.record_id)
-            if current is None or candidate[:3] > current[:3]:
-                kept[row.record_id] = candidate
+        partitions: dict[int, Partition] = {}  # this file's agency_id -> shared partition
+        for record_id, updated, line_no, agency_id, silver in result.valid_rows:
+            partition = partitions.get(agency_id)
+            if partition is None:
+                partition = self._partitions.setdefault((agency_id, day), (agency_id, day))
+                partitions[agency_id] = partition
+            current = kept.get(record_id)
+            if (
+                current is None
+                or updated > current[0]
+                or (updated == current[0] and (source, line_no) > (current[1], current[2]))
+            ):
+                kept[record_id] = (updated, source, line_no, partition, silver)
 
     @property
     def counts(self) -> Counts:

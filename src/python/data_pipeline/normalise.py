@@ -8,18 +8,25 @@ from typing import Final
 
 from data_pipeline.silver_schema import WHITESPACE
 
-# A plain decimal number: what "is a number" means for lat/lon/amount text. Deliberately narrower
-# than float(): no "nan"/"inf", no "1_000", no non-ASCII digits.
-_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WHITESPACE_RUN: Final = re.compile(r"[ \t\r\n]+")
+_CACHE_LIMIT: Final = 50_000  # memo tables are cleared past this, bounding hostile input
+_names: dict[str, tuple[str | None, str | None]] = {}
 
 
 def number_from_text(text: str) -> float | None:
-    """The finite float a decimal string spells, else None. The caller trims first."""
-    if _DECIMAL.fullmatch(text) is None:
+    """The finite float a plain decimal string spells (`[+-]?(d+[.d*]|.d+)([eE][+-]?d+)?`, ASCII
+    digits), else None. The caller trims first. Narrower than float(): no "nan"/"inf", no
+    "1_000", no non-ASCII digits, no surrounding control whitespace."""
+    try:
+        value = float(text)
+    except ValueError:
         return None
-    value = float(text)
-    return value if math.isfinite(value) else None
+    # float() accepted it; refuse what it accepts beyond the plain decimal form.
+    if value - value != 0.0 or "_" in text or not text.isascii():  # nan/inf; 1_0; Unicode
+        return None
+    if text[0] <= " " or text[-1] <= " ":  # ASCII control whitespace float() would skip
+        return None
+    return value
 
 
 def number_from_json(value: object) -> float | None:
@@ -32,6 +39,21 @@ def number_from_json(value: object) -> float | None:
         except OverflowError:
             return None
     return None
+
+
+def enum_value(value: object, allowed: frozenset[str], known: dict[str, str]) -> str | None:
+    """lower(trim(value)) when it is one of allowed, else None; known memoises raw -> value."""
+    if not isinstance(value, str):
+        return None
+    normal = known.get(value)
+    if normal is None:
+        normal = value.strip(WHITESPACE).lower()
+        if normal not in allowed:
+            return None
+        if len(known) >= _CACHE_LIMIT:
+            known.clear()
+        known[value] = normal
+    return normal
 
 
 def coordinate(value: object) -> float | None:
@@ -49,20 +71,28 @@ def badge(value: object) -> str | None:
 
 
 def _name_part(part: str) -> str | None:
-    collapsed = _WHITESPACE_RUN.sub(" ", part.strip(WHITESPACE))
-    return collapsed.lower().title() if collapsed else None
+    part = part.strip(WHITESPACE)
+    if "  " in part or "\t" in part or "\r" in part or "\n" in part:
+        part = _WHITESPACE_RUN.sub(" ", part)
+    return part.lower().title() if part else None
 
 
 def officer_name(value: object) -> tuple[str | None, str | None]:
     """(last, first) of "LAST, FIRST": split at the first comma, trim, collapse, title-case."""
     if not isinstance(value, str):
         return None, None
-    last, comma, first = value.partition(",")
-    return _name_part(last), (_name_part(first) if comma else None)
+    cached = _names.get(value)  # officers recur across records; names are worth remembering
+    if cached is None:
+        last, comma, first = value.partition(",")
+        cached = _name_part(last), (_name_part(first) if comma else None)
+        if len(_names) >= _CACHE_LIMIT:
+            _names.clear()
+        _names[value] = cached
+    return cached
 
 
 def tags(value: object) -> list[str]:
     """Each string element trimmed and lower-cased, order and duplicates kept; else []."""
-    if not isinstance(value, list):
+    if not isinstance(value, list) or not value:
         return []
     return [tag.strip(WHITESPACE).lower() for tag in value if isinstance(tag, str)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Mapping
+from itertools import repeat
+from typing import Any
 
 import attrs
 from etl_core.model import DeadLetter
@@ -26,6 +28,26 @@ class FileResult:
     bytes_in: int  # stored bytes (compressed if gzip)
     valid_rows: tuple[ValidRow, ...]
     dead_letters: tuple[DeadLetter, ...]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Results cross from worker processes to the one parent: sent column by column, rows
+        # pickle about twice as fast as a tuple of row objects.
+        columns = tuple(zip(*self.valid_rows, strict=True))
+        fields = (self.source, self.dt, self.rows_in, self.bytes_in, columns, self.dead_letters)
+        return _unpickle_file_result, fields
+
+
+def _unpickle_file_result(
+    source: str,
+    dt: str,
+    rows_in: int,
+    bytes_in: int,
+    columns: tuple[tuple[Any, ...], ...],
+    dead_letters: tuple[DeadLetter, ...],
+) -> FileResult:
+    # tuple.__new__ builds each row in C; ValidRow(...) would run a Python __new__ per row.
+    rows = tuple(map(tuple.__new__, repeat(ValidRow), zip(*columns, strict=True)))
+    return FileResult(source, dt, rows_in, bytes_in, rows, dead_letters)
 
 
 def decompress(body: bytes) -> bytes:

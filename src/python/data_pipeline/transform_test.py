@@ -127,3 +127,9 @@ def test_results_survive_pickling_for_worker_processes() -> None:
     copy = pickle.loads(pickle.dumps(result))
     assert isinstance(copy, FileResult)
     assert copy == result
+
+
+def test_results_without_valid_rows_survive_pickling() -> None:
+    result = transform_file(KEY, b"{\n\n", AGENCIES)
+
+    assert pickle.loads(pickle.dumps(result)) == result

@@ -16,6 +16,7 @@ from data_pipeline.agencies import Agency
 from data_pipeline.normalise import (
     badge,
     coordinate,
+    enum_value,
     number_from_json,
     number_from_text,
     officer_name,
@@ -26,6 +27,8 @@ from data_pipeline.timeparse import format_utc, parse_iso_us, parse_occurred_at
 
 _RECORD_TYPES: Final = frozenset(RECORD_TYPES)
 _STATUSES: Final = frozenset(STATUSES)
+_record_types: dict[str, str] = {}  # raw -> normalised, for the few messy spellings that recur
+_statuses: dict[str, str] = {}
 
 
 class ValidRow(NamedTuple):
@@ -111,14 +114,12 @@ def validate_line(
     if not isinstance(updated_raw, str) or (updated_us := parse_iso_us(updated_raw)) is None:
         return Rejected(reasons.BAD_UPDATED_AT, repr(updated_raw))
 
-    record_type = get("record_type")
-    if not isinstance(record_type, str) or (
-        (record_type := record_type.strip(WHITESPACE).lower()) not in _RECORD_TYPES
-    ):
+    record_type = enum_value(get("record_type"), _RECORD_TYPES, _record_types)
+    if record_type is None:
         return Rejected(reasons.BAD_RECORD_TYPE, repr(get("record_type")))
 
-    status = get("status")
-    if not isinstance(status, str) or (status := status.strip(WHITESPACE).lower()) not in _STATUSES:
+    status = enum_value(get("status"), _STATUSES, _statuses)
+    if status is None:
         return Rejected(reasons.BAD_STATUS, repr(get("status")))
 
     location = get("location")
