@@ -35,4 +35,8 @@ def partition_of(key: str) -> tuple[int, str]:
     match = _PARTITION.search(key)
     if match is None:
         raise DataError(f"{key}: not under agency_id=<id>/dt=<YYYY-MM-DD>/")
+    try:
+        dt.date.fromisoformat(match.group(2))
+    except ValueError:
+        raise DataError(f"{key}: dt={match.group(2)} is not a calendar date") from None
     return int(match.group(1)), match.group(2)
