@@ -1,0 +1,279 @@
+"""Open the record source a URL names (PostgreSQL, HTTP API, bronze files); shared settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from etl_core.errors import ConfigError
+from etl_core.model import SourceBatch
+from etl_core.ports import RecordSource
+from etl_core.raw_records import raw_record
+from etl_core.settings import CommonSettings
+from etl_core.urls import SourceUrl, parse_source_url, redact
+
+if TYPE_CHECKING:
+    from etl_core.adapters.http_record_source import HttpSourceConfig
+    from etl_core.adapters.pg_record_source import PgSourceTable
+
+__all__ = [
+    "PAGING_STYLES",
+    "RecordSourceSettings",
+    "SourceOptions",
+    "add_source_arguments",
+    "check_source",
+    "open_record_source",
+]
+
+PAGING_STYLES = ("cursor", "next", "link", "page")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@attrs.frozen(kw_only=True)
+class SourceOptions:
+    """How to read a source beyond its URL; each field applies to one kind of source.
+
+    PostgreSQL: `table` ("name" or "schema.name"; else the URL's `?schema=`, else public),
+    ordered by `key_column` (unique per agency), filtered on `agency_column`. With
+    `record_column` a record is that column alone: a json/jsonb object as it is, text as a raw
+    line (validated exactly like a bronze line); without it a record is the whole row.
+    HTTP: `paging` cursor (`?cursor=`, next cursor at `next_cursor`), next (next URL at `next`
+    in the body), link (`Link: rel="next"` header) or page (`?page=&per_page=page_size`);
+    `records_path` is the dotted path of the record list; `auth_env` names the environment
+    variable holding the Authorization header value. `{agency_id}` in the URL puts the agency
+    in the path, otherwise it is sent as `?agency_id=`.
+    Every kind: `batch_size` records per batch (HTTP: one batch per page).
+    """
+
+    table: str | None = None
+    key_column: str = "id"
+    agency_column: str = "agency_id"
+    record_column: str | None = None
+    paging: str = "cursor"
+    records_path: str = "data"
+    auth_env: str | None = None
+    page_size: int = 100
+    batch_size: int = 1000
+
+
+def check_source(url: str, options: SourceOptions, env: Mapping[str, str] | None = None) -> str:
+    """Validate url and options without connecting; the source kind. Raises ConfigError.
+
+    With env, also check that the credentials variable is set (never showing its value).
+    """
+    parsed = parse_source_url(url)
+    if parsed.kind == "postgresql":
+        _pg_table(url, options)
+    elif parsed.kind == "http":
+        _http_config(url, options)
+        if env is not None and options.auth_env and not env.get(options.auth_env):
+            raise ConfigError(
+                f"environment variable {options.auth_env} (API credentials) is not set"
+            )
+    return parsed.kind
+
+
+@asynccontextmanager
+async def open_record_source(
+    url: str, options: SourceOptions | None = None
+) -> AsyncIterator[RecordSource]:
+    """The source at url, opened and closed around the block. ConfigError for a bad URL or
+    options (passwords redacted); SourceError when it cannot be reached. Bronze sources only
+    read: a missing local directory reads as empty rather than being created."""
+    options = options or SourceOptions()
+    check_source(url, options)
+    parsed = parse_source_url(url)
+    if parsed.kind == "postgresql":
+        from etl_core.adapters.pg_record_source import open_pg_record_source
+
+        table = _pg_table(url, options)
+        async with open_pg_record_source(
+            parsed.url, table, batch_size=options.batch_size
+        ) as pg_source:
+            column = options.record_column
+            yield pg_source if column is None else ColumnRecordSource(pg_source, column)
+    elif parsed.kind == "http":
+        from etl_core.adapters.http_record_source import open_http_record_source
+
+        async with open_http_record_source(_http_config(url, options)) as http_source:
+            yield http_source
+    else:
+        async with _open_bronze(parsed, options) as bronze_source:
+            yield bronze_source
+
+
+@asynccontextmanager
+async def _open_bronze(parsed: SourceUrl, options: SourceOptions) -> AsyncIterator[RecordSource]:
+    from etl_core.adapters.bronze_record_source import BronzeRecordSource
+    from etl_core.adapters.object_stores import open_object_store
+
+    # The dry-run view reads the real store and can write nothing, not even the root directory.
+    async with open_object_store(parsed.url, dry_run=True) as store:
+        yield BronzeRecordSource(store, batch_size=options.batch_size)
+
+
+@attrs.define
+class ColumnRecordSource:
+    """A PostgreSQL source whose records are one column: an object stays a record, a string is a
+    raw line (etl_core.raw_records), anything else (array, number, null) a raw line of its JSON.
+    """
+
+    rows: RecordSource
+    column: str
+
+    async def batches(
+        self, agency_id: int, checkpoint: str | None = None
+    ) -> AsyncIterator[SourceBatch]:
+        """The inner source's batches with each row reduced to its record column."""
+        async for batch in self.rows.batches(agency_id, checkpoint):
+            records = tuple(self._record(row) for row in batch.records)
+            yield SourceBatch(records=records, checkpoint=batch.checkpoint)
+
+    def _record(self, row: Mapping[str, Any]) -> Mapping[str, Any]:
+        value = row.get(self.column)
+        if isinstance(value, Mapping):
+            return value
+        if isinstance(value, str):
+            return raw_record(value)
+        return raw_record(json.dumps(value))
+
+
+def _pg_table(url: str, options: SourceOptions) -> PgSourceTable:
+    from etl_core.adapters.pg_record_source import PgSourceTable
+
+    if not options.table:
+        raise ConfigError(
+            f"record source {redact(url)}: a PostgreSQL source needs a table (--source-table)"
+        )
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    url_schema = query.get("schema", ["public"])[-1]
+    schema, dot, table = options.table.rpartition(".")
+    if dot and url_schema != "public" and schema != url_schema:
+        raise ConfigError(
+            f"source table {options.table!r} names schema {schema!r} but the URL says "
+            f"schema={url_schema!r}"
+        )
+    columns = (options.record_column,) if options.record_column else ()
+    return PgSourceTable(
+        table=table,
+        key_column=options.key_column,
+        agency_column=options.agency_column,
+        columns=columns,
+        schema=schema if dot else url_schema,
+    )
+
+
+def _http_config(url: str, options: SourceOptions) -> HttpSourceConfig:
+    from etl_core.adapters.http_record_source import (
+        CursorPaging,
+        HttpSourceConfig,
+        NextLinkPaging,
+        PageNumberPaging,
+        Paging,
+    )
+
+    for name, problem in _option_problems(options):
+        raise ConfigError(f"{name.replace('_', ' ')}: {problem}")
+    paging: Paging
+    if options.paging == "cursor":
+        paging = CursorPaging()
+    elif options.paging == "next":
+        paging = NextLinkPaging()
+    elif options.paging == "link":
+        paging = NextLinkPaging(next_path=None)
+    else:
+        paging = PageNumberPaging(size=options.page_size)
+    return HttpSourceConfig(
+        url=url,
+        paging=paging,
+        records_path=options.records_path,
+        agency_param=None if "{agency_id}" in url else "agency_id",
+        auth_env=options.auth_env,
+    )
+
+
+@attrs.frozen(kw_only=True)
+class RecordSourceSettings(CommonSettings):
+    """CommonSettings plus where and how to read records (flags, ETL_* env, TOML keys alike).
+
+    `source_url` None means the job's default source.
+    """
+
+    source_url: str | None = None
+    source_table: str | None = None
+    source_key: str = "id"
+    source_agency_column: str = "agency_id"
+    source_record_column: str | None = None
+    paging: str = "cursor"
+    records_path: str = "data"
+    auth_env: str | None = None
+    page_size: int = 100
+    batch_size: int = 1000
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from super().problems()
+        own = list(_option_problems(self.source_options()))
+        yield from own
+        if self.source_url is not None and not own:
+            try:
+                check_source(self.source_url, self.source_options())
+            except ConfigError as exc:
+                yield "source_url", str(exc)
+
+    def source_options(self) -> SourceOptions:
+        """The source options these settings spell."""
+        return SourceOptions(
+            table=self.source_table,
+            key_column=self.source_key,
+            agency_column=self.source_agency_column,
+            record_column=self.source_record_column,
+            paging=self.paging,
+            records_path=self.records_path,
+            auth_env=self.auth_env,
+            page_size=self.page_size,
+            batch_size=self.batch_size,
+        )
+
+
+def _option_problems(options: SourceOptions) -> Iterator[tuple[str, str]]:
+    """(settings field, problem) of the options that need no URL to check."""
+    if options.auth_env is not None and not _ENV_NAME.fullmatch(options.auth_env):
+        # Never echo it: a credential pasted here by mistake must not reach the logs.
+        yield "auth_env", "must be the NAME of an environment variable (letters, digits, _)"
+    if options.paging not in PAGING_STYLES:
+        yield "paging", f"must be one of {', '.join(PAGING_STYLES)}, got {options.paging!r}"
+    for name in ("page_size", "batch_size"):
+        if getattr(options, name) < 1:
+            yield name, f"must be >= 1, got {getattr(options, name)}"
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
+    """The record-source flags of RecordSourceSettings; unset flags stay None."""
+    group = parser.add_argument_group("record source")
+    add = group.add_argument
+    # fmt: off
+    add("--source", "--source-url", dest="source_url", metavar="URL",
+        help="postgresql://..., http(s)://... API, or an object store URL of bronze files")
+    add("--source-table", dest="source_table", metavar="[SCHEMA.]TABLE", help="PostgreSQL table")
+    add("--source-key", dest="source_key", metavar="COLUMN",
+        help="PostgreSQL: unique ordering column (default id)")
+    add("--source-agency-column", dest="source_agency_column", metavar="COLUMN",
+        help="PostgreSQL: agency column (default agency_id)")
+    add("--source-record-column", dest="source_record_column", metavar="COLUMN",
+        help="PostgreSQL: the json/jsonb (or raw text line) column holding each record")
+    add("--paging", choices=PAGING_STYLES, help="HTTP paging style (default cursor)")
+    add("--records-path", dest="records_path", metavar="PATH",
+        help="HTTP: dotted path of the record list in a page ('' = the body; default data)")
+    add("--auth-env", dest="auth_env", metavar="NAME",
+        help="HTTP: NAME of the environment variable holding the Authorization header value")
+    add("--page-size", dest="page_size", type=int, metavar="N",
+        help="HTTP page paging: per_page (default 100)")
+    add("--batch-size", dest="batch_size", type=int, metavar="N", help=batch_help)
+    # fmt: on

@@ -1,0 +1,207 @@
+"""Export one agency's records from a record source as CSV and NDJSON artifacts in the store."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from etl_core.adapters.record_sources import (
+    RecordSourceSettings,
+    add_source_arguments,
+    check_source,
+)
+from etl_core.errors import ConfigError
+from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.settings import DEFAULT_STORE_URL, add_common_arguments, settings_from_args
+from etl_core.urls import parse_source_url, parse_store_url, redact
+
+if TYPE_CHECKING:
+    from data_pipeline.agencies import Agency
+    from etl_core.ports import ObjectStore, RecordSource
+
+NAME = "agency_data_job"
+FORMATS = ("csv", "ndjson")
+AGENCIES_KEY = "agencies.csv"
+# What an empty embedded store is seeded with: the same as jobs.bronze_to_silver seeds.
+DEMO_RECORDS, DEMO_FILES, DEMO_SEED = 20_000, 60, 7
+
+
+@attrs.frozen(kw_only=True)
+class AgencyDataSettings(RecordSourceSettings):
+    """Source settings plus the artifact formats and where agencies.csv is.
+
+    No source: the bronze files of the store itself. No agencies: agencies.csv beside the
+    bronze of a store source, else at the root of the destination store.
+    """
+
+    format: str = ",".join(FORMATS)
+    agencies_url: str | None = None
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The requested formats, in FORMATS order."""
+        asked = {item.strip().lower() for item in self.format.split(",") if item.strip()}
+        return tuple(name for name in FORMATS if name in asked)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from super().problems()
+        asked = {item.strip().lower() for item in self.format.split(",") if item.strip()}
+        if not asked or asked - set(FORMATS):
+            yield "format", f"expected a comma-separated subset of {','.join(FORMATS)}"
+        if self.agencies_url is not None:
+            try:
+                _split_object_url(self.agencies_url)
+            except ConfigError as exc:
+                yield "agencies_url", str(exc)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"data-pipeline {NAME}", description=__doc__, allow_abbrev=False
+    )
+    parser.add_argument(
+        "--format", metavar="LIST", help="artifacts to write: csv, ndjson or both (default)"
+    )
+    parser.add_argument(
+        "--agencies", "--agencies-url", dest="agencies_url", metavar="URL",
+        help="agencies.csv to enrich from (path, file:// or s3:// URL of the file)",
+    )  # fmt: skip
+    add_source_arguments(parser, batch_help="records per batch read (default 1000)")
+    add_common_arguments(parser, agency_required=True)
+    return parser
+
+
+def entrypoint(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_args(AgencyDataSettings, args, job=NAME)
+        if settings.source_url is not None:  # credentials present: a usage error, not a failed run
+            check_source(settings.source_url, settings.source_options(), os.environ)
+    except ConfigError as exc:
+        return usage_error(NAME, exc)
+
+    async def body(ctx: RunContext) -> JobOutcome:
+        return await agency_data_job(ctx, settings)
+
+    source = redact(settings.source_url) if settings.source_url else "bronze of the store"
+    return run_job(NAME, settings, body, parameters={"source": source})
+
+
+async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobOutcome:
+    """Wire the store, the source and the agencies file, then export."""
+    from data_pipeline.agency_export import ExportOptions, export_agency, export_prefix
+    from etl_core.adapters.bronze_record_source import BronzeRecordSource
+    from etl_core.adapters.object_stores import open_object_store
+    from etl_core.adapters.record_sources import open_record_source
+
+    assert settings.agency_id is not None  # load_settings insists (agency_required)
+    summary: dict[str, Any] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(
+            open_object_store(settings.store_url, dry_run=ctx.dry_run)
+        )
+        if settings.source_url is None:
+            if settings.store_url == DEFAULT_STORE_URL and await _is_empty(store):
+                summary["generated"] = await _seed(ctx, store)
+            source: RecordSource = BronzeRecordSource(store, batch_size=settings.batch_size)
+            label = redact(settings.store_url)
+        else:
+            options = settings.source_options()
+            source = await stack.enter_async_context(
+                open_record_source(settings.source_url, options)
+            )
+            label = redact(settings.source_url)
+        agencies, summary["agencies"] = await _agencies(stack, settings, store)
+        export = ExportOptions(settings.agency_id, settings.formats, source_label=label)
+        outcome = await export_agency(ctx, source, store, agencies, export)
+    summary.update(outcome.summary)
+    prefix = export_prefix(settings.agency_id, ctx.run_id)
+    summary["export"] = _location(settings.store_url, prefix) + (
+        " (dry run: nothing uploaded)" if ctx.dry_run else ""
+    )
+    summary["run_id"] = ctx.run_id
+    return attrs.evolve(outcome, summary=summary)
+
+
+async def _agencies(
+    stack: contextlib.AsyncExitStack, settings: AgencyDataSettings, store: ObjectStore
+) -> tuple[Mapping[int, Agency], str]:
+    """agency_id -> Agency from the configured file, a store source's, or the store's own."""
+    from data_pipeline.agencies import parse_agencies
+    from etl_core.adapters.object_stores import open_object_store
+    from etl_core.errors import DataError, ObjectNotFound
+
+    if settings.agencies_url is not None:
+        directory, key = _split_object_url(settings.agencies_url)
+        shown = redact(settings.agencies_url)
+    elif settings.source_url is not None and parse_source_url(settings.source_url).kind == "store":
+        directory, key = settings.source_url, AGENCIES_KEY
+        shown = f"{redact(directory).rstrip('/')}/{key}"
+    else:
+        directory, key = None, AGENCIES_KEY
+        shown = f"{redact(settings.store_url).rstrip('/')}/{key}"
+    if directory is not None:  # read-only: a dry-run view never writes
+        store = await stack.enter_async_context(open_object_store(directory, dry_run=True))
+    try:
+        body = await store.get(key)
+    except ObjectNotFound:
+        raise DataError(f"agencies file {shown} not found (pass --agencies URL)") from None
+    return parse_agencies(body, source=shown), shown
+
+
+def _split_object_url(url: str) -> tuple[str, str]:
+    """(store URL, key) of the URL of one object: its directory and file name."""
+    directory, slash, key = url.rstrip().rpartition("/")
+    if not slash:
+        directory = "."
+    if not key:
+        raise ConfigError(f"{redact(url)!r} names no file (expected .../agencies.csv)")
+    parse_store_url(directory or "/")
+    return directory or "/", key
+
+
+async def _is_empty(store: ObjectStore) -> bool:
+    """Neither an agencies file nor any bronze object."""
+    from etl_core.errors import ObjectNotFound
+
+    try:
+        await store.head(AGENCIES_KEY)
+        return False
+    except ObjectNotFound:
+        pass
+    async for _ in store.list("bronze/"):
+        return False
+    return True
+
+
+async def _seed(ctx: RunContext, store: ObjectStore) -> str:
+    from data_pipeline.workload import WorkloadOptions, write_workload
+
+    what = (
+        f"the reference workload ({DEMO_RECORDS:,} records, {DEMO_FILES} files, seed {DEMO_SEED})"
+        f" into the empty embedded store {DEFAULT_STORE_URL}"
+    )
+    ctx.log.info("generating %s", what)
+    print(f"{NAME}: no bronze yet: generating {what}", file=sys.stderr, flush=True)
+    with ctx.span("generate_reference_workload", records=DEMO_RECORDS):
+        options = WorkloadOptions(records=DEMO_RECORDS, files=DEMO_FILES, seed=DEMO_SEED)
+        await write_workload(store, options)
+    return what + (" (in memory: dry run)" if ctx.dry_run else "")
+
+
+def _location(url: str, key_prefix: str) -> str:
+    parsed = parse_store_url(url)
+    if parsed.kind == "file" and parsed.path is not None:
+        return str(parsed.path.absolute() / key_prefix) + "/"
+    return f"{redact(url).rstrip('/')}/{key_prefix}"
+
+
+JOB = (entrypoint, "Export an agency's records (PostgreSQL, HTTP API or bronze) as CSV + NDJSON")
+
+if __name__ == "__main__":
+    raise SystemExit(entrypoint(sys.argv[1:]))
