@@ -174,6 +174,13 @@ def console_main() -> int:
     return entrypoint(sys.argv[1:], prog=CONSOLE_SCRIPT)
 
 
+def _destination(settings: GetS3FilesSettings) -> str:
+    """--destination-bucket (a name or URL), else the store URL (where a path is a directory)."""
+    if settings.destination_bucket is None:
+        return settings.store_url
+    return store_url(settings.destination_bucket)
+
+
 def _copy_job(settings: GetS3FilesSettings) -> CopyJob:
     from data_pipeline.s3_copy import MIB
     from data_pipeline.s3_copy_plan import CopyOptions
@@ -186,7 +193,7 @@ def _copy_job(settings: GetS3FilesSettings) -> CopyJob:
     parsed = parse_store_url(source)
     if parsed.kind == "file" and parsed.path is not None and not parsed.path.is_dir():
         raise ConfigError(f"source directory {str(parsed.path)!r} does not exist")
-    destination = store_url(settings.destination_bucket or settings.store_url)
+    destination = _destination(settings)
     options = CopyOptions(
         agency_id=settings.agency_id,
         run_date=clock.now().date(),
@@ -210,7 +217,7 @@ async def run_copy(ctx: RunContext, settings: GetS3FilesSettings, job: CopyJob) 
     from etl_core.adapters.object_stores import open_object_store
 
     assert settings.source_bucket is not None
-    destination_url = store_url(settings.destination_bucket or settings.store_url)
+    destination_url = _destination(settings)
     limit = job.concurrency
     async with (
         open_object_store(store_url(settings.source_bucket), max_concurrency=limit) as source,
