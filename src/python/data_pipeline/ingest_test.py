@@ -1,0 +1,183 @@
+"""Ingestion over fakes: parts then checkpoint, resume after failures, exactly-once bronze."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import orjson
+import pytest
+from etl_core.errors import DataError, ObjectStoreError, SourceError
+from etl_core.model import RunRecord, RunStatus
+from etl_core.raw_records import SOURCE_KEY, raw_record
+from etl_core.runner import JobOutcome, RunContext
+from etl_core.settings import CommonSettings
+from etl_core.testing.fakes import FakeObjectStore, FakeRecordSource, FakeRunHistory
+
+from data_pipeline.ingest import (
+    IngestOptions,
+    IngestState,
+    dump_state,
+    ingest,
+    load_state,
+    pending_day,
+)
+
+OPTIONS = IngestOptions(agency_id=7, day="2024-03-01", source_id="abc123", records_per_part=10)
+RECORDS = [{"record_id": f"A007-{i:08d}", "agency_id": 7, "n": i} for i in range(45)]
+
+
+async def _ingest(
+    source: Any,
+    store: FakeObjectStore,
+    *,
+    history: FakeRunHistory | None = None,
+    run_id: str = "r1",
+    options: IngestOptions = OPTIONS,
+    dry_run: bool = False,
+) -> JobOutcome:
+    history = history if history is not None else FakeRunHistory()
+    now = dt.datetime.now(dt.UTC)
+    await history.start_run(RunRecord(run_id, "ingest_api", RunStatus.RUNNING, now, 7))
+    ctx = RunContext(
+        run_id=run_id,
+        job="ingest_api",
+        agency_id=7,
+        dry_run=dry_run,
+        settings=CommonSettings(agency_id=7),
+        history=history,
+        log=logging.getLogger("test"),
+    )
+    return await ingest(ctx, source, store, options)
+
+
+def _parts(store: FakeObjectStore) -> dict[str, bytes]:
+    return {k: v for k, v in store.objects.items() if k.startswith("bronze/")}
+
+
+def _bronze_records(store: FakeObjectStore) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for body in _parts(store).values() for line in body.splitlines()]
+
+
+async def _state(store: FakeObjectStore) -> IngestState:
+    return await load_state(store, OPTIONS.checkpoint_key)
+
+
+async def test_a_full_pull_writes_whole_batches_per_part_then_a_complete_checkpoint() -> None:
+    store = FakeObjectStore()
+    outcome = await _ingest(FakeRecordSource(RECORDS, batch_size=4), store)
+
+    assert list(_parts(store)) == [
+        f"bronze/agency_id=7/dt=2024-03-01/part-abc123-{n:06d}.ndjson" for n in range(4)
+    ]
+    assert [len(body.splitlines()) for body in _parts(store).values()] == [12, 12, 12, 9]
+    assert _bronze_records(store) == RECORDS
+    assert await _state(store) == IngestState("45", 4, 45, True, "r1")
+    assert (outcome.counts.rows_in, outcome.counts.rows_out) == (45, 45)
+    assert outcome.artifacts == tuple(_parts(store))
+
+
+async def test_after_a_source_failure_the_next_run_resumes_and_every_record_lands_once() -> None:
+    store = FakeObjectStore()
+    failing = FakeRecordSource(RECORDS, batch_size=10, fail_after_batches=2)
+
+    with pytest.raises(SourceError):
+        await _ingest(failing, store)
+    assert await _state(store) == IngestState("20", 2, 20, False, "r1")
+
+    source = FakeRecordSource(RECORDS, batch_size=10)
+    outcome = await _ingest(source, store, run_id="r2")
+
+    assert source.requests == [(7, "20")]
+    assert _bronze_records(store) == RECORDS
+    assert (outcome.counts.rows_in, outcome.counts.rows_out) == (25, 25)
+    assert (await _state(store)).complete
+
+
+async def test_a_crash_between_a_part_and_its_checkpoint_never_writes_the_part_twice() -> None:
+    store = FakeObjectStore()
+    store.fail_on["put"] = ObjectStoreError("killed before the checkpoint")
+
+    with pytest.raises(ObjectStoreError):
+        await _ingest(FakeRecordSource(RECORDS, batch_size=10), store)
+    assert len(_parts(store)) == 1  # the part is durable, its checkpoint is not
+    del store.fail_on["put"]
+
+    outcome = await _ingest(FakeRecordSource(RECORDS, batch_size=10), store, run_id="r2")
+
+    assert _bronze_records(store) == RECORDS
+    assert len(_parts(store)) == 5
+    assert (outcome.counts.rows_duplicate, outcome.counts.rows_out) == (10, 35)
+    assert outcome.summary["parts already there (resumed)"] == 1
+
+
+async def test_a_part_left_with_other_content_is_kept_and_the_batch_takes_the_next_number() -> None:
+    store = FakeObjectStore()
+    store.objects[OPTIONS.part_key(0)] = b'{"record_id":"stale page"}\n'
+
+    await _ingest(FakeRecordSource(RECORDS, batch_size=10), store)
+
+    assert store.objects[OPTIONS.part_key(0)] == b'{"record_id":"stale page"}\n'
+    assert _bronze_records(store)[1:] == RECORDS
+    assert (await _state(store)).next_part == 6
+
+
+async def test_a_run_after_a_complete_pull_writes_nothing() -> None:
+    store = FakeObjectStore()
+    await _ingest(FakeRecordSource(RECORDS, batch_size=10), store)
+    before = dict(store.objects)
+
+    outcome = await _ingest(FakeRecordSource(RECORDS, batch_size=10), store, run_id="r2")
+
+    assert store.objects == before
+    assert outcome.counts.rows_in == 0
+    assert outcome.summary["checkpoint"].endswith("(unchanged)")
+
+
+async def test_records_appended_upstream_are_pulled_by_the_next_run() -> None:
+    store = FakeObjectStore()
+    await _ingest(FakeRecordSource(RECORDS[:30], batch_size=10), store)
+
+    await _ingest(FakeRecordSource(RECORDS, batch_size=10), store, run_id="r2")
+
+    assert _bronze_records(store) == RECORDS
+
+
+async def test_raw_lines_are_written_verbatim_and_provenance_is_dropped() -> None:
+    store = FakeObjectStore()
+    records = [raw_record('{"record_id": "A007-1", trunc', "x:1"), {"a": 1, SOURCE_KEY: "x:2"}]
+
+    await _ingest(FakeRecordSource(records), store)
+
+    [body] = _parts(store).values()
+    assert body == b'{"record_id": "A007-1", trunc\n{"a":1}\n'
+
+
+async def test_a_dry_run_reports_counts_and_records_no_ledger_row() -> None:
+    history = FakeRunHistory()
+    outcome = await _ingest(FakeRecordSource(RECORDS), FakeObjectStore(), history=history)
+    assert history.ledger[0].partition == "agency_id=7/dt=2024-03-01"
+
+    dry = FakeRunHistory()
+    outcome = await _ingest(FakeRecordSource(RECORDS), FakeObjectStore(), history=dry, dry_run=True)
+    assert dry.ledger == []
+    assert outcome.counts.rows_in == 45
+
+
+async def test_the_pending_day_is_the_latest_unfinished_pull() -> None:
+    store = FakeObjectStore()
+    for day, complete in (("2024-03-01", False), ("2024-03-02", False), ("2024-03-03", True)):
+        key = IngestOptions(7, day, "abc123").checkpoint_key
+        store.objects[key] = dump_state(IngestState("c", 1, 1, complete))
+
+    assert await pending_day(store, 7, "abc123") == "2024-03-02"
+    assert await pending_day(store, 7, "other") is None
+    assert await pending_day(store, 8, "abc123") is None
+
+
+async def test_an_unreadable_checkpoint_is_a_data_error_naming_it() -> None:
+    store = FakeObjectStore({OPTIONS.checkpoint_key: b'{"next_part": "x"}'})
+
+    with pytest.raises(DataError, match="_checkpoints/ingest_api/agency_id=7/source=abc123/"):
+        await _ingest(FakeRecordSource(RECORDS), store)
