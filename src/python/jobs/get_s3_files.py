@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from data_pipeline.s3_copy_run import CopyJob
 
 NAME = "get_s3_files"
+DESCRIPTION = "Copy an agency's documents from a source bucket into bronze, idempotently"
 CONSOLE_SCRIPT = "data-pipeline-get-s3-files"
 DEFAULT_TEMPLATE = "agency_id={agency_id}/"  # data_pipeline.s3_copy_plan, not imported: cheap
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -101,9 +102,7 @@ def parse_day(text: str) -> dt.date | None:
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__.splitlines()[0], allow_abbrev=False
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, allow_abbrev=False)
     add = parser.add_argument
     add(
         "--source-bucket",
@@ -226,7 +225,7 @@ async def run_copy(ctx: RunContext, settings: GetS3FilesSettings, job: CopyJob) 
         return await get_s3_files(ctx, source, target, job)
 
 
-JOB = (entrypoint, "Copy an agency's documents from a source bucket into bronze, idempotently")
+JOB = (entrypoint, DESCRIPTION)
 
 if __name__ == "__main__":
     raise SystemExit(console_main())
