@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
+import functools
 
 import attrs
 from etl_core import clock
@@ -136,7 +138,9 @@ async def _publish_all(
     accounting: Accounting,
     options: PromoteOptions,
 ) -> JobOutcome:
-    survivors = accounting.survivors(plan.agency_id)
+    # Sorting and joining a large agency takes a while: off the event loop, so that heartbeats
+    # keep renewing the lease meanwhile.
+    survivors = await asyncio.to_thread(accounting.survivors, plan.agency_id)
     total = Counts()
     statuses: collections.Counter[str] = collections.Counter()
     reasons: collections.Counter[str] = collections.Counter()
@@ -148,9 +152,10 @@ async def _publish_all(
         dead_letters = tally.dead_letters if tally is not None else []
         reasons.update(dead.reason for dead in dead_letters)
         counts = accounting.partition_counts(day, len(silver))
-        output = build_output(
-            partition, ctx.run_id, silver, dead_letters, counts, rows_per_file=options.rows_per_file
-        )
+        output = await asyncio.to_thread(
+            functools.partial(build_output, rows_per_file=options.rows_per_file),
+            partition, ctx.run_id, silver, dead_letters, counts,
+        )  # fmt: skip
         del silver, dead_letters
         with ctx.span("publish", partition=partition, rows_out=counts.rows_out):
             status, written = await _publish(ctx, publisher, plan, output, options.reprocess)
