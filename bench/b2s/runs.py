@@ -1,0 +1,143 @@
+"""One measured run of an implementation over a dataset: the job (per agency) or a peer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import attrs
+from etl_core.adapters.local_object_store import open_local_object_store
+from etl_core.adapters.s3_object_store import open_s3_object_store
+
+from b2s import moto_s3
+from b2s.dataset import Dataset
+from b2s.measure import Usage, run_measured
+from b2s.readback import Readback, read_directory, read_published
+
+REPO: Final = Path(__file__).resolve().parents[2]
+# The sources beside the bench in a checkout, then this process's own path (a test sandbox or
+# PEX holds them there instead): the subprocesses import exactly what this process imports.
+PYTHONPATH: Final = os.pathsep.join(
+    [str(REPO / "src" / "python"), str(REPO / "bench"), *(p for p in sys.path if p)]
+)
+
+
+@attrs.frozen
+class Outcome:
+    """A measured run and what its output holds."""
+
+    implementation: str
+    dataset: Dataset
+    store: str  # local / s3
+    usage: Usage
+    readback: Readback
+    semantics: str  # exact / approx
+    load: float  # 1-minute load average when the run started
+    note: str = ""
+
+    @property
+    def problems(self) -> list[str]:
+        return self.readback.problems(self.dataset.manifest)
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment: no ETL_* or AWS_* settings of the caller leak into a run."""
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": PYTHONPATH,
+        "PYTHONHASHSEED": "0",
+    }
+    return {**base, **(extra or {})}
+
+
+def run_job(
+    dataset: Dataset,
+    work: Path,
+    *,
+    store: str,
+    one_process: bool = False,
+    workers: int | None = None,
+    at_once: int = 1,
+    endpoint: str | None = None,
+) -> Outcome:
+    """bronze_to_silver once per agency through the CLI (a process each, as in production), or
+    every agency in one process (one_process); output read back through the manifests."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = clean_env()
+    if store == "s3":
+        assert endpoint is not None
+        bucket = f"silver-{dataset.rows}-{work.name}".lower().replace("_", "-")[:63]
+        moto_s3.create_bucket(endpoint, bucket)
+        store_url, bronze_url = f"s3://{bucket}", f"s3://bronze-{dataset.rows}"
+        env |= moto_s3.AWS_ENV | {"AWS_ENDPOINT_URL_S3": endpoint}
+    else:
+        store_url, bronze_url = f"file://{work / 'store'}", f"file://{dataset.root}"
+    history_url = f"sqlite:///{work / 'history.sqlite3'}"
+    common = ["--bronze", bronze_url, "--store", store_url, "--history", history_url]
+    common += ["--log-format", "json"]
+    if workers is not None:
+        common += ["--workers", str(workers)]
+    agencies = [str(agency_id) for agency_id in dataset.agencies]
+    commands: list[Sequence[str]]
+    if one_process:
+        commands = [[sys.executable, "-m", "b2s.all_agencies", ",".join(agencies), "--", *common]]
+    else:
+        commands = [
+            [sys.executable, "-m", "jobs.cli", "run", "bronze_to_silver", "--",
+             "--agency-id", agency_id, *common]  # fmt: skip
+            for agency_id in agencies
+        ]
+    load = os.getloadavg()[0]
+    server_cpu = _self_cpu()
+    usage = run_measured(commands, env=env, cwd=work, logs=work / "logs", at_once=at_once)
+    note = _job_note(len(commands), workers, at_once)
+    if store == "s3":
+        note += f"; moto server CPU {_self_cpu() - server_cpu:.1f} s (not in CPU s)"
+        readback = asyncio.run(_read_s3(endpoint or "", store_url.removeprefix("s3://")))
+    else:
+        readback = asyncio.run(_read_local(work / "store"))
+    name = "job (1 process)" if one_process else "job"
+    return Outcome(name, dataset, store, usage, readback, "exact", load, note)
+
+
+def _job_note(processes: int, workers: int | None, at_once: int) -> str:
+    pool = f"--workers {workers}" if workers is not None else "workers: job default"
+    runs = f"{processes} process{'es' if processes > 1 else ''}"
+    return f"{runs}, {at_once} at a time, {pool}"
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _read_local(root: Path) -> Readback:
+    async with open_local_object_store(root) as store:
+        return await read_published(store)
+
+
+async def _read_s3(endpoint: str, bucket: str) -> Readback:
+    async with open_s3_object_store(bucket, endpoint_url=endpoint) as s3:
+        return await read_published(s3)
+
+
+def run_peer(dataset: Dataset, work: Path, *, module: str, semantics: str, note: str) -> Outcome:
+    """`python -m peers.<module> STORE_DIR OUT_DIR` over the local dataset; output read back."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    out = work / "out"
+    command = [sys.executable, "-m", f"peers.{module}", str(dataset.root), str(out)]
+    load = os.getloadavg()[0]
+    usage = run_measured([command], env=clean_env(), cwd=work, logs=work / "logs")
+    counts = json.loads((work / "logs" / "0000.log").read_text().strip().splitlines()[-1])
+    readback = read_directory(out, duplicates=int(counts["duplicates"]))
+    return Outcome(module, dataset, "local", usage, readback, semantics, load, note)

@@ -1,0 +1,142 @@
+"""bronze -> silver benchmark (WORKLOAD.md): the job per agency, local and S3, beside peers.
+
+Run: PYTHONPATH=src/python:tests/python python bench/bronze_to_silver_bench.py
+         [--sizes 100000,1000000] [--stores local,s3] [--peers plain,duckdb,polars]
+         [--workers N] [--one-process] [--at-once R] [--scratch DIR] [--out DIR]
+
+Generated data is cached under --scratch by the generator options' hash; the table is printed
+and written to --out as markdown. See bench/README.md for what each column measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from b2s import moto_s3, table  # beside this script: sys.path[0] when run as a script
+from b2s.dataset import Dataset, ensure_dataset
+from b2s.runs import Outcome, run_job, run_peer
+from data_pipeline.workload import WorkloadOptions
+
+# peer name -> (module under peers/, third-party module it needs, semantics, note)
+PEERS = {
+    "plain": ("plain_orjson", "orjson", "exact", "1 process, 1 thread"),
+    "duckdb": ("duckdb_peer", "duckdb", "approx", "1 process, DuckDB threads = cores"),
+    "polars": ("polars_peer", "polars", "approx", "1 process, Polars threads = cores"),
+}
+ROWS_PER_FILE = 5_000  # 100k -> 20 files, 1M -> 200 files, as WORKLOAD.md sizes them
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=_csv, default=["100000", "1000000"])
+    parser.add_argument("--stores", type=_csv, default=["local", "s3"])
+    parser.add_argument("--peers", type=_csv, default=list(PEERS))
+    parser.add_argument("--workers", type=int, help="the job's --workers (default: its own)")
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="also run every agency in one process (the `job (1 process)` row)",
+    )
+    parser.add_argument("--at-once", type=int, default=1, help="agency runs at a time (default 1)")
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/b2s-bench"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    return parser
+
+
+def _dataset(records: int, scratch: Path) -> Dataset:
+    files = max(20, records // ROWS_PER_FILE)
+    dataset, generated = ensure_dataset(WorkloadOptions(records=records, files=files), scratch)
+    state = "generated" if generated else "cached"
+    size = f"{records:,} records, {files} files, {dataset.input_bytes / 1e6:.1f} MB"
+    print(f"# {size}: {state} at {dataset.root}", flush=True)
+    return dataset
+
+
+def _run_size(
+    args: argparse.Namespace, dataset: Dataset, endpoint: str | None, runnable: list[str]
+) -> list[Outcome]:
+    work = args.scratch / "runs" / str(dataset.rows)
+    job = {"workers": args.workers, "at_once": args.at_once}
+    outcomes = []
+    for store in args.stores:
+        if store == "s3":
+            assert endpoint is not None
+            bucket = f"bronze-{dataset.rows}"
+            moto_s3.create_bucket(endpoint, bucket)
+            sent = moto_s3.upload_tree(dataset.root, endpoint, bucket)
+            print(f"#   uploaded {sent / 1e6:.1f} MB to s3://{bucket} (untimed)", flush=True)
+        outcomes.append(
+            run_job(dataset, work / f"job-{store}", store=store, endpoint=endpoint, **job)
+        )
+        _progress(outcomes[-1])
+    if args.one_process:
+        outcomes.append(
+            run_job(dataset, work / "job-1proc", store="local", one_process=True, **job)
+        )
+        _progress(outcomes[-1])
+    for name in runnable:
+        module, _, semantics, note = PEERS[name]
+        outcomes.append(
+            run_peer(dataset, work / name, module=module, semantics=semantics, note=note)
+        )
+        _progress(outcomes[-1])
+    return outcomes
+
+
+def _progress(outcome: Outcome) -> None:
+    state = "ok" if not outcome.problems else "FAIL " + "; ".join(outcome.problems)
+    what = f"{outcome.implementation} {outcome.store}"
+    print(f"#   {what}: {outcome.usage.wall_s:.2f} s, {state}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    runnable = []
+    for name in args.peers:
+        if name not in PEERS:
+            raise SystemExit(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
+        if importlib.util.find_spec(PEERS[name][1]) is None:
+            print(f"# peer {name}: skipped, {PEERS[name][1]} is not installed", flush=True)
+        else:
+            runnable.append(name)
+    outcomes: list[Outcome] = []
+    endpoint_cm = moto_s3.moto_server() if "s3" in args.stores else None
+    endpoint = endpoint_cm.__enter__() if endpoint_cm is not None else None
+    try:
+        for size in args.sizes:
+            dataset = _dataset(int(size), args.scratch)
+            outcomes += _run_size(args, dataset, endpoint, runnable)
+    finally:
+        if endpoint_cm is not None:
+            endpoint_cm.__exit__(None, None, None)
+    lines = table.rows_of(outcomes)
+    header = _header()
+    print(f"\n{header}\n\n{table.as_text(lines)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = args.out / f"bronze_to_silver-{stamp}.md"
+    report.write_text(f"{header}\n\n{table.as_markdown(lines)}\n")
+    print(f"\nwritten to {report}")
+    return 0 if all(not o.problems for o in outcomes) else 1
+
+
+def _header() -> str:
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"bronze -> silver benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} cores, load average {load} (1/5/15 min; the machine is shared), "
+        f"Python {sys.version.split()[0]}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
