@@ -103,18 +103,6 @@ async def ingest(
             await store.put(options.checkpoint_key, dump_state(run.state))
             run.written_state = True
     partition = partition_path(options.agency_id, options.day)
-    await ctx.record_partition(
-        PartitionRecord(
-            run_id=ctx.run_id,
-            job=ctx.job,
-            partition=partition,
-            input_fingerprint=f"{options.source_id}:{started_from}..{cursor}",
-            counts=run.counts,
-            agency_id=options.agency_id,
-            status="dry_run" if ctx.dry_run else "published",
-            artifacts=tuple(run.parts),
-        )
-    )
     summary: dict[str, Any] = {
         "bronze": f"{BRONZE_PREFIX}{partition}/part-{options.source_id}-*.ndjson",
         "parts written": len(run.parts),
@@ -138,7 +126,8 @@ class _Run:
     written_state: bool = False
 
     async def commit(self, lines: list[bytes], cursor: str | None) -> None:
-        """Make the part durable, then the checkpoint after it."""
+        """Make the part durable, then the checkpoint after it, then its ledger row (so a run
+        that fails later still reports, per part, what it wrote)."""
         body = b"".join(line + b"\n" for line in lines)
         rows = len(lines)
         number = self.state.next_part
@@ -146,12 +135,13 @@ class _Run:
             key = self.options.part_key(number)
             if await self.store.put_if_absent(key, body):
                 self.parts.append(key)
-                self.counts += Counts(rows_in=rows, rows_out=rows, bytes_in=len(body))
-                self.counts += Counts(bytes_out=len(body))
+                status = "published"
+                counts = Counts(rows, rows, 0, 0, len(body), len(body))
                 break
             if await stored_equals(self.store, key, body):
                 self.recovered += 1
-                self.counts += Counts(rows_in=rows, rows_duplicate=rows, bytes_in=len(body))
+                status = "skipped"
+                counts = Counts(rows_in=rows, rows_duplicate=rows, bytes_in=len(body))
                 self.ctx.log.info("%s was written by an interrupted attempt: kept", key)
                 break
             self.ctx.log.warning(
@@ -160,6 +150,7 @@ class _Run:
                 key,
             )
             number += 1
+        started_from = self.state.cursor
         self.state = IngestState(
             cursor=cursor,
             next_part=number + 1,
@@ -168,6 +159,19 @@ class _Run:
         )
         await self.store.put(self.options.checkpoint_key, dump_state(self.state))
         self.written_state = True
+        self.counts += counts
+        await self.ctx.record_partition(
+            PartitionRecord(
+                run_id=self.ctx.run_id,
+                job=self.ctx.job,
+                partition=key.removeprefix(BRONZE_PREFIX),
+                input_fingerprint=f"{self.options.source_id}:{started_from}..{cursor}",
+                counts=counts,
+                agency_id=self.options.agency_id,
+                status="dry_run" if self.ctx.dry_run else status,
+                artifacts=(key,),
+            )
+        )
         self.ctx.progress(f"{self.ctx.job}: {self.state.records:,} records, part {number}")
 
 

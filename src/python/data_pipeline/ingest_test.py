@@ -154,13 +154,30 @@ async def test_raw_lines_are_written_verbatim_and_provenance_is_dropped() -> Non
     assert body == b'{"record_id": "A007-1", trunc\n{"a":1}\n'
 
 
-async def test_a_dry_run_reports_counts_and_records_no_ledger_row() -> None:
-    history = FakeRunHistory()
-    outcome = await _ingest(FakeRecordSource(RECORDS), FakeObjectStore(), history=history)
-    assert history.ledger[0].partition == "agency_id=7/dt=2024-03-01"
+async def test_every_part_gets_a_ledger_row_naming_its_cursor_range() -> None:
+    history, store = FakeRunHistory(), FakeObjectStore()
+    store.objects[OPTIONS.part_key(0)] = b"".join(orjson.dumps(r) + b"\n" for r in RECORDS[:20])
 
+    await _ingest(FakeRecordSource(RECORDS, batch_size=20), store, history=history)
+
+    rows = await history.partitions("r1")
+    assert [(r.partition, r.status, r.input_fingerprint) for r in rows] == [
+        ("agency_id=7/dt=2024-03-01/part-abc123-000000.ndjson", "skipped", "abc123:None..20"),
+        ("agency_id=7/dt=2024-03-01/part-abc123-000001.ndjson", "published", "abc123:20..40"),
+        ("agency_id=7/dt=2024-03-01/part-abc123-000002.ndjson", "published", "abc123:40..45"),
+    ]
+    assert [(r.counts.rows_out, r.counts.rows_duplicate) for r in rows] == [
+        (0, 20),
+        (20, 0),
+        (5, 0),
+    ]
+    assert rows[1].artifacts == (OPTIONS.part_key(1),)
+
+
+async def test_a_dry_run_reports_counts_and_records_no_ledger_row() -> None:
     dry = FakeRunHistory()
     outcome = await _ingest(FakeRecordSource(RECORDS), FakeObjectStore(), history=dry, dry_run=True)
+
     assert dry.ledger == []
     assert outcome.counts.rows_in == 45
 

@@ -1,0 +1,185 @@
+"""agency_data_job as a subprocess: PostgreSQL record source, S3 (moto) artifacts, PG history."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import io
+import json
+import urllib.parse
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from data_pipeline.agencies import parse_agencies
+from data_pipeline.csv_export import csv_cells
+from data_pipeline.dedupe import Deduper
+from data_pipeline.transform import transform_file
+from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from etl_core.adapters.run_histories import open_run_history
+
+# Imported, not only run: dependency inference then ships the job with this test.
+from jobs import agency_data_job  # noqa: F401
+
+from integration.cli_support import cli_async
+
+WORKLOAD = WorkloadOptions(records=2000, files=8, agencies=4, bad_rate=0.03, dup_rate=0.1, seed=13)
+AGENCY = 2
+RUN_ID = "it-export-1"
+PREFIX = f"lake/exports/agency_id={AGENCY}/run_id={RUN_ID}/"
+
+
+@functools.cache
+def _files() -> dict[str, bytes]:
+    return dict(iter_workload_files(WORKLOAD))
+
+
+def _with_password(dsn: str) -> tuple[str, str]:
+    """dsn with a password (ignored under trust auth) to prove it is never shown; the password."""
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.password:
+        return dsn, parts.password
+    netloc = f"{parts.username or 'postgres'}:n0t-sh0wn@{parts.hostname}:{parts.port or 5432}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), "n0t-sh0wn"
+
+
+async def _fill_source_table(dsn: str, schema: str) -> int:
+    """Every bronze line of the workload as a row (agency, raw text line), in file order."""
+    rows = [
+        (int(key.split("agency_id=")[1].split("/")[0]), line.decode())
+        for key, body in sorted(_files().items())
+        if key.startswith("bronze/")
+        for line in body.split(b"\n")
+        if line
+    ]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            f'CREATE TABLE "{schema}".bronze_rows (id BIGSERIAL PRIMARY KEY,'
+            f" agency_id BIGINT NOT NULL, line TEXT NOT NULL);"
+            f' CREATE INDEX ON "{schema}".bronze_rows (agency_id, id)'
+        )
+        await conn.copy_records_to_table(
+            "bronze_rows", schema_name=schema, records=rows, columns=["agency_id", "line"]
+        )
+    finally:
+        await conn.close()
+    return len(rows)
+
+
+def _expected_rows() -> list[dict[str, Any]]:
+    """The bronze transform of the agency's files, dt being the agency-local occurred_at date
+    (rows from a table have no file: see data_pipeline.records)."""
+    agencies = parse_agencies(_files()["agencies.csv"])
+    deduper = Deduper()
+    for key, body in sorted(_files().items()):
+        if key.startswith(f"bronze/agency_id={AGENCY}/"):
+            deduper.add(transform_file(key, body, agencies))
+    zone = zoneinfo.ZoneInfo(agencies[AGENCY].timezone)
+    rows = []
+    for row in (json.loads(line) for line in deduper):
+        occurred = dt.datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00"))
+        rows.append({**row, "dt": occurred.astimezone(zone).date().isoformat()})
+    return rows
+
+
+def _get(s3: Any, bucket: str, key: str) -> bytes:
+    return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+@pytest.fixture()
+def s3_endpoint(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)  # the subprocess inherits it
+    return moto_url
+
+
+async def test_export_from_postgres_to_s3_with_a_postgres_history(
+    tmp_path: Path, s3_endpoint: str, s3: Any, bucket: str, pg_dsn: str, pg_schema: str
+) -> None:
+    await _fill_source_table(pg_dsn, pg_schema)
+    s3.put_object(Bucket=bucket, Key="lake/agencies.csv", Body=_files()["agencies.csv"])
+    source, password = _with_password(f"{pg_dsn}?schema={pg_schema}")
+    history = f"{pg_dsn}?schema={pg_schema}"
+
+    result = await cli_async(
+        tmp_path, "run", "agency_data_job", "--", "--agency-id", str(AGENCY),
+        "--source", source, "--source-table", "bronze_rows", "--source-record-column", "line",
+        "--batch-size", "128", "--store", f"s3://{bucket}/lake", "--history", history,
+        "--run-id", RUN_ID, "--log-format", "json",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert password not in result.stdout + result.stderr
+    # Artifacts, write-once under the run's prefix, manifest last.
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="lake/exports/")["Contents"]
+    assert sorted(item["Key"] for item in listed) == [
+        PREFIX + name
+        for name in ("deadletter.ndjson", "manifest.json", "records.csv", "records.ndjson")
+    ]
+    records = [
+        json.loads(line) for line in _get(s3, bucket, PREFIX + "records.ndjson").splitlines()
+    ]
+    assert records == _expected_rows()
+    header, *csv_rows = csv.reader(io.StringIO(_get(s3, bucket, PREFIX + "records.csv").decode()))
+    assert header[:3] == ["record_id", "agency_id", "dt"]
+    assert csv_rows == [csv_cells(row) for row in records]
+    expected = json.loads(_files()["manifest.json"])["agencies"][str(AGENCY)]
+    dead = [
+        json.loads(line) for line in _get(s3, bucket, PREFIX + "deadletter.ndjson").splitlines()
+    ]
+    assert len(dead) == expected["dead_letter_rows"] > 0
+    assert {row["reason"] for row in dead} == {r for r, n in expected["dead_letter"].items() if n}
+    assert all(
+        row["run_id"] == RUN_ID and row["source"].startswith("postgresql://") for row in dead
+    )
+    assert all(password not in row["source"] for row in dead)
+    manifest = json.loads(_get(s3, bucket, PREFIX + "manifest.json"))
+    assert manifest["counts"]["rows_out"] == expected["silver_rows"]
+    # The run and its ledger row in the PostgreSQL history.
+    async with open_run_history(history) as runs:
+        run = await runs.get_run(RUN_ID)
+        [ledger] = await runs.partitions(RUN_ID)
+    assert (run.status.value, run.job, run.agency_id) == ("succeeded", "agency_data_job", AGENCY)
+    assert run.counts.rows_in == expected["input_rows"]
+    assert run.counts.rows_out == expected["silver_rows"]
+    assert run.counts.rows_duplicate == expected["duplicates"]
+    assert run.counts.rows_dead_letter == expected["dead_letter_rows"]
+    assert run.counts.bytes_out == sum(item["Size"] for item in listed) - len(
+        _get(s3, bucket, PREFIX + "manifest.json")
+    )
+    assert run.artifacts == tuple(
+        f"exports/agency_id={AGENCY}/run_id={RUN_ID}/{name}"
+        for name in ("records.csv", "records.ndjson", "deadletter.ndjson", "manifest.json")
+    )
+    assert run.finished_at is not None
+    assert run.duration is not None
+    assert password not in json.dumps(run.parameters)
+    assert run.parameters["source_url"].startswith("postgresql://postgres:***@")
+    assert (ledger.partition, ledger.counts) == (f"agency_id={AGENCY}", run.counts)
+
+
+async def test_an_unreachable_source_fails_the_run_without_uploading(
+    tmp_path: Path, s3_endpoint: str, s3: Any, bucket: str, pg_dsn: str, pg_schema: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="lake/agencies.csv", Body=_files()["agencies.csv"])
+    history = f"{pg_dsn}?schema={pg_schema}"
+
+    result = await cli_async(
+        tmp_path, "run", "agency_data_job", "--", "--agency-id", str(AGENCY),
+        "--source", f"{pg_dsn}?schema={pg_schema}", "--source-table", "no_such_table",
+        "--store", f"s3://{bucket}/lake", "--history", history, "--run-id", "it-export-2",
+        "--log-format", "json",
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert "source table" in result.stderr
+    assert "does not exist" in result.stderr
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="lake/exports/")
+    async with open_run_history(history) as runs:
+        run = await runs.get_run("it-export-2")
+    assert run.status.value == "failed"
+    assert run.error is not None
+    assert "no_such_table" in run.error
