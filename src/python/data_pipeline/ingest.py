@@ -176,14 +176,17 @@ class _Run:
 
 
 async def pending_day(store: ObjectStore, agency_id: int, source_id: str) -> str | None:
-    """The latest dt whose pull from this source is unfinished (to resume it), else None."""
+    """The dt of this source's newest pull if it is unfinished (to finish it first), else None.
+
+    Only the newest counts: an older pull left unfinished (e.g. abandoned after a permanent
+    failure, later days pulled with --dt) is never resumed implicitly.
+    """
     prefix = checkpoints_prefix(agency_id, source_id)
-    days = []
+    newest: tuple[str, str] | None = None
     async for info in store.list(prefix):
         name = info.key[len(prefix) :]
         if name.startswith("dt=") and name.endswith(".json"):
-            days.append((name[3:-5], info.key))
-    for day, key in sorted(days, reverse=True):
-        if not (await load_state(store, key)).complete:
-            return day
-    return None
+            newest = max(newest or ("", ""), (name[3:-5], info.key))
+    if newest is None or (await load_state(store, newest[1])).complete:
+        return None
+    return newest[0]

@@ -182,13 +182,23 @@ async def test_a_dry_run_reports_counts_and_records_no_ledger_row() -> None:
     assert outcome.counts.rows_in == 45
 
 
-async def test_the_pending_day_is_the_latest_unfinished_pull() -> None:
+@pytest.mark.parametrize(
+    ("pulls", "pending"),
+    [
+        ({"2024-03-01": True, "2024-03-02": False}, "2024-03-02"),
+        ({"2024-03-01": False, "2024-03-02": True}, None),  # an old unfinished pull stays put
+        ({}, None),
+    ],
+)
+async def test_the_pending_day_is_the_newest_pull_if_unfinished(
+    pulls: dict[str, bool], pending: str | None
+) -> None:
     store = FakeObjectStore()
-    for day, complete in (("2024-03-01", False), ("2024-03-02", False), ("2024-03-03", True)):
+    for day, complete in pulls.items():
         key = IngestOptions(7, day, "abc123").checkpoint_key
         store.objects[key] = dump_state(IngestState("c", 1, 1, complete))
 
-    assert await pending_day(store, 7, "abc123") == "2024-03-02"
+    assert await pending_day(store, 7, "abc123") == pending
     assert await pending_day(store, 7, "other") is None
     assert await pending_day(store, 8, "abc123") is None
 

@@ -28,7 +28,7 @@ NAME = "ingest_api"
 class IngestSettings(RecordSourceSettings):
     """Source settings (a source is required) plus the bronze dt of the pull.
 
-    `dt` None: the dt of this source's unfinished pull for the agency, else today (UTC).
+    `dt` None: the dt of the newest pull from this source if unfinished, else today (UTC).
     `batch_size` is the records per bronze part (whole source batches; a page is never split).
     """
 
