@@ -25,6 +25,7 @@ from etl_core.adapters.run_histories import open_run_history
 from jobs import agency_data_job  # noqa: F401
 
 from integration.cli_support import cli_async
+from integration.http_support import TOKEN, ApiServer
 
 WORKLOAD = WorkloadOptions(records=2000, files=8, agencies=4, bad_rate=0.03, dup_rate=0.1, seed=13)
 AGENCY = 2
@@ -183,3 +184,40 @@ async def test_an_unreachable_source_fails_the_run_without_uploading(
     assert run.status.value == "failed"
     assert run.error is not None
     assert "no_such_table" in run.error
+
+
+async def test_export_from_an_http_api_with_credentials_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    served = []  # an API serves objects only: the workload's lines that are not JSON are gone
+    for key, body in sorted(_files().items()):
+        if key.startswith(f"bronze/agency_id={AGENCY}/"):
+            for line in body.splitlines():
+                try:
+                    served.append(json.loads(line))
+                except ValueError:
+                    continue
+    (tmp_path / "agencies.csv").write_bytes(_files()["agencies.csv"])
+    api = ApiServer(records={AGENCY: served}, page_size=50)
+    await api.start()
+    try:
+        result = await cli_async(
+            tmp_path, "run", "agency_data_job", "--", "--agency-id", str(AGENCY),
+            "--source", f"{api.url}/pages", "--paging", "page", "--page-size", "50",
+            "--auth-env", "ETL_TEST_EXPORT_TOKEN", "--agencies", str(tmp_path / "agencies.csv"),
+            "--store", str(tmp_path / "out"), "--history", f"sqlite:///{tmp_path}/h.sqlite3",
+            "--run-id", "it-http", "--log-format", "json",
+            env={"ETL_TEST_EXPORT_TOKEN": TOKEN},
+        )  # fmt: skip
+    finally:
+        await api.stop()
+
+    assert result.returncode == 0, result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    expected = json.loads(_files()["manifest.json"])["agencies"][str(AGENCY)]
+    export = tmp_path / f"out/exports/agency_id={AGENCY}/run_id=it-http"
+    records = [json.loads(line) for line in (export / "records.ndjson").read_text().splitlines()]
+    assert records == _expected_rows()
+    dead = (export / "deadletter.ndjson").read_text().splitlines()
+    assert len(dead) == expected["dead_letter_rows"] - expected["dead_letter"]["invalid_json"]
+    assert len(served) == len(records) + expected["duplicates"] + len(dead)
