@@ -12,7 +12,8 @@ from typing import Any
 SRC = Path(__file__).resolve().parents[3] / "src" / "python"
 
 View = tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]
-"""(silver lines, dead letters as (reason, source, raw)) of one partition generation."""
+"""(silver lines, dead letters as (reason, source, raw)), each sorted, of one generation: its
+content whatever the split into files."""
 
 
 class IncompleteView(AssertionError):
@@ -79,12 +80,14 @@ def view(root: Path, partition: str) -> View | None:
             raise IncompleteView(f"{partition}: manifest {manifest['seq']} lists missing {key}")
         lines = path.read_text().splitlines()
         if key.startswith("silver/"):
+            ids = [json.loads(line)["record_id"] for line in lines]
+            assert ids == sorted(ids), f"{key}: rows not ordered by record_id"
             silver.extend(lines)
         else:
             rows = [json.loads(line) for line in lines]
             assert all(list(row) == ["reason", "source", "raw", "run_id"] for row in rows), key
             dead.extend((row["reason"], row["source"], row["raw"]) for row in rows)
-    return tuple(silver), tuple(dead)
+    return tuple(sorted(silver)), tuple(sorted(dead))
 
 
 def views(root: Path, agency_id: int) -> dict[str, View | None]:
