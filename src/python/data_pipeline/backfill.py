@@ -1,0 +1,213 @@
+"""Backfill: bronze -> silver over a date range for many agencies, one recorded child run each.
+
+Each agency runs `promote` in-process as its own bronze_to_silver run (own run_id, `parent_run_id`
+parameter, the lease `bronze_to_silver/agency=<id>` a standalone run takes), at most
+`max_parallel` at once. Resumable: an agency whose partitions in range were all published from
+its current input takes the fast path (reads and writes nothing); an agency cut short re-reads its
+bronze (its dedupe scope) but commits only the partitions that are missing or changed.
+
+Outcome per agency and the backfill's exit code (worst wins):
+  succeeded / up to date / nothing to do          0
+  busy (retry): the agency's lease is held        75  (also: another temporary failure)
+  failed                                          1
+Without continue_on_error the first failure stops launching agencies (running ones finish; the
+rest are 'not started'); busy agencies never stop the backfill. Re-running the same backfill
+redoes only what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from etl_core.errors import EtlError, ExitCode, LeaseHeld, TemporaryFailure
+from etl_core.failpoints import failpoint
+from etl_core.model import Counts
+from etl_core.ports import ObjectStore
+from etl_core.runner import JobOutcome, RunContext
+
+from data_pipeline.backfill_plan import AgencyPlan
+from data_pipeline.bronze_to_silver import DRY_RUN as DRY_RUN_STATUS
+from data_pipeline.bronze_to_silver import JOB as PROMOTE_JOB
+from data_pipeline.bronze_to_silver import PUBLISHED, UNCHANGED, PromoteOptions, promote
+from data_pipeline.child_runs import ChildResult, describe, run_child
+from data_pipeline.silver_output import DEFAULT_ROWS_PER_FILE
+from data_pipeline.timeparse import format_utc
+
+SUCCEEDED, UP_TO_DATE, NOTHING = "succeeded", "up to date", "nothing to do"
+BUSY, RETRY, FAILED, NOT_STARTED, DRY_RUN = (
+    "busy (retry)", "retry", "failed", "not started", "dry run",
+)  # fmt: skip
+
+
+class BackfillFailed(EtlError):
+    """At least one agency failed (exit 1)."""
+
+
+class BackfillIncomplete(TemporaryFailure):
+    """No agency failed, but some were busy or hit a temporary failure (exit 75: re-run later)."""
+
+
+@attrs.frozen(kw_only=True)
+class BackfillOptions:
+    """How to run the planned agencies."""
+
+    first: dt.date
+    last: dt.date
+    reprocess: bool = False
+    max_parallel: int = 1
+    continue_on_error: bool = False
+    workers: int | None = None  # None: CPU count shared out over max_parallel agencies
+    in_flight: int | None = None
+    rows_per_file: int = DEFAULT_ROWS_PER_FILE
+    agencies_key: str = "agencies.csv"
+    parameters: Mapping[str, Any] = attrs.field(factory=dict)  # recorded on every child run
+
+
+@attrs.frozen
+class AgencyResult:
+    """One row of the summary table."""
+
+    plan: AgencyPlan
+    status: str
+    counts: Counts = Counts()
+    published: int = 0
+    unchanged: int = 0
+    seconds: float = 0.0
+    run_id: str | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> int:
+        """Partitions in range not committed: the agency failed (or never ran) before them."""
+        if self.status in (SUCCEEDED, UP_TO_DATE, NOTHING, DRY_RUN):
+            return 0
+        return len(self.plan.days) - self.published - self.unchanged
+
+
+@attrs.frozen
+class BackfillReport:
+    """Every agency's result, in plan order."""
+
+    results: tuple[AgencyResult, ...]
+
+    @property
+    def counts(self) -> Counts:
+        return sum((result.counts for result in self.results), start=Counts())
+
+    def error(self) -> EtlError | None:
+        """The error the backfill exits with (None: exit 0), per the mapping above."""
+        failed = [r for r in self.results if r.status in (FAILED, NOT_STARTED)]
+        retry = [r for r in self.results if r.status in (BUSY, RETRY)]
+        if failed:
+            return BackfillFailed(f"{_agencies(failed)} failed or not started{_also(retry)}")
+        if retry:
+            return BackfillIncomplete(f"{_agencies(retry)} busy or temporarily failing: re-run")
+        return None
+
+    @property
+    def exit_code(self) -> int:
+        error = self.error()
+        return ExitCode.OK if error is None else int(error.exit_code)
+
+
+def _agencies(results: list[AgencyResult]) -> str:
+    ids = ", ".join(str(r.plan.agency_id) for r in results)
+    return f"{len(results)} agenc{'y' if len(results) == 1 else 'ies'} ({ids})"
+
+
+def _also(retry: list[AgencyResult]) -> str:
+    return f"; {_agencies(retry)} busy or temporarily failing" if retry else ""
+
+
+def child_workers(requested: int | None, max_parallel: int) -> int | None:
+    """requested; else, with agencies in parallel, the CPUs shared out (None: promote decides)."""
+    if requested is not None or max_parallel <= 1:
+        return requested
+    return max(1, (os.cpu_count() or 1) // max_parallel)
+
+
+async def run_backfill(
+    ctx: RunContext,
+    store: ObjectStore,
+    bronze: ObjectStore,
+    plans: tuple[AgencyPlan, ...],
+    options: BackfillOptions,
+) -> BackfillReport:
+    """Run every planned agency as a child run of ctx; failures are results, not exceptions."""
+    gate = asyncio.Semaphore(max(1, options.max_parallel))
+    stopped: list[int] = []  # agencies whose failure stops the rest (without continue_on_error)
+    workers = child_workers(options.workers, options.max_parallel)
+    # timeparse fills its clock-face table on first use, not thread-safely; inline transforms of
+    # agencies side by side run in threads of this process: fill it before they start.
+    format_utc(0)
+
+    async def promote_agency(child: RunContext) -> JobOutcome:
+        assert child.agency_id is not None
+        promote_options = PromoteOptions(
+            agency_id=child.agency_id,
+            first=options.first,
+            last=options.last,
+            reprocess=options.reprocess,
+            workers=workers,
+            in_flight=options.in_flight,
+            rows_per_file=options.rows_per_file,
+            agencies_key=options.agencies_key,
+        )
+        return await promote(child, store, bronze, promote_options)
+
+    async def one(plan: AgencyPlan) -> AgencyResult:
+        if not plan.days:
+            return AgencyResult(plan, NOTHING)
+        async with gate:
+            if stopped:
+                return AgencyResult(plan, NOT_STARTED, error=f"agency {stopped[0]} failed")
+            ctx.progress(f"backfill: agency {plan.agency_id} ({len(plan.days)} partitions)")
+            child = await run_child(
+                ctx, PROMOTE_JOB, plan.agency_id, promote_agency, parameters=options.parameters
+            )
+            result = agency_result(plan, child, dry_run=ctx.dry_run)
+            log = ctx.log.warning if result.error else ctx.log.info
+            log("agency %s: %s", plan.agency_id, result.error or result.status,
+                extra={"child_run_id": child.run_id})  # fmt: skip
+            if result.status == FAILED and not options.continue_on_error:
+                stopped.append(plan.agency_id)
+            failpoint("backfill.agency_done")
+            return result
+
+    results = await asyncio.gather(*(one(plan) for plan in plans))
+    return BackfillReport(tuple(results))
+
+
+def agency_result(plan: AgencyPlan, child: ChildResult, *, dry_run: bool) -> AgencyResult:
+    """Classify a child run: its status, partitions by outcome, counts and time."""
+    statuses = [record.status for record in child.records]
+    published, unchanged = statuses.count(PUBLISHED), statuses.count(UNCHANGED)
+    counts = child.outcome.counts if child.outcome is not None else Counts()
+    if child.error is None:
+        fast_path = counts.rows_in == 0 and set(statuses) <= {UNCHANGED, DRY_RUN_STATUS}
+        status = UP_TO_DATE if fast_path else DRY_RUN if dry_run else SUCCEEDED
+        error = None
+    else:
+        counts = sum((record.counts for record in child.records), start=Counts())
+        if isinstance(child.error, LeaseHeld):
+            status = BUSY
+        elif isinstance(child.error, TemporaryFailure):
+            status = RETRY
+        else:
+            status = FAILED
+        error = describe(child.error)
+    return AgencyResult(
+        plan=plan,
+        status=status,
+        counts=counts,
+        published=published,
+        unchanged=unchanged,
+        seconds=child.seconds,
+        run_id=child.run_id,
+        error=error,
+    )

@@ -1,0 +1,92 @@
+"""Plain-text tables of a backfill: the plan, and the summary per agency with a total."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from etl_core.model import Counts
+
+from data_pipeline.backfill import AgencyResult, BackfillReport
+from data_pipeline.backfill_plan import AgencyPlan
+
+_PLAN = ("AGENCY", "PARTITIONS", "FIRST", "LAST", "CURRENT", "STALE", "FILES_TO_READ", "MB_TO_READ")
+_SUMMARY = ("AGENCY", "PLANNED", "PUBLISHED", "UNCHANGED", "FAILED", "ROWS_IN", "ROWS_OUT",
+            "DUP", "DEAD_LETTER", "SECONDS", "STATUS", "RUN_ID")  # fmt: skip
+_LEFT = frozenset({"FIRST", "LAST", "STATUS", "RUN_ID"})
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell; numbers right-aligned."""
+    widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (
+            cell.ljust(width) if column in _LEFT else cell.rjust(width)
+            for column, cell, width in zip(columns, cells, widths, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(columns), *(line(row) for row in rows)])
+
+
+def plan_table(plans: Sequence[AgencyPlan]) -> str:
+    """Per agency: partitions in range, how many are current (published from this very input)
+    or stale, and what must be read (an agency's whole bronze, unless it is up to date)."""
+    rows = [
+        (
+            str(plan.agency_id),
+            str(len(plan.days)),
+            plan.days[0] if plan.days else "-",
+            plan.days[-1] if plan.days else "-",
+            str(plan.current),
+            str(len(plan.days) - plan.current),
+            str(_to_read(plan, plan.files)),
+            f"{_to_read(plan, plan.bytes_in) / 1e6:.1f}",
+        )
+        for plan in plans
+    ]
+    rows.append((
+        "TOTAL", str(sum(len(p.days) for p in plans)), "", "", str(sum(p.current for p in plans)),
+        str(sum(len(p.days) - p.current for p in plans)),
+        str(sum(_to_read(p, p.files) for p in plans)),
+        f"{sum(_to_read(p, p.bytes_in) for p in plans) / 1e6:.1f}",
+    ))  # fmt: skip
+    return table(_PLAN, rows)
+
+
+def _to_read(plan: AgencyPlan, amount: int) -> int:
+    return 0 if plan.up_to_date or not plan.days else amount
+
+
+def summary_table(report: BackfillReport, *, seconds: float) -> str:
+    """One row per agency, a TOTAL row (seconds: the backfill's wall time), then one line per
+    agency that did not succeed."""
+    rows = [
+        _summary_row(str(r.plan.agency_id), [r], r.seconds, r.status, r.run_id or "-")
+        for r in report.results
+    ]
+    worst = "ok" if report.error() is None else f"exit {report.exit_code}"
+    rows.append(_summary_row("TOTAL", report.results, seconds, worst, ""))
+    lines = [table(_SUMMARY, rows)]
+    lines.extend(f"agency {r.plan.agency_id}: {r.error}" for r in report.results if r.error)
+    return "\n".join(lines)
+
+
+def _summary_row(
+    name: str, results: Sequence[AgencyResult], seconds: float, status: str, run_id: str
+) -> tuple[str, ...]:
+    counts = sum((r.counts for r in results), start=Counts())
+    return (
+        name,
+        str(sum(len(r.plan.days) for r in results)),
+        str(sum(r.published for r in results)),
+        str(sum(r.unchanged for r in results)),
+        str(sum(r.failed for r in results)),
+        f"{counts.rows_in:,}",
+        f"{counts.rows_out:,}",
+        f"{counts.rows_duplicate:,}",
+        f"{counts.rows_dead_letter:,}",
+        f"{seconds:.1f}",
+        status,
+        run_id,
+    )

@@ -1,0 +1,229 @@
+"""Backfill bronze -> silver over a date range for one, several or all agencies, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from etl_core.errors import ConfigError
+from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.settings import add_common_arguments, settings_from_args
+from etl_core.urls import redact
+
+from jobs.bronze_to_silver import BronzeToSilverSettings
+
+if TYPE_CHECKING:
+    from data_pipeline.backfill import BackfillOptions
+
+NAME = "backfill"
+EPILOG = """\
+Each agency runs as its own bronze_to_silver run (its own run_id, `parent_run_id` = this run,
+and the lease a standalone bronze_to_silver run on it takes). Partitions already published from
+the current input are skipped, so re-running an interrupted backfill does only what is left.
+
+exit codes: 0 every agency succeeded or was up to date; 75 no agency failed but some were busy
+(lease held by another run) or hit a temporary failure: re-run later; 1 some agency failed
+(without --continue-on-error the first failure stops launching more); 2 usage error.
+"""
+
+
+@attrs.frozen(kw_only=True)
+class BackfillSettings(BronzeToSilverSettings):
+    """bronze_to_silver's options plus which agencies and how many at once."""
+
+    agencies: str | None = None  # "1,2,3"
+    all_agencies: bool = False
+    max_parallel: int = 1
+    continue_on_error: bool = False
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from super().problems()
+        chosen = [self.agency_id is not None, self.agencies is not None, self.all_agencies]
+        if sum(chosen) != 1:
+            yield "agencies", "choose one of --agency-id N, --agencies 1,2,3, --all-agencies"
+        if self.agencies is not None and parse_agencies(self.agencies) is None:
+            yield "agencies", f"expected agency ids like 1,2,3, got {self.agencies!r}"
+        for name in ("date_from", "date_to"):
+            if getattr(self, name) is None:
+                yield name, f"--{name.removeprefix('date_')} YYYY-MM-DD is required"
+        if self.max_parallel < 1:
+            yield "max_parallel", f"must be >= 1, got {self.max_parallel}"
+
+    def agency_ids(self) -> tuple[int, ...] | None:
+        """The agencies named; None for --all-agencies (every agency with bronze)."""
+        if self.agency_id is not None:
+            return (self.agency_id,)
+        return None if self.agencies is None else parse_agencies(self.agencies)
+
+
+def parse_agencies(text: str) -> tuple[int, ...] | None:
+    """Sorted distinct ids of `1,2,3`; None if any item is not a non-negative integer."""
+    items = [item.strip() for item in text.split(",")]
+    if not items or not all(item.isascii() and item.isdigit() for item in items):
+        return None
+    return tuple(sorted({int(item) for item in items}))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"data-pipeline {NAME}",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    add = parser.add_argument
+    add("--agencies", metavar="1,2,3", help="these agencies (or --agency-id N, --all-agencies)")
+    add("--all-agencies", dest="all_agencies", action="store_true", default=None,
+        help="every agency that has bronze files")  # fmt: skip
+    add("--from", dest="date_from", metavar="YYYY-MM-DD", help="first dt partition (required)")
+    add("--to", dest="date_to", metavar="YYYY-MM-DD", help="last dt partition (required)")
+    add("--reprocess", action="store_true", default=None,
+        help="publish new generations even where the input is unchanged")  # fmt: skip
+    add("--max-parallel", dest="max_parallel", type=int, metavar="K",
+        help="agencies processed at once (default 1)")  # fmt: skip
+    add("--continue-on-error", dest="continue_on_error", action="store_true", default=None,
+        help="keep launching agencies after one fails (the exit code still says so)")  # fmt: skip
+    add("--workers", type=int, metavar="K",
+        help="transform processes per agency (default: CPU count / --max-parallel)")  # fmt: skip
+    add("--batch-files", dest="batch_files", type=int, metavar="M",
+        help="bronze files read ahead per agency (default: 2 per worker)")  # fmt: skip
+    add("--rows-per-file", dest="rows_per_file", type=int, metavar="N",
+        help="split silver partitions into files of at most N rows (default 100000)")  # fmt: skip
+    add("--bronze", metavar="URL", help="object store holding bronze/ (default: --store)")
+    add("--agencies-key", dest="agencies_key", metavar="KEY",
+        help="agencies reference file in the bronze store (default agencies.csv)")  # fmt: skip
+    add_common_arguments(parser, agency_required=False)
+    for flag, dest in (("--lease-ttl-seconds", "lease_ttl_seconds"),
+                       ("--stale-after-seconds", "stale_after_seconds")):  # fmt: skip
+        with contextlib.suppress(argparse.ArgumentError):  # unless the common group has it
+            add(flag, dest=dest, type=float, metavar="SECONDS")
+    return parser
+
+
+def entrypoint(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_args(BackfillSettings, args, job=NAME)
+    except ConfigError as exc:
+        return usage_error(NAME, exc)
+    options = _options(settings)
+    ids = settings.agency_ids()
+    scope = "agencies=all" if ids is None else "agencies=" + ",".join(map(str, ids))
+
+    async def body(ctx: RunContext) -> JobOutcome:
+        return await backfill(ctx, settings, options)
+
+    parameters = {
+        "agencies": "all" if ids is None else list(ids),
+        "from": settings.date_from,
+        "to": settings.date_to,
+        "reprocess": settings.reprocess,
+        "max_parallel": settings.max_parallel,
+        "continue_on_error": settings.continue_on_error,
+        **_child_parameters(settings),
+    }
+    return run_job(NAME, settings, body, parameters=parameters, lease_scope=scope)
+
+
+def _options(settings: BackfillSettings) -> BackfillOptions:
+    import datetime as dt
+
+    from data_pipeline.backfill import BackfillOptions  # not at import: `list` stays cheap
+
+    assert settings.date_from is not None  # problems() insists
+    assert settings.date_to is not None
+    return BackfillOptions(
+        first=dt.date.fromisoformat(settings.date_from),
+        last=dt.date.fromisoformat(settings.date_to),
+        reprocess=settings.reprocess,
+        max_parallel=settings.max_parallel,
+        continue_on_error=settings.continue_on_error,
+        workers=settings.workers,
+        in_flight=settings.batch_files,
+        rows_per_file=settings.rows_per_file,
+        agencies_key=settings.agencies_key,
+        parameters={
+            "from": settings.date_from,
+            "to": settings.date_to,
+            "reprocess": settings.reprocess,
+            **_child_parameters(settings),
+        },
+    )
+
+
+def _child_parameters(settings: BackfillSettings) -> dict[str, Any]:
+    return {
+        "workers": settings.workers,
+        "batch_files": settings.batch_files,
+        "rows_per_file": settings.rows_per_file,
+        "store_url": redact(settings.store_url),
+        "bronze": redact(settings.bronze or settings.store_url),
+        "agencies_key": settings.agencies_key,
+    }
+
+
+async def backfill(
+    ctx: RunContext, settings: BackfillSettings, options: BackfillOptions
+) -> JobOutcome:
+    """Open the stores (bronze read-only), plan, print the plan, run, print the summary table."""
+    from data_pipeline.backfill import run_backfill
+    from data_pipeline.backfill_plan import bronze_agencies, plan_backfill
+    from data_pipeline.backfill_report import plan_table, summary_table
+    from etl_core.adapters.object_stores import open_object_store
+
+    started = time.monotonic()
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(
+            open_object_store(settings.store_url, dry_run=ctx.dry_run)
+        )
+        bronze = store
+        if settings.bronze is not None and settings.bronze != settings.store_url:
+            bronze = await stack.enter_async_context(
+                open_object_store(settings.bronze, dry_run=True)  # never written
+            )
+        with ctx.span("plan"):
+            ids = settings.agency_ids() or await bronze_agencies(bronze)
+            plans = await plan_backfill(
+                store, bronze, ids, first=options.first, last=options.last,
+                agencies_key=options.agencies_key, reprocess=options.reprocess,
+            )  # fmt: skip
+        mode = " (dry run: nothing is written)" if ctx.dry_run else ""
+        _print(f"backfill plan {options.first}..{options.last}{mode}\n{plan_table(plans)}")
+        with ctx.span("run", agencies=len(plans), max_parallel=options.max_parallel):
+            report = await run_backfill(ctx, store, bronze, plans, options)
+    _print(f"backfill summary{mode}\n{summary_table(report, seconds=time.monotonic() - started)}")
+    error = report.error()
+    if error is not None:
+        ctx.recorded = report.counts  # the failed run's row still shows what was done
+        raise error
+    child_runs = [r.run_id for r in report.results if r.run_id is not None]
+    return JobOutcome(
+        counts=report.counts,
+        summary={
+            "agencies": len(plans),
+            "partitions": f"{sum(r.published for r in report.results)} published, "
+            f"{sum(r.unchanged for r in report.results)} unchanged "
+            f"of {sum(len(p.days) for p in plans)} in range",
+            "child runs": ", ".join(child_runs) if len(child_runs) <= 5 else f"{len(child_runs)}",
+            "run_id": ctx.run_id,
+        },
+    )
+
+
+def _print(text: str) -> None:
+    from etl_core import logs
+
+    logs.end_progress()
+    print(text, flush=True)
+
+
+JOB = (entrypoint, "Backfill bronze -> silver over a date range for many agencies (resumable)")
+
+if __name__ == "__main__":
+    raise SystemExit(entrypoint(sys.argv[1:]))
