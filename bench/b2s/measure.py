@@ -1,9 +1,18 @@
-"""Wall time, CPU and peak RSS of subprocesses, each accounted on its own via wait4(2)."""
+"""Wall time, CPU and peak RSS of subprocesses, each accounted on its own via wait4(2).
+
+Commands are started by a small launcher process (this module run as a script), never by the
+benchmark itself: Linux records the hiwater RSS of the address space a process leaves at exec
+into its ru_maxrss, and subprocess starts children with vfork, so a child of the benchmark (large
+after reading 1M rows back, or holding moto's buckets) would report the benchmark's RSS as its
+own peak. A child of the launcher inherits only the launcher's ~10 MB.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -61,7 +70,7 @@ class _Group:
         self.running.clear()
 
 
-def run_measured(
+def _measure_here(
     commands: Sequence[Sequence[str]],
     *,
     env: Mapping[str, str],
@@ -87,3 +96,44 @@ def run_measured(
         group.stop_all()  # empty unless a command failed
     wall_s = time.perf_counter() - started
     return Usage(wall_s, group.cpu_s, group.peak_kib / 1024, len(commands))
+
+
+def run_measured(
+    commands: Sequence[Sequence[str]],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    logs: Path,
+    at_once: int = 1,
+) -> Usage:
+    """_measure_here in a launcher process; raises CommandFailed like it."""
+    request = {
+        "commands": [list(command) for command in commands],
+        "env": dict(env),
+        "cwd": str(cwd),
+        "logs": str(logs),
+        "at_once": at_once,
+    }
+    launcher = [sys.executable, "-m", "b2s.measure"]
+    reply = subprocess.run(
+        launcher, input=json.dumps(request), capture_output=True, text=True, env=env, check=False
+    )
+    if reply.returncode != 0:
+        raise CommandFailed(reply.stderr[-3000:] or f"launcher exited {reply.returncode}")
+    return Usage(**json.loads(reply.stdout))
+
+
+def _launcher() -> None:
+    request = json.loads(sys.stdin.read())
+    usage = _measure_here(
+        request["commands"],
+        env=request["env"],
+        cwd=Path(request["cwd"]),
+        logs=Path(request["logs"]),
+        at_once=request["at_once"],
+    )
+    sys.stdout.write(json.dumps(attrs.asdict(usage)))
+
+
+if __name__ == "__main__":
+    _launcher()

@@ -111,8 +111,9 @@ def run_job(
 
 def _job_note(processes: int, workers: int | None, at_once: int) -> str:
     pool = f"--workers {workers}" if workers is not None else "workers: job default"
-    runs = f"{processes} process{'es' if processes > 1 else ''}"
-    return f"{runs}, {at_once} at a time, {pool}"
+    if processes == 1:
+        return f"all agencies in 1 process, {pool}"
+    return f"{processes} processes, {at_once} at a time, {pool}"
 
 
 def _self_cpu() -> float:

@@ -185,6 +185,13 @@ def silver_row(
     return row, updated
 
 
+def write_ndjson(path: Path, rows: list[dict[str, Any]] | list[dict[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as file:
+        for row in rows:
+            file.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+
+
 def transform(store: Path, out: Path) -> dict[str, int]:
     """Promote every bronze file under store/bronze/ into out/silver and out/deadletter."""
     with open(store / "agencies.csv", newline="", encoding="utf-8") as file:
@@ -193,7 +200,7 @@ def transform(store: Path, out: Path) -> dict[str, int]:
             for row in csv.DictReader(file)
         }
     kept: dict[str, tuple[datetime, str, int, dict[str, Any]]] = {}
-    dead: list[bytes] = []
+    dead: list[dict[str, str]] = []
     rows_in = valid = 0
     for path in sorted((store / "bronze").rglob("*.ndjson*")):
         source = path.relative_to(store / "bronze").as_posix()
@@ -210,20 +217,18 @@ def transform(store: Path, out: Path) -> dict[str, int]:
                 row, updated = silver_row(line, day_match.group(1), agencies)
             except Invalid as invalid:
                 raw = line.decode("utf-8", errors="replace")
-                dead.append(orjson.dumps({"reason": str(invalid), "source": source, "raw": raw}))
+                dead.append({"reason": str(invalid), "source": source, "raw": raw})
                 continue
             valid += 1
             current = kept.get(row["record_id"])
             if current is None or (updated, source, line_no) > current[:3]:
                 kept[row["record_id"]] = (updated, source, line_no, row)
-    partitions: dict[str, list[bytes]] = defaultdict(list)
+    partitions: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for _, _, _, row in kept.values():
-        partitions[f"agency_id={row['agency_id']}/dt={row['dt']}"].append(orjson.dumps(row))
-    for partition, lines in partitions.items():
-        (out / "silver" / partition).mkdir(parents=True, exist_ok=True)
-        (out / "silver" / partition / "part-0.ndjson").write_bytes(b"\n".join(lines) + b"\n")
-    (out / "deadletter").mkdir(parents=True, exist_ok=True)
-    (out / "deadletter" / "part-0.ndjson").write_bytes(b"".join(d + b"\n" for d in dead))
+        partitions[f"agency_id={row['agency_id']}/dt={row['dt']}"].append(row)
+    for partition, rows in partitions.items():
+        write_ndjson(out / "silver" / partition / "part-0.ndjson", rows)
+    write_ndjson(out / "deadletter" / "part-0.ndjson", dead)
     return {
         "rows_in": rows_in,
         "silver_rows": len(kept),
