@@ -6,6 +6,7 @@ import asyncio
 import collections
 import datetime as dt
 import functools
+from collections.abc import Callable
 
 import attrs
 from etl_core import clock
@@ -17,10 +18,12 @@ from etl_core.runner import JobOutcome, RunContext
 
 from data_pipeline.accounting import Accounting
 from data_pipeline.agencies import parse_agencies
+from data_pipeline.corrected_bronze import with_corrections
 from data_pipeline.parallel import FileTransformer, choose_workers
 from data_pipeline.plan import Plan, make_plan
 from data_pipeline.publish import ConcurrentPublish, PartitionManifest, PartitionPublisher
 from data_pipeline.silver_output import DEFAULT_ROWS_PER_FILE, PartitionOutput, build_output
+from data_pipeline.transform import FileResult
 
 JOB = "bronze_to_silver"
 PUBLISHED, UNCHANGED, DRY_RUN = "published", "unchanged", "dry_run"
@@ -38,6 +41,8 @@ class PromoteOptions:
     in_flight: int | None = None  # bronze files read and not yet folded; None: 2 per worker
     rows_per_file: int = DEFAULT_ROWS_PER_FILE
     agencies_key: str = "agencies.csv"
+    # Sees each bronze file's result as it is folded in (replay_dead_letters follows its rows).
+    on_file: Callable[[FileResult], None] | None = attrs.field(default=None, eq=False)
 
 
 async def promote(
@@ -48,6 +53,8 @@ async def promote(
     Writes nothing when every partition in range was published from the same input (unless
     options.reprocess), and nothing at all in a dry run.
     """
+    # The agency's stored corrections (replay_dead_letters) are part of its input.
+    bronze = await with_corrections(store, bronze, options.agency_id)
     with ctx.span("plan"):
         plan = await make_plan(
             bronze,
@@ -122,6 +129,8 @@ async def _transform(
         async with FileTransformer(agencies, plan.agency_id, workers, in_flight) as transformer:
             async for result in transformer.results(bronze, plan.files):
                 accounting.add(result)
+                if options.on_file is not None:
+                    options.on_file(result)
                 rows += result.rows_in
                 ctx.progress(
                     f"agency {plan.agency_id}: {accounting.files}/{len(plan.files)} files, "
