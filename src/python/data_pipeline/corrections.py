@@ -100,6 +100,8 @@ class StoredCorrections:
     agency_id: int
     fixes: Mapping[str, Mapping[str, str]]
     keys: tuple[str, ...] = ()  # the stored objects, oldest first
+    # (source, line_key of a replacement ever stored) -> the original-line keys it replaced
+    history: Mapping[tuple[str, str], frozenset[str]] = attrs.field(factory=dict)
 
     def replacement(self, source: str, key: str) -> str | None:
         return self.fixes.get(source, {}).get(key)
@@ -107,6 +109,20 @@ class StoredCorrections:
     def replaced_by(self, source: str, text: str) -> tuple[str, ...]:
         """Original line keys of source that are currently replaced by text."""
         return tuple(key for key, fixed in self.fixes.get(source, {}).items() if fixed == text)
+
+    def once_replaced_by(self, source: str, text_key: str) -> frozenset[str]:
+        """Original line keys of source that some stored correction replaced by that text."""
+        return self.history.get((source, text_key), frozenset())
+
+    def merged(self, corrections: Iterable[Correction]) -> StoredCorrections:
+        """These corrections as if stored after the others (what a dry run works with)."""
+        fixes = {source: dict(by_key) for source, by_key in self.fixes.items()}
+        history = {place: set(keys) for place, keys in self.history.items()}
+        for c in corrections:
+            fixes.setdefault(c.source, {})[c.raw_sha256] = c.corrected
+            history.setdefault((c.source, line_key(c.corrected)), set()).add(c.raw_sha256)
+        frozen = {place: frozenset(keys) for place, keys in history.items()}
+        return StoredCorrections(self.agency_id, fixes, self.keys, frozen)
 
     def bronze_fixes(self) -> dict[str, dict[str, bytes]]:
         """bronze key -> original line key -> replacement bytes (what the bronze view applies)."""
@@ -130,10 +146,14 @@ async def load_corrections(store: ObjectStore, agency_id: int) -> StoredCorrecti
     """Fold the agency's stored corrections objects in key (= sequence) order."""
     keys = [info.key async for info in store.list(prefix(agency_id)) if _STORED.search(info.key)]
     fixes: dict[str, dict[str, str]] = {}
+    history: dict[tuple[str, str], set[str]] = {}
     for key in keys:
         for correction in parse_corrections(await store.get(key), name=key, agency_id=agency_id):
-            fixes.setdefault(correction.source, {})[correction.raw_sha256] = correction.corrected
-    return StoredCorrections(agency_id, fixes, tuple(keys))
+            source, original = correction.source, correction.raw_sha256
+            fixes.setdefault(source, {})[original] = correction.corrected
+            history.setdefault((source, line_key(correction.corrected)), set()).add(original)
+    frozen = {place: frozenset(originals) for place, originals in history.items()}
+    return StoredCorrections(agency_id, fixes, tuple(keys), frozen)
 
 
 def corrections_body(corrections: Iterable[Correction], run_id: str) -> bytes:

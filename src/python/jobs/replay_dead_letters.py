@@ -1,0 +1,190 @@
+"""Replay an agency's dead-letter rows (of one run, or all current ones) through the transform."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+from etl_core.errors import ConfigError, ObjectNotFound
+from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
+from etl_core.urls import parse_store_url, redact
+
+if TYPE_CHECKING:
+    from data_pipeline.corrections import Correction
+    from data_pipeline.replay import ReplayOptions
+
+NAME = "replay_dead_letters"
+EPILOG = """\
+Selects the agency's current dead-letter rows (those the newest partition manifests list): the
+ones --source-run wrote, or --all. With --corrections, an NDJSON file (a path, file:// or s3://
+URL) of {"source", "raw" (or "raw_sha256"), "corrected"} objects (dead-letter rows with a
+"corrected" key added will do) replaces those bronze lines: the corrections are stored under
+corrections/agency_id=<id>/ and every later bronze_to_silver run applies them too, so a replayed
+row lands in silver exactly once and stays there. Rows that still fail stay in dead-letter with
+their new reason. Replaying the same rows again writes nothing.
+
+exit codes: 0 ok; 1 failed; 2 usage error (bad flag, unreadable corrections, corrections that
+match no selected row, unknown --source-run); 75 the agency's lease is held by another run.
+"""
+
+
+@attrs.frozen(kw_only=True)
+class ReplaySettings(CommonSettings):
+    """Which dead-letter rows, which corrections, and the bronze_to_silver pass options."""
+
+    source_run: str | None = None
+    replay_all: bool = False
+    corrections: str | None = None
+    bronze: str | None = None
+    agencies_key: str = "agencies.csv"
+    workers: int | None = None
+    batch_files: int | None = None
+    rows_per_file: int = 100_000
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from super().problems()
+        if (self.source_run is None) == (not self.replay_all):
+            yield "source_run", "choose one of --source-run RUN_ID and --all"
+        if self.source_run is not None and not self.source_run.strip():
+            yield "source_run", "must not be empty"
+        if self.bronze is not None:
+            try:
+                parse_store_url(self.bronze)
+            except ConfigError as exc:
+                yield "bronze", str(exc)
+        for name in ("workers", "batch_files", "rows_per_file"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                yield name, f"must be >= 1, got {value}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"data-pipeline {NAME}",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    add = parser.add_argument
+    add("--source-run", dest="source_run", metavar="RUN_ID",
+        help="the current dead-letter rows this run wrote")  # fmt: skip
+    add("--all", dest="replay_all", action="store_true", default=None,
+        help="every current dead-letter row of the agency")  # fmt: skip
+    add("--corrections", metavar="FILE_OR_URL", help="NDJSON replacement lines (see below)")
+    add("--bronze", metavar="URL", help="object store holding bronze/ (default: --store)")
+    add("--agencies-key", dest="agencies_key", metavar="KEY",
+        help="agencies reference file in the bronze store (default agencies.csv)")  # fmt: skip
+    add("--workers", type=int, metavar="K", help="transform processes (default: CPU count)")
+    add("--batch-files", dest="batch_files", type=int, metavar="M",
+        help="bronze files read ahead of the transform (default: 2 per worker)")  # fmt: skip
+    add("--rows-per-file", dest="rows_per_file", type=int, metavar="N",
+        help="split silver partitions into files of at most N rows (default 100000)")  # fmt: skip
+    add_common_arguments(parser, agency_required=True)
+    for flag, dest in (("--lease-ttl-seconds", "lease_ttl_seconds"),
+                       ("--stale-after-seconds", "stale_after_seconds")):  # fmt: skip
+        with contextlib.suppress(argparse.ArgumentError):  # unless the common group has it
+            add(flag, dest=dest, type=float, metavar="SECONDS")
+    return parser
+
+
+def entrypoint(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_args(ReplaySettings, args, job=NAME)
+        options = _options(settings)
+    except ConfigError as exc:
+        return usage_error(NAME, exc)
+
+    async def body(ctx: RunContext) -> JobOutcome:
+        return await replay_dead_letters(ctx, settings, options)
+
+    parameters = {
+        "source_run": settings.source_run,
+        "all": settings.replay_all,
+        "corrections": redact(settings.corrections) if settings.corrections else None,
+        "corrections_count": len(options.corrections),
+        "bronze": redact(settings.bronze or settings.store_url),
+        "agencies_key": settings.agencies_key,
+    }
+    return run_job(NAME, settings, body, parameters=parameters)
+
+
+def _options(settings: ReplaySettings) -> ReplayOptions:
+    """Replay options, the corrections file read and parsed. Raises ConfigError."""
+    from data_pipeline.corrections import parse_corrections  # not at import: `list` stays cheap
+    from data_pipeline.replay import ReplayOptions
+
+    assert settings.agency_id is not None  # agency_required
+    corrections: tuple[Correction, ...] = ()
+    if settings.corrections is not None:
+        body = asyncio.run(read_location(settings.corrections))
+        name = redact(settings.corrections)
+        corrections = parse_corrections(body, name=name, agency_id=settings.agency_id)
+    return ReplayOptions(
+        agency_id=settings.agency_id,
+        source_run=settings.source_run,
+        corrections=corrections,
+        workers=settings.workers,
+        in_flight=settings.batch_files,
+        rows_per_file=settings.rows_per_file,
+        agencies_key=settings.agencies_key,
+    )
+
+
+async def read_location(location: str) -> bytes:
+    """A local file, or the object a store URL names (file:// or s3://). Raises ConfigError."""
+    if "://" not in location:
+        try:
+            return Path(location).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{location}: cannot read: {exc.strerror or exc}") from None
+    from etl_core.adapters.object_stores import open_object_store
+
+    base, _, key = location.rstrip("/").rpartition("/")
+    if not key or base.endswith(":/"):
+        raise ConfigError(f"{redact(location)}: names no object")
+    try:
+        async with open_object_store(base) as store:
+            return await store.get(key)
+    except ObjectNotFound:
+        raise ConfigError(f"{redact(location)}: no such object") from None
+
+
+async def replay_dead_letters(
+    ctx: RunContext, settings: ReplaySettings, options: ReplayOptions
+) -> JobOutcome:
+    """Wire the stores (bronze opened read-only) and replay."""
+    from data_pipeline.replay import replay
+    from etl_core.adapters.object_stores import open_object_store
+
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(
+            open_object_store(settings.store_url, dry_run=ctx.dry_run)
+        )
+        bronze = store
+        if settings.bronze is not None and settings.bronze != settings.store_url:
+            bronze = await stack.enter_async_context(
+                open_object_store(settings.bronze, dry_run=True)  # never written
+            )
+        outcome = await replay(ctx, store, bronze, options)
+    summary = {**outcome.summary, "run_id": ctx.run_id}
+    if ctx.dry_run:
+        summary["note"] = "dry run: no correction, silver or dead-letter file was written"
+    return attrs.evolve(outcome, summary=summary)
+
+
+JOB = (
+    entrypoint,
+    "Replay dead-letter rows (optionally corrected) through the transform into silver",
+)
+
+if __name__ == "__main__":
+    raise SystemExit(entrypoint(sys.argv[1:]))
