@@ -31,13 +31,14 @@ from etl_core.ports import ObjectStore
 from etl_core.runner import JobOutcome, RunContext
 
 from data_pipeline.backfill_plan import AgencyPlan
-from data_pipeline.bronze_to_silver import DRY_RUN as DRY_RUN_STATUS
 from data_pipeline.bronze_to_silver import JOB as PROMOTE_JOB
-from data_pipeline.bronze_to_silver import PUBLISHED, UNCHANGED, PromoteOptions, promote
+from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.child_runs import ChildResult, describe, run_child
 from data_pipeline.silver_output import DEFAULT_ROWS_PER_FILE
 from data_pipeline.timeparse import format_utc
 
+# The partition statuses bronze_to_silver records in the ledger.
+PUBLISHED, UNCHANGED, DRY_RUN_STATUS = "published", "unchanged", "dry_run"
 SUCCEEDED, UP_TO_DATE, NOTHING = "succeeded", "up to date", "nothing to do"
 BUSY, RETRY, FAILED, NOT_STARTED, DRY_RUN = (
     "busy (retry)", "retry", "failed", "not started", "dry run",

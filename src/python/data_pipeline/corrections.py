@@ -86,10 +86,6 @@ def _correction(row: Mapping[str, Any], where: str, agency_id: int) -> Correctio
         raise ConfigError(f"{where}: corrected must be a non-blank string")
     if "\n" in corrected:
         raise ConfigError(f"{where}: corrected must be one line (it contains a newline)")
-    try:
-        corrected.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError(f"{where}: corrected is not valid Unicode (a lone surrogate)") from None
     return Correction(source, digest, corrected)
 
 

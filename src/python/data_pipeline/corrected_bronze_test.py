@@ -1,0 +1,139 @@
+"""Tests of the corrected bronze view, and of promote reading bronze through it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import logging
+
+import pytest
+from etl_core.errors import ObjectStoreError
+from etl_core.model import RunRecord, RunStatus
+from etl_core.runner import JobOutcome, RunContext
+from etl_core.settings import CommonSettings
+from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
+
+from data_pipeline.bronze_to_silver import PromoteOptions, promote
+from data_pipeline.corrected_bronze import CorrectedBronze, with_corrections
+from data_pipeline.corrections import Correction, corrections_body, line_key
+from data_pipeline.publish import PartitionPublisher
+from data_pipeline.transform import FileResult
+from data_pipeline.workload import WorkloadOptions, iter_workload_files
+
+KEY = "bronze/agency_id=1/dt=2024-01-08/part-0.ndjson"
+BAD = '{"record_id": "A001-1", "agency_id": 1, "occurred_at": "yesterday"}'
+
+
+def _view(body: bytes, *, watch: frozenset[str] = frozenset()) -> CorrectedBronze:
+    bronze = FakeObjectStore({KEY: body, "bronze/agency_id=1/dt=2024-01-09/part-0.ndjson": b"{}\n"})
+    fixes = {KEY: {line_key(BAD): b'{"fixed": true}'}}
+    return CorrectedBronze(bronze, fixes, watch={KEY: watch} if watch else {})
+
+
+async def test_corrected_lines_are_replaced_in_place() -> None:
+    view = _view(f"{{}}\n\n{BAD}\n{{}}\n".encode())
+
+    body = await view.get(KEY)
+
+    assert body.split(b"\n") == [b"{}", b"", b'{"fixed": true}', b"{}", b""]
+
+
+async def test_a_corrected_gzip_file_reads_back_uncompressed_and_corrected() -> None:
+    view = _view(gzip.compress(f"{BAD}\n".encode()))
+
+    assert await view.get(KEY) == b'{"fixed": true}\n'
+
+
+async def test_only_corrected_files_list_with_a_stamped_etag() -> None:
+    view = _view(f"{BAD}\n".encode())
+    plain = [info async for info in view.bronze.list("bronze/")]
+
+    listed = [info async for info in view.list("bronze/")]
+
+    assert str(listed[0].etag).startswith(f"{plain[0].etag}+fix-")
+    assert listed[1] == plain[1]
+    assert (await view.head(KEY)).etag == listed[0].etag
+
+
+async def test_watched_lines_are_located_by_line_number() -> None:
+    view = _view(f"{BAD}\nx\n{BAD}\n".encode(), watch=frozenset({line_key(BAD), line_key("x")}))
+
+    await view.get(KEY)
+
+    assert view.found == {(KEY, line_key(BAD)): [1, 3], (KEY, line_key("x")): [2]}
+
+
+async def test_the_view_is_read_only() -> None:
+    view = _view(b"{}\n")
+
+    with pytest.raises(ObjectStoreError, match="read-only"):
+        await view.put(KEY, b"")
+    with pytest.raises(ObjectStoreError, match="read-only"):
+        await view.delete(KEY)
+
+
+async def test_without_stored_corrections_bronze_is_used_as_is() -> None:
+    bronze = FakeObjectStore()
+
+    assert await with_corrections(FakeObjectStore(), bronze, 1) is bronze
+    view = _view(b"")
+    assert await with_corrections(FakeObjectStore(), view, 1) is view
+
+
+WORKLOAD = WorkloadOptions(records=300, files=4, agencies=2, bad_rate=0.1, dup_rate=0.1, seed=4)
+
+
+async def _promote(
+    run_id: str, store: FakeObjectStore, bronze: FakeObjectStore, **options: object
+) -> JobOutcome:
+    history = FakeRunHistory()
+    now = dt.datetime.now(dt.UTC)
+    await history.start_run(RunRecord(run_id, "bronze_to_silver", RunStatus.RUNNING, now, 1))
+    ctx = RunContext(
+        run_id=run_id,
+        job="bronze_to_silver",
+        agency_id=1,
+        dry_run=False,
+        settings=CommonSettings(agency_id=1),
+        history=history,
+        log=logging.getLogger("test"),
+    )
+    return await promote(ctx, store, bronze, PromoteOptions(agency_id=1, workers=1, **options))  # type: ignore[arg-type]
+
+
+async def test_promote_applies_stored_corrections_and_republishes_when_they_change() -> None:
+    bronze = FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
+    store = FakeObjectStore()
+    bronze.objects[KEY] += f"{BAD}\n".encode()
+    await _promote("r1", store, bronze)
+    fixed = json.dumps({
+        "record_id": "A001-1", "agency_id": 1, "record_type": "incident", "status": "open",
+        "occurred_at": 1704700000, "updated_at": "2024-01-09T00:00:00Z",
+        "location": {"lat": "34", "lon": "-118"},
+    })  # fmt: skip
+    key = "corrections/agency_id=1/000001-r2.ndjson"
+    store.objects[key] = corrections_body([Correction(KEY[7:], line_key(BAD), fixed)], "r2")
+
+    outcome = await _promote("r2", store, bronze)
+
+    files = await PartitionPublisher(store).read_files("agency_id=1/dt=2024-01-08")
+    silver = b"".join(body for k, body in files.items() if k.startswith("silver/"))
+    assert b'"record_id":"A001-1"' in silver
+    dead = b"".join(body for k, body in files.items() if k.startswith("deadletter/"))
+    assert b"yesterday" not in dead
+    assert outcome.summary["outcome"] == "1 published, 1 unchanged of 2 partitions"
+    again = await _promote("r3", store, bronze)
+    assert again.summary["outcome"].startswith("up to date")
+
+
+async def test_promote_shows_every_file_result_to_the_observer() -> None:
+    bronze = FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
+    seen: list[FileResult] = []
+
+    await _promote("r1", FakeObjectStore(), bronze, on_file=seen.append)
+
+    assert sorted(result.source for result in seen) == [
+        "agency_id=1/dt=2024-01-08/part-0.ndjson",
+        "agency_id=1/dt=2024-01-09/part-0.ndjson",
+    ]
