@@ -9,7 +9,6 @@ import functools
 from collections.abc import Callable
 
 import attrs
-from etl_core import clock
 from etl_core.errors import InvariantViolation
 from etl_core.failpoints import FailpointObjectStore, failpoint
 from etl_core.model import Counts, PartitionRecord
@@ -19,14 +18,22 @@ from etl_core.runner import JobOutcome, RunContext
 from data_pipeline.accounting import Accounting
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.corrected_bronze import with_corrections
+from data_pipeline.generations import (
+    DRY_RUN,
+    UNCHANGED,
+    Committed,
+    Inspection,
+    commit,
+    inspect,
+    would_commit,
+)
 from data_pipeline.parallel import FileTransformer, choose_workers
 from data_pipeline.plan import Plan, make_plan
-from data_pipeline.publish import ConcurrentPublish, PartitionManifest, PartitionPublisher
-from data_pipeline.silver_output import DEFAULT_ROWS_PER_FILE, PartitionOutput, build_output
+from data_pipeline.publish import PartitionPublisher
+from data_pipeline.silver_output import DEFAULT_ROWS_PER_FILE, build_output
 from data_pipeline.transform import FileResult
 
 JOB = "bronze_to_silver"
-PUBLISHED, UNCHANGED, DRY_RUN = "published", "unchanged", "dry_run"
 
 
 @attrs.frozen(kw_only=True)
@@ -70,12 +77,23 @@ async def promote(
         return _nothing_to_do(plan)
     store = FailpointObjectStore(store, f"{JOB}.store")
     publisher = PartitionPublisher(store)
+    damaged: frozenset[str] = frozenset()
     if not options.reprocess:
         current = {p: await publisher.current(p) for p in plan.partitions}
-        if all(m is not None and m.input_fingerprint == plan.fingerprint for m in current.values()):
-            return await _up_to_date(ctx, publisher, plan, current)
+        found = {p: await inspect(store, p, manifest) for p, manifest in current.items()}
+        damaged = frozenset(p for p, inspection in found.items() if inspection.missing)
+        for partition in sorted(damaged):
+            missing = ", ".join(found[partition].missing)
+            ctx.log.warning(
+                "%s: committed files are missing (%s); republishing", partition, missing
+            )
+        fresh = (
+            m is not None and m.input_fingerprint == plan.fingerprint for m in current.values()
+        )
+        if not damaged and all(fresh):
+            return await _up_to_date(ctx, store, plan, found)
     accounting = await _transform(ctx, bronze, plan, options)
-    return await _publish_all(ctx, publisher, plan, accounting, options)
+    return await _publish_all(ctx, publisher, plan, accounting, options, damaged)
 
 
 def _nothing_to_do(plan: Plan) -> JobOutcome:
@@ -84,16 +102,15 @@ def _nothing_to_do(plan: Plan) -> JobOutcome:
 
 
 async def _up_to_date(
-    ctx: RunContext,
-    publisher: PartitionPublisher,
-    plan: Plan,
-    current: dict[str, PartitionManifest | None],
+    ctx: RunContext, store: ObjectStore, plan: Plan, found: dict[str, Inspection]
 ) -> JobOutcome:
-    """Record the partitions as unchanged (nothing read); remove leftovers of crashed runs."""
-    removed: list[str] = []
-    for partition, manifest in current.items():
-        if not ctx.dry_run:  # usually lists and deletes nothing
-            removed.extend(await publisher.sweep(partition, manifest))
+    """Record the partitions as unchanged (no body read); remove leftovers of crashed runs."""
+    removed = 0
+    for partition, inspection in found.items():
+        if not ctx.dry_run:  # usually there are none
+            for key in inspection.leftovers:
+                await store.delete(key)
+            removed += len(inspection.leftovers)
         await ctx.record_partition(
             PartitionRecord(
                 run_id=ctx.run_id,
@@ -106,10 +123,10 @@ async def _up_to_date(
             )
         )
     summary: dict[str, object] = {
-        "outcome": f"up to date: {len(current)} partitions already published from this input",
+        "outcome": f"up to date: {len(found)} partitions already published from this input",
     }
     if removed:
-        summary["leftovers removed"] = len(removed)
+        summary["leftovers removed"] = removed
     return JobOutcome(summary=summary)
 
 
@@ -146,6 +163,7 @@ async def _publish_all(
     plan: Plan,
     accounting: Accounting,
     options: PromoteOptions,
+    damaged: frozenset[str],
 ) -> JobOutcome:
     # Sorting and joining a large agency takes a while: off the event loop, so that heartbeats
     # keep renewing the lease meanwhile.
@@ -166,9 +184,22 @@ async def _publish_all(
             partition, ctx.run_id, silver, dead_letters, counts,
         )  # fmt: skip
         del silver, dead_letters
+        force = options.reprocess or partition in damaged
         with ctx.span("publish", partition=partition, rows_out=counts.rows_out):
-            status, written = await _publish(ctx, publisher, plan, output, options.reprocess)
+            if ctx.dry_run:
+                committed = Committed(DRY_RUN)
+                statuses[await would_commit(publisher, output, force)] += 1
+            else:
+                committed = await commit(
+                    publisher,
+                    output,
+                    run_id=ctx.run_id,
+                    input_fingerprint=plan.fingerprint,
+                    force=force,
+                )
+                statuses[committed.status] += 1
         failpoint(f"{JOB}.before_record")
+        written = committed.written
         bytes_out = sum(len(output.files[key]) for key in written if key in output.files)
         record = PartitionRecord(
             run_id=ctx.run_id,
@@ -177,12 +208,11 @@ async def _publish_all(
             input_fingerprint=plan.fingerprint,
             counts=attrs.evolve(counts, bytes_out=bytes_out),
             agency_id=plan.agency_id,
-            status=status,
-            artifacts=tuple(written),
+            status=committed.status,
+            artifacts=written,
         )
         await ctx.record_partition(record)
         total += record.counts
-        statuses[status] += 1
         artifacts.extend(key for key in written if key.endswith(".json"))
         failpoint(f"{JOB}.partition_done")
     if not total.balanced:
@@ -196,56 +226,6 @@ async def _publish_all(
             "dead-letter reasons": _describe_reasons(reasons),
         },
     )
-
-
-async def _publish(
-    ctx: RunContext,
-    publisher: PartitionPublisher,
-    plan: Plan,
-    output: PartitionOutput,
-    reprocess: bool,
-) -> tuple[str, list[str]]:
-    """(status, keys written): publish a new generation unless the content is already there."""
-    if ctx.dry_run:
-        return DRY_RUN, []
-    result = await publisher.publish(
-        partition=output.partition,
-        run_id=ctx.run_id,
-        files=output.files,
-        input_fingerprint=plan.fingerprint,
-        content_fingerprint=output.fingerprint,
-        counts=output.counts,
-        created_at=clock.now().isoformat(),
-        force=reprocess,
-    )
-    if result.published:
-        return PUBLISHED, [*sorted(output.files), result.manifest.key]
-    if result.manifest.input_fingerprint == plan.fingerprint:
-        return UNCHANGED, []
-    # Same content from a changed input (a file added to another day): stamp the new input on
-    # the same files, so the next run over it takes the fast path.
-    stamped = await _restamp(publisher, result.manifest, ctx.run_id, plan.fingerprint, output)
-    return UNCHANGED, [stamped.key]
-
-
-async def _restamp(
-    publisher: PartitionPublisher,
-    manifest: PartitionManifest,
-    run_id: str,
-    fingerprint: str,
-    output: PartitionOutput,
-) -> PartitionManifest:
-    stamped = attrs.evolve(
-        manifest,
-        seq=manifest.seq + 1,
-        run_id=run_id,
-        input_fingerprint=fingerprint,
-        counts=output.counts,
-        created_at=clock.now().isoformat(),
-    )
-    if not await publisher.store.put_if_absent(stamped.key, stamped.to_json()):
-        raise ConcurrentPublish(f"{stamped.key} was committed by another writer")
-    return stamped
 
 
 def _describe_statuses(statuses: collections.Counter[str], total: int) -> str:

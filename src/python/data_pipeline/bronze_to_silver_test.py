@@ -223,7 +223,7 @@ async def test_dry_run_transforms_and_counts_but_writes_and_records_nothing() ->
     assert store.objects == {}
     assert history.ledger == []
     assert outcome.counts.rows_in == _expected(bronze).counts.rows_in
-    assert outcome.summary["outcome"] == "3 dry_run of 3 partitions"
+    assert outcome.summary["outcome"] == "3 would publish of 3 partitions"
 
 
 async def test_the_fast_path_sweeps_files_a_crashed_run_left_behind() -> None:
@@ -297,3 +297,28 @@ async def test_an_unreadable_bronze_file_fails_the_run_before_any_commit() -> No
         await _promote("r1", store, bronze)
 
     assert store.objects == {}
+
+
+async def test_a_dry_run_tells_what_would_change() -> None:
+    store, bronze = FakeObjectStore(), _bronze()
+    await _promote("r1", store, bronze)
+    bronze.objects["bronze/agency_id=1/dt=2024-01-10/part-0.ndjson"] += b"not json\n"
+    before = dict(store.objects)
+
+    outcome = await _promote("r2", store, bronze, dry_run=True)
+
+    assert outcome.summary["outcome"] == "1 would publish, 2 would stay unchanged of 3 partitions"
+    assert store.objects == before
+
+
+async def test_a_partition_whose_committed_files_vanished_is_republished() -> None:
+    store, bronze = FakeObjectStore(), _bronze()
+    await _promote("r1", store, bronze)
+    lost = next(k for k in store.objects if k.startswith(f"silver/{PARTITIONS[1]}/"))
+    del store.objects[lost]
+
+    outcome = await _promote("r2", store, bronze)
+
+    assert outcome.summary["outcome"] == "1 published, 2 unchanged of 3 partitions"
+    assert await _visible(store, PARTITIONS[1]) == _expected(bronze).partitions()[(1, DAYS[1])]
+    assert (await _promote("r3", store, bronze)).summary["outcome"].startswith("up to date")

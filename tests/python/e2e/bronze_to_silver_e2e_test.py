@@ -163,5 +163,5 @@ def test_a_dry_run_reports_counts_and_writes_nothing(world: World) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "(dry run)" in result.stdout
-    assert summary(result)["outcome"] == "2 dry_run of 2 partitions"
+    assert summary(result)["outcome"] == "2 would publish of 2 partitions"
     assert snapshot(world.store) == before
