@@ -148,7 +148,7 @@ async def read_location(location: str) -> bytes:
             raise ConfigError(f"{location}: cannot read: {exc.strerror or exc}") from None
     from etl_core.adapters.object_stores import open_object_store
 
-    base, _, key = location.rstrip("/").rpartition("/")
+    base, _, key = location.rpartition("/")
     if not key or base.endswith(":/"):
         raise ConfigError(f"{redact(location)}: names no object")
     try:
