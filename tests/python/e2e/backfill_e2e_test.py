@@ -1,0 +1,231 @@
+"""backfill through the CLI: several agencies with the summary table, against the reference
+transform; a backfill killed mid-agency, or with a failing agency, re-runs only what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from etl_core.adapters.run_histories import open_run_history
+from etl_core.model import RunRecord
+
+from e2e.reference_transform import reference_transform
+from e2e.store_views import cli, manifests, snapshot, unreferenced, views
+
+# 3 agencies x 4 files: dt 2024-01-08 .. 2024-01-11, ~250 rows per file.
+GENERATE = ["--records", "3000", "--files", "12", "--agencies", "3", "--seed", "13"]
+AGENCIES = (1, 2, 3)
+RANGE = ["--from", "2024-01-08", "--to", "2024-01-11"]
+
+
+class World:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.bronze = root / "bronze-store"
+
+    def backfill(
+        self, name: str, *extra: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return cli(
+            self.root, "run", "backfill", "--", "--bronze", f"file://{self.bronze}",
+            "--store", f"file://{self.root / name}", "--history", self.history(name),
+            "--log-format", "json", "--workers", "1", *RANGE, *extra, env=env,
+        )  # fmt: skip
+
+    def history(self, name: str) -> str:
+        return f"sqlite:///{self.root / name}.sqlite3"
+
+    def runs(self, name: str) -> list[RunRecord]:
+        async def read() -> list[RunRecord]:
+            async with open_run_history(self.history(name)) as history:
+                return await history.list_runs(limit=1000)
+
+        return asyncio.run(read())
+
+
+def table(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]:
+    """The summary table: AGENCY -> column -> cell."""
+    lines = result.stdout[result.stdout.index("backfill summary") :].splitlines()[1:]
+    header = lines[0].split()
+    rows = {}
+    for line in lines[1:]:
+        cells = line.split()
+        if not cells or not (cells[0].isdigit() or cells[0] == "TOTAL"):
+            break
+        # STATUS may hold spaces ("up to date"): the cells between SECONDS and RUN_ID.
+        fixed = dict(zip(header[:10], cells[:10], strict=True))
+        fixed["STATUS"] = " ".join(cells[10:-1] if cells[0] != "TOTAL" else cells[10:])
+        rows[cells[0]] = fixed
+    return rows
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    world = World(tmp_path_factory.mktemp("backfill"))
+    generated = cli(world.root, "run", "generate", "--", *GENERATE, "--out",
+                    f"file://{world.bronze}", "--history", world.history("gen"))  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+    return world
+
+
+@pytest.fixture(scope="module")
+def clean(world: World) -> subprocess.CompletedProcess[str]:
+    result = world.backfill("clean", "--all-agencies", "--max-parallel", "2", "--run-id", "bf-1")
+    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
+    return result
+
+
+def test_a_backfill_of_all_agencies_prints_the_summary_table(
+    world: World, clean: subprocess.CompletedProcess[str]
+) -> None:
+    rows = table(clean)
+
+    assert list(rows) == ["1", "2", "3", "TOTAL"]
+    for agency in ("1", "2", "3"):
+        row = rows[agency]
+        assert (row["PLANNED"], row["PUBLISHED"], row["UNCHANGED"], row["FAILED"]) == (
+            "4", "4", "0", "0",
+        )  # fmt: skip
+        assert row["STATUS"] == "succeeded"
+        rows_in, out, dup, dead = (int(row[k].replace(",", "")) for k in
+                                   ("ROWS_IN", "ROWS_OUT", "DUP", "DEAD_LETTER"))  # fmt: skip
+        assert rows_in == out + dup + dead == 1000
+    assert rows["TOTAL"]["ROWS_IN"] == "3,000"
+    assert rows["TOTAL"]["STATUS"] == "ok"
+    assert "backfill run bf-1 succeeded" in clean.stdout
+
+
+def test_the_backfill_output_equals_the_reference_transform(
+    world: World, clean: subprocess.CompletedProcess[str]
+) -> None:
+    bronze = {p.relative_to(world.bronze).as_posix(): p.read_bytes()
+              for p in (world.bronze / "bronze").rglob("*.ndjson")}  # fmt: skip
+    reference = reference_transform(bronze, (world.bronze / "agencies.csv").read_bytes())
+    silver: dict[str, dict[str, Any]] = {}
+    dead = []
+    for agency in AGENCIES:
+        for view in views(world.root / "clean", agency).values():
+            assert view is not None
+            for line in view[0]:
+                row = json.loads(line)
+                assert row["record_id"] not in silver
+                silver[row["record_id"]] = row
+            dead.extend(view[1])
+    assert silver == reference.silver
+    assert sorted(dead) == sorted(
+        (d["reason"], d["source"], d["raw"]) for d in reference.dead_letters
+    )
+    assert unreferenced(world.root / "clean") == []
+
+
+def test_each_agency_is_a_child_run_of_the_backfill_in_the_history(
+    world: World, clean: subprocess.CompletedProcess[str]
+) -> None:
+    runs = world.runs("clean")
+
+    [parent] = [r for r in runs if r.job == "backfill"]
+    children = [r for r in runs if r.job == "bronze_to_silver"]
+    assert parent.run_id == "bf-1"
+    assert sorted(r.agency_id or 0 for r in children) == list(AGENCIES)
+    assert {r.parameters["parent_run_id"] for r in children} == {"bf-1"}
+    assert {r.trace_id for r in children} == {parent.trace_id}
+    listed = cli(
+        world.root, "runs", "--history", world.history("clean"), "--job", "bronze_to_silver"
+    )
+    assert listed.stdout.count("succeeded") == 3
+
+
+def test_a_second_backfill_is_up_to_date_and_writes_nothing(
+    world: World, clean: subprocess.CompletedProcess[str]
+) -> None:
+    before = snapshot(world.root / "clean")
+
+    result = world.backfill("clean", "--agencies", "1,2,3")
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {r["STATUS"] for a, r in table(result).items() if a != "TOTAL"} == {"up to date"}
+    assert snapshot(world.root / "clean") == before
+
+
+def test_a_backfill_killed_mid_agency_reruns_only_the_remaining_work(
+    world: World, clean: subprocess.CompletedProcess[str]
+) -> None:
+    # SIGKILL after agency 1's four partitions and two of agency 2's.
+    env = {"ETL_FAILPOINTS": "bronze_to_silver.partition_done@6"}
+    killed = world.backfill("killed", "--all-agencies", "--lease-ttl-seconds", "1", env=env)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    done = manifests(world.root / "killed")
+    assert sorted(done) == [f"agency_id=1/dt=2024-01-{d:02d}" for d in range(8, 12)] + [
+        "agency_id=2/dt=2024-01-08", "agency_id=2/dt=2024-01-09",
+    ]  # fmt: skip
+    time.sleep(1.2)  # the killed child's lease expires
+
+    rerun = world.backfill("killed", "--all-agencies")
+
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr[-2000:])
+    rows = table(rerun)
+    progress = {a: (rows[a]["PUBLISHED"], rows[a]["UNCHANGED"], rows[a]["STATUS"]) for a in "123"}
+    assert progress == {
+        "1": ("0", "4", "up to date"),
+        "2": ("2", "2", "succeeded"),
+        "3": ("4", "0", "succeeded"),
+    }
+    after = manifests(world.root / "killed")
+    assert {p: after[p]["seq"] for p in done} == dict.fromkeys(done, 1)  # nothing redone
+    for agency in AGENCIES:
+        assert views(world.root / "killed", agency) == views(world.root / "clean", agency)
+    assert unreferenced(world.root / "killed") == []
+    stale = [r for r in world.runs("killed") if r.status.value == "running"]
+    assert sorted(r.job for r in stale) == ["backfill", "bronze_to_silver"]  # the killed pair
+
+
+def test_a_failing_agency_is_reported_and_a_rerun_after_the_fix_does_the_rest(
+    world: World, clean: subprocess.CompletedProcess[str]
+) -> None:
+    bronze = world.root / "bronze-broken"
+    shutil.copytree(world.bronze, bronze)
+    broken = bronze / "bronze/agency_id=2/dt=2024-01-09/part-9.ndjson.gz"
+    broken.write_bytes(b"\x1f\x8bnot gzip at all")
+    argv = ["--bronze", f"file://{bronze}", "--all-agencies", "--continue-on-error"]
+
+    failed = world.backfill("broken", *argv)
+
+    assert failed.returncode == 1
+    rows = table(failed)
+    assert [rows[a]["STATUS"] for a in "123"] == ["succeeded", "failed", "succeeded"]
+    assert (rows["2"]["PUBLISHED"], rows["2"]["FAILED"]) == ("0", "4")
+    assert "agency 2: " in failed.stdout
+    broken.unlink()
+
+    fixed = world.backfill("broken", *argv)
+
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert [table(fixed)[a]["STATUS"] for a in "123"] == ["up to date", "succeeded", "up to date"]
+    assert views(world.root / "broken", 2) == views(world.root / "clean", 2)
+
+
+def test_an_agency_whose_lease_is_held_is_busy_and_the_backfill_exits_75(
+    world: World, clean: subprocess.CompletedProcess[str]
+) -> None:
+    async def hold() -> None:
+        async with open_run_history(world.history("busy")) as history:
+            await history.migrate()
+            await history.acquire(
+                "bronze_to_silver/agency=3", "a-standalone-run", dt.timedelta(hours=1)
+            )
+
+    asyncio.run(hold())
+
+    result = world.backfill("busy", "--agencies", "1,3")
+
+    assert result.returncode == 75
+    rows = table(result)
+    assert (rows["1"]["STATUS"], rows["3"]["STATUS"]) == ("succeeded", "busy (retry)")
+    assert "LeaseHeld" in result.stdout
