@@ -109,7 +109,7 @@ def test_the_backfill_output_equals_the_reference_transform(
               for p in (world.bronze / "bronze").rglob("*.ndjson")}  # fmt: skip
     reference = reference_transform(bronze, (world.bronze / "agencies.csv").read_bytes())
     silver: dict[str, dict[str, Any]] = {}
-    dead = []
+    dead: list[tuple[str, str, str]] = []
     for agency in AGENCIES:
         for view in views(world.root / "clean", agency).values():
             assert view is not None
