@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--from", dest="date_from", metavar="YYYY-MM-DD", help="first dt partition (required)")
     add("--to", dest="date_to", metavar="YYYY-MM-DD", help="last dt partition (required)")
     add("--reprocess", action="store_true", default=None,
-        help="publish new generations even where the input is unchanged")  # fmt: skip
+        help="publish new generations even where the input is unchanged (a re-run republishes "
+             "again: not resumable)")  # fmt: skip
     add("--max-parallel", dest="max_parallel", type=int, metavar="K",
         help="agencies processed at once (default 1)")  # fmt: skip
     add("--continue-on-error", dest="continue_on_error", action="store_true", default=None,

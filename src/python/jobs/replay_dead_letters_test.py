@@ -172,3 +172,12 @@ def test_corrections_are_read_from_a_store_url(tmp_path: Path) -> None:
 
 def test_the_job_is_discovered() -> None:
     assert registry.load("replay_dead_letters").entrypoint is replay_dead_letters.entrypoint
+
+
+def test_the_dead_letter_ratio_does_not_gate_a_replay(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _replay(world, "--all", "--max-dead-letter-ratio", "0", "--run-id", "r1") == 0
+
+    run, _ = _history(world, "r1")
+    assert run.counts.rows_dead_letter == run.counts.rows_in > 0
