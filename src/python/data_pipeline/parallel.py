@@ -90,7 +90,9 @@ class FileTransformer:
         if self.workers > 1:
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers,
-                # Not fork: the parent has threads (asyncio's to_thread pool, telemetry).
+                # spawn: not fork (this process has threads), nor forkserver (its socket needs a
+                # writable temp dir, which read-only containers lack). Workers import the main
+                # module again, so it must be import-safe (`if __name__ == "__main__":`).
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
                 initargs=(dict(self.agencies), self.agency_id, os.getpid()),
