@@ -136,6 +136,14 @@ SCENARIOS = [
         f"{JOB}.store.after_delete@3",
         extra=("--reprocess",),
     ),
+    # A changed input under --reprocess: the repair run (without it) finishes the job.
+    Scenario(
+        "reprocess-changed-after_commit@2",
+        "v1",
+        "v2",
+        f"{JOB}.store.after_commit@2",
+        extra=("--reprocess",),
+    ),
     # Tiny silver files make the write phase long (~130 puts) so that random kills land in it.
     *(
         Scenario(f"fresh-timed-{i}", "empty", "v1", delay=_delays.uniform(0, 0.5), extra=TINY)
