@@ -20,7 +20,8 @@ def _rows(report: Path) -> list[dict[str, str]]:
 def test_quick_mode_reports_the_invariant_ok_for_the_job_and_the_plain_peer(
     tmp_path: Path,
 ) -> None:
-    quick = ["--sizes", "10000", "--stores", "local", "--peers", "plain", "--at-once", "4"]
+    quick = ["--sizes", "10000", "--stores", "local", "--peers", "plain"]
+    quick += ["--agencies", "5", "--at-once", "2"]  # 5 job processes: seconds on a busy machine
     argv = [*quick, "--scratch", str(tmp_path), "--out", str(tmp_path / "out")]
 
     code = main(argv)

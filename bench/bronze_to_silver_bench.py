@@ -60,14 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each row, interleaved; the fastest is shown"
     )
+    parser.add_argument(
+        "--agencies", type=int, default=20, help="agencies in the generated data (default 20)"
+    )
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/b2s-bench"))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     return parser
 
 
-def _dataset(records: int, scratch: Path) -> Dataset:
-    files = max(20, records // ROWS_PER_FILE)
-    dataset, generated = ensure_dataset(WorkloadOptions(records=records, files=files), scratch)
+def _dataset(records: int, agencies: int, scratch: Path) -> Dataset:
+    files = max(agencies, records // ROWS_PER_FILE)
+    options = WorkloadOptions(records=records, files=files, agencies=agencies)
+    dataset, generated = ensure_dataset(options, scratch)
     state = "generated" if generated else "cached"
     size = f"{records:,} records, {files} files, {dataset.input_bytes / 1e6:.1f} MB"
     print(f"# {size}: {state} at {dataset.root}", flush=True)
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = endpoint_cm.__enter__() if endpoint_cm is not None else None
     try:
         for size in args.sizes:
-            dataset = _dataset(int(size), args.scratch)
+            dataset = _dataset(int(size), args.agencies, args.scratch)
             outcomes += _run_size(args, dataset, endpoint, runnable)
     finally:
         if endpoint_cm is not None:
