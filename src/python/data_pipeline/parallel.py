@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -61,6 +62,8 @@ def transform_for_agency(
 def _init_worker(agencies: Mapping[int, Agency], agency_id: int, parent: int) -> None:
     global _worker_agencies, _worker_agency_id
     _worker_agencies, _worker_agency_id = agencies, agency_id
+    # Ctrl-C reaches the whole process group: the parent alone decides to stop (and cancels).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A parent killed with SIGKILL cannot shut the pool down: leave rather than linger.
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
