@@ -19,7 +19,7 @@ from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
 from data_pipeline import transform
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
-from data_pipeline.corrections import Correction, line_key, load_corrections
+from data_pipeline.corrections import Correction, corrections_body, line_key, load_corrections
 from data_pipeline.dedupe import Deduper
 from data_pipeline.publish import PartitionPublisher
 from data_pipeline.replay import ReplayOptions, replay
@@ -397,3 +397,20 @@ async def test_a_transform_fix_without_a_version_bump_republishes_the_agency(
     assert outcome.counts.rows_dead_letter == len(after)
     again = await world.replay("r3")
     assert again.summary["partitions"].startswith("nothing written")
+
+
+async def test_a_replay_cut_short_after_storing_its_corrections_is_finished_by_the_next(
+    world: World,
+) -> None:
+    before = await world.dead()
+    corrections = fixable(before)
+    # What a replay killed between storing the corrections and publishing leaves behind.
+    world.store.objects["corrections/agency_id=1/000001-killed.ndjson"] = corrections_body(
+        corrections, "killed"
+    )
+
+    outcome = await world.replay("r2", corrections)
+
+    assert outcome.summary["corrections"].endswith("nothing new to store")
+    assert outcome.counts.rows_out + outcome.counts.rows_duplicate == len(corrections)
+    assert await world.silver() == world.expected(applied(corrections, before))
