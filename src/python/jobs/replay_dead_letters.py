@@ -185,10 +185,7 @@ async def replay_dead_letters(
     return attrs.evolve(outcome, summary=summary)
 
 
-JOB = (
-    entrypoint,
-    "Replay dead-letter rows (optionally corrected) through the transform into silver",
-)
+JOB = (entrypoint, "Replay dead-letter rows (optionally corrected) into silver, exactly once")
 
 if __name__ == "__main__":
     raise SystemExit(entrypoint(sys.argv[1:]))
