@@ -35,7 +35,6 @@ from data_pipeline.bronze_to_silver import JOB as PROMOTE_JOB
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.child_runs import ChildResult, describe, run_child
 from data_pipeline.silver_output import DEFAULT_ROWS_PER_FILE
-from data_pipeline.timeparse import format_utc
 
 # The partition statuses bronze_to_silver records in the ledger.
 PUBLISHED, UNCHANGED, DRY_RUN_STATUS = "published", "unchanged", "dry_run"
@@ -143,9 +142,6 @@ async def run_backfill(
     gate = asyncio.Semaphore(max(1, options.max_parallel))
     stopped: list[int] = []  # agencies whose failure stops the rest (without continue_on_error)
     workers = child_workers(options.workers, options.max_parallel)
-    # timeparse fills its clock-face table on first use, not thread-safely; inline transforms of
-    # agencies side by side run in threads of this process: fill it before they start.
-    format_utc(0)
 
     async def promote_agency(child: RunContext) -> JobOutcome:
         assert child.agency_id is not None

@@ -35,7 +35,9 @@ _clock_seconds: dict[str, int] = {}  # "HH:MM:SS" or "HH:MM" -> second of the da
 _local_days: dict[tuple[dt.tzinfo, str], tuple[dt.date, int, int | None]] = {}
 
 _day_prefixes: dict[int, str] = {}
-_clock_faces: list[str] = []
+# "HH:MM:SSZ" by second of the day; built on first use and published whole (one assignment), so
+# threads formatting side by side never see a partly filled table.
+_clock_faces: tuple[str, ...] = ()
 
 
 def _remember(table: dict[Any, Any], key: Any, value: Any) -> None:
@@ -173,8 +175,13 @@ def format_utc(seconds: int) -> str:
             _day_prefixes.clear()
         prefix = dt.date.fromordinal(day + _UNIX_ORDINAL).isoformat() + "T"
         _day_prefixes[day] = prefix
-    if not _clock_faces:
-        _clock_faces.extend(
-            f"{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60)
-        )
-    return prefix + _clock_faces[second_of_day]
+    faces = _clock_faces or _build_clock_faces()
+    return prefix + faces[second_of_day]
+
+
+def _build_clock_faces() -> tuple[str, ...]:
+    global _clock_faces
+    _clock_faces = tuple(
+        f"{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60)
+    )
+    return _clock_faces

@@ -234,3 +234,25 @@ def test_occurred_at_forms_truncate_to_the_second() -> None:
         "2024-01-08T23:49:00Z", NEW_YORK
     )
     assert parse_occurred_at("0001-01-01T00:00:00Z", NEW_YORK) == MIN_EPOCH
+
+
+def test_format_utc_is_safe_when_threads_build_the_table_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import concurrent.futures
+
+    from data_pipeline import timeparse
+
+    monkeypatch.setattr(timeparse, "_clock_faces", ())
+    seconds = range(1_704_700_000, 1_704_700_000 + 86_400, 97)
+
+    def format_all() -> list[str]:
+        return [timeparse.format_utc(s) for s in seconds]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: format_all(), range(8)))
+
+    expected = [
+        dt.datetime.fromtimestamp(s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for s in seconds
+    ]
+    assert all(result == expected for result in results)
