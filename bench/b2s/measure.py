@@ -77,8 +77,10 @@ def _measure_here(
     cwd: Path,
     logs: Path,
     at_once: int = 1,
+    parent: int | None = None,
 ) -> Usage:
-    """Run every command, at most at_once at a time; raise CommandFailed on a non-zero exit.
+    """Run every command, at most at_once at a time; raise CommandFailed on a non-zero exit,
+    or once `parent` (the benchmark) is gone, when the next command would start.
 
     wait4 returns the rusage of one child including the descendants it reaped (a job's worker
     pool), so each command is accounted exactly even when several run at once.
@@ -89,6 +91,8 @@ def _measure_here(
     started = time.perf_counter()
     try:
         while queue or group.running:
+            if parent is not None and os.getppid() != parent:
+                raise CommandFailed("the benchmark exited; stopping")
             while queue and len(group.running) < at_once:
                 group.start(*queue.pop(0))
             group.reap_one()
@@ -131,6 +135,7 @@ def _launcher() -> None:
         cwd=Path(request["cwd"]),
         logs=Path(request["logs"]),
         at_once=request["at_once"],
+        parent=os.getppid(),
     )
     sys.stdout.write(json.dumps(attrs.asdict(usage)))
 
