@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 NAME = "agency_data_job"
 FORMATS = ("csv", "ndjson")
 AGENCIES_KEY = "agencies.csv"
-# What an empty embedded store is seeded with: the same as jobs.bronze_to_silver seeds.
-DEMO_RECORDS, DEMO_FILES, DEMO_SEED = 20_000, 60, 7
 
 
 @attrs.frozen(kw_only=True)
@@ -95,6 +93,7 @@ def entrypoint(argv: list[str]) -> int:
 async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobOutcome:
     """Wire the store, the source and the agencies file, then export."""
     from data_pipeline.agency_export import ExportOptions, export_agency, export_prefix
+    from data_pipeline.demo_seed import is_empty, seed_reference_workload
     from etl_core.adapters.bronze_record_source import BronzeRecordSource
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.adapters.record_sources import open_record_source
@@ -106,8 +105,8 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
             open_object_store(settings.store_url, dry_run=ctx.dry_run)
         )
         if settings.source_url is None:
-            if settings.store_url == DEFAULT_STORE_URL and await _is_empty(store):
-                summary["generated"] = await _seed(ctx, store)
+            if settings.store_url == DEFAULT_STORE_URL and await is_empty(store):
+                summary["generated"] = await seed_reference_workload(ctx, store, DEFAULT_STORE_URL)
             source: RecordSource = BronzeRecordSource(store, batch_size=settings.batch_size)
             label = redact(settings.store_url)
         else:
@@ -163,35 +162,6 @@ def _split_object_url(url: str) -> tuple[str, str]:
         raise ConfigError(f"{redact(url)!r} names no file (expected .../agencies.csv)")
     parse_store_url(directory or "/")
     return directory or "/", key
-
-
-async def _is_empty(store: ObjectStore) -> bool:
-    """Neither an agencies file nor any bronze object."""
-    from etl_core.errors import ObjectNotFound
-
-    try:
-        await store.head(AGENCIES_KEY)
-        return False
-    except ObjectNotFound:
-        pass
-    async for _ in store.list("bronze/"):
-        return False
-    return True
-
-
-async def _seed(ctx: RunContext, store: ObjectStore) -> str:
-    from data_pipeline.workload import WorkloadOptions, write_workload
-
-    what = (
-        f"the reference workload ({DEMO_RECORDS:,} records, {DEMO_FILES} files, seed {DEMO_SEED})"
-        f" into the empty embedded store {DEFAULT_STORE_URL}"
-    )
-    ctx.log.info("generating %s", what)
-    print(f"{NAME}: no bronze yet: generating {what}", file=sys.stderr, flush=True)
-    with ctx.span("generate_reference_workload", records=DEMO_RECORDS):
-        options = WorkloadOptions(records=DEMO_RECORDS, files=DEMO_FILES, seed=DEMO_SEED)
-        await write_workload(store, options)
-    return what + (" (in memory: dry run)" if ctx.dry_run else "")
 
 
 def _location(url: str, key_prefix: str) -> str:

@@ -22,11 +22,8 @@ from etl_core.urls import parse_store_url, redact
 
 if TYPE_CHECKING:
     from data_pipeline.bronze_to_silver import PromoteOptions
-    from etl_core.ports import ObjectStore
 
 NAME = "bronze_to_silver"
-# What the main job generates into an empty embedded store: three days per agency.
-DEMO_RECORDS, DEMO_FILES, DEMO_SEED = 20_000, 60, 7
 
 
 @attrs.frozen(kw_only=True)
@@ -175,6 +172,7 @@ async def bronze_to_silver(
 ) -> JobOutcome:
     """Wire the stores (bronze opened read-only) and promote; seed an empty embedded store."""
     from data_pipeline.bronze_to_silver import promote
+    from data_pipeline.demo_seed import is_empty, seed_reference_workload
     from etl_core.adapters.object_stores import open_object_store
 
     summary: dict[str, Any] = {}
@@ -188,8 +186,10 @@ async def bronze_to_silver(
             bronze = await stack.enter_async_context(
                 open_object_store(settings.bronze, dry_run=True)
             )
-        elif settings.store_url == DEFAULT_STORE_URL and await _is_empty(store, options):
-            summary["generated"] = await _seed(ctx, store)
+        elif settings.store_url == DEFAULT_STORE_URL and await is_empty(
+            store, options.agencies_key
+        ):
+            summary["generated"] = await seed_reference_workload(ctx, store, DEFAULT_STORE_URL)
         outcome = await promote(ctx, store, bronze, options)
     summary.update(outcome.summary)
     summary["silver"] = _location(settings.store_url, f"silver/agency_id={options.agency_id}/")
@@ -198,36 +198,6 @@ async def bronze_to_silver(
     )
     summary["run_id"] = ctx.run_id
     return attrs.evolve(outcome, summary=summary)
-
-
-async def _is_empty(store: ObjectStore, options: PromoteOptions) -> bool:
-    """Neither an agencies file nor any bronze object."""
-    from etl_core.errors import ObjectNotFound
-
-    try:
-        await store.head(options.agencies_key)
-        return False
-    except ObjectNotFound:
-        pass
-    async for _ in store.list("bronze/"):
-        return False
-    return True
-
-
-async def _seed(ctx: RunContext, store: ObjectStore) -> str:
-    from data_pipeline.workload import WorkloadOptions, write_workload
-
-    what = (
-        f"the reference workload ({DEMO_RECORDS:,} records, {DEMO_FILES} files, seed {DEMO_SEED})"
-        f" into the empty embedded store {DEFAULT_STORE_URL}"
-    )
-    ctx.log.info("generating %s", what)
-    print(f"{NAME}: no bronze yet: generating {what}", file=sys.stderr, flush=True)
-    with ctx.span("generate_reference_workload", records=DEMO_RECORDS):
-        await write_workload(
-            store, WorkloadOptions(records=DEMO_RECORDS, files=DEMO_FILES, seed=DEMO_SEED)
-        )
-    return what + (" (in memory: dry run)" if ctx.dry_run else "")
 
 
 def _location(url: str, key_prefix: str) -> str:
