@@ -102,6 +102,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, agency_required: bo
         help="fail the run when dead-letter rows / input rows exceeds this (0..1)",
     )  # fmt: skip
     group.add_argument("--log-format", dest="log_format", choices=LOG_FORMATS, default=None)
+    group.add_argument(
+        "--lease-ttl-seconds", dest="lease_ttl_seconds", type=float, metavar="SECONDS",
+        help="how long the run's lease outlives its last heartbeat (default 300)",
+    )  # fmt: skip
+    group.add_argument(
+        "--stale-after-seconds", dest="stale_after_seconds", type=float, metavar="SECONDS",
+        help="a running run silent this long shows as stale (default 900)",
+    )  # fmt: skip
 
 
 @attrs.frozen

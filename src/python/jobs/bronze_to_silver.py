@@ -125,10 +125,6 @@ def _parser() -> argparse.ArgumentParser:
     add("--agencies-key", dest="agencies_key", metavar="KEY",
         help="agencies reference file in the bronze store (default agencies.csv)")  # fmt: skip
     add_common_arguments(parser, agency_required=True)
-    for flag, dest in (("--lease-ttl-seconds", "lease_ttl_seconds"),
-                       ("--stale-after-seconds", "stale_after_seconds")):  # fmt: skip
-        with contextlib.suppress(argparse.ArgumentError):  # unless the common group has it
-            add(flag, dest=dest, type=float, metavar="SECONDS")
     return parser
 
 

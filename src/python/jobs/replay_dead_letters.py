@@ -90,10 +90,6 @@ def _parser() -> argparse.ArgumentParser:
     add("--rows-per-file", dest="rows_per_file", type=int, metavar="N",
         help="split silver partitions into files of at most N rows (default 100000)")  # fmt: skip
     add_common_arguments(parser, agency_required=True)
-    for flag, dest in (("--lease-ttl-seconds", "lease_ttl_seconds"),
-                       ("--stale-after-seconds", "stale_after_seconds")):  # fmt: skip
-        with contextlib.suppress(argparse.ArgumentError):  # unless the common group has it
-            add(flag, dest=dest, type=float, metavar="SECONDS")
     return parser
 
 
