@@ -1,18 +1,30 @@
-"""Open the object store a URL names (local directory or S3), importing only that adapter."""
+"""Open the object store a URL names (local directory or S3), importing only that adapter.
+
+The adapter is imported by name (etl_core.adapters.loading): a job's PEX ships the store adapters
+its pex_binary lists, and a URL for one it lacks is a ConfigError naming the missing module.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import attrs
 
+from etl_core.adapters.loading import load_adapter
 from etl_core.errors import ObjectNotFound, ObjectStoreError
 from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore
 from etl_core.urls import StoreUrl, parse_store_url
 
-__all__ = ["DryRunObjectStore", "open_object_store"]
+__all__ = ["STORE_ADAPTERS", "DryRunObjectStore", "open_object_store"]
+
+# Store URL kind -> adapter module, imported by name so that Pants does not infer it.
+STORE_ADAPTERS: Mapping[str, str] = {
+    "file": "etl_core.adapters.local_object_store",
+    "s3": "etl_core.adapters.s3_object_store",
+}
 
 # A dry run keeps small bodies it "wrote" (manifests, markers) so the job can read them back,
 # within a total budget; other bodies keep only their size.
@@ -26,28 +38,33 @@ async def open_object_store(
 ) -> AsyncIterator[ObjectStore]:
     """The store at url; with dry_run a view whose writes never reach it. ConfigError on bad URL."""
     parsed = parse_store_url(url)
+    # Load the adapter now, so that a missing one fails before any work, dry run or not.
+    opener = _opener(url, parsed, max_concurrency)
     if not dry_run:
-        async with _open(parsed, max_concurrency) as store:
+        async with opener() as store:
             yield store
         return
     # A missing local root reads as empty rather than being created by the adapter.
     exists = parsed.kind != "file" or (parsed.path is not None and parsed.path.exists())
     async with AsyncExitStack() as stack:
-        yield DryRunObjectStore(
-            opener=(lambda: _open(parsed, max_concurrency)) if exists else None, stack=stack
-        )
+        yield DryRunObjectStore(opener=opener if exists else None, stack=stack)
 
 
-def _open(parsed: StoreUrl, max_concurrency: int) -> AbstractAsyncContextManager[ObjectStore]:
+def _opener(
+    url: str, parsed: StoreUrl, max_concurrency: int
+) -> Callable[[], AbstractAsyncContextManager[ObjectStore]]:
+    module = load_adapter("object store", url, parsed.kind, STORE_ADAPTERS)
     if parsed.kind == "file":
-        from etl_core.adapters.local_object_store import open_local_object_store
-
-        assert parsed.path is not None
-        return open_local_object_store(parsed.path)
-    from etl_core.adapters.s3_object_store import open_s3_object_store
-
-    assert parsed.bucket is not None
-    return open_s3_object_store(parsed.bucket, parsed.prefix, max_concurrency=max_concurrency)
+        open_local: Callable[[Path], AbstractAsyncContextManager[ObjectStore]]
+        open_local = module.open_local_object_store
+        root = parsed.path
+        assert root is not None
+        return lambda: open_local(root)
+    open_s3: Callable[..., AbstractAsyncContextManager[ObjectStore]]
+    open_s3 = module.open_s3_object_store
+    bucket = parsed.bucket
+    assert bucket is not None
+    return lambda: open_s3(bucket, parsed.prefix, max_concurrency=max_concurrency)
 
 
 @attrs.define

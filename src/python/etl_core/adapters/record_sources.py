@@ -1,4 +1,8 @@
-"""Open the record source a URL names (PostgreSQL, HTTP API, bronze files); shared settings."""
+"""Open the record source a URL names (PostgreSQL, HTTP API, bronze files); shared settings.
+
+The adapter is imported by name (etl_core.adapters.loading): a job's PEX ships the source
+adapters its pex_binary lists, and a URL for one it lacks is a ConfigError naming the module.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ import argparse
 import json
 import re
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import ModuleType
+from typing import Any
 
 import attrs
 
+from etl_core.adapters.loading import load_adapter
+from etl_core.adapters.object_stores import STORE_ADAPTERS, open_object_store
 from etl_core.errors import ConfigError
 from etl_core.model import SourceBatch
 from etl_core.ports import RecordSource
@@ -19,12 +26,9 @@ from etl_core.raw_records import raw_record
 from etl_core.settings import CommonSettings
 from etl_core.urls import SourceUrl, parse_source_url, redact
 
-if TYPE_CHECKING:
-    from etl_core.adapters.http_record_source import HttpSourceConfig
-    from etl_core.adapters.pg_record_source import PgSourceTable
-
 __all__ = [
     "PAGING_STYLES",
+    "SOURCE_ADAPTERS",
     "RecordSourceSettings",
     "SourceOptions",
     "add_source_arguments",
@@ -34,6 +38,17 @@ __all__ = [
 
 PAGING_STYLES = ("cursor", "next", "link", "page")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Source URL kind -> adapter module, imported by name so that Pants does not infer it. A "store"
+# (bronze files) source also needs the object store adapter of its URL (object_stores).
+SOURCE_ADAPTERS: Mapping[str, str] = {
+    "postgresql": "etl_core.adapters.pg_record_source",
+    "http": "etl_core.adapters.http_record_source",
+    "store": "etl_core.adapters.bronze_record_source",
+}
+
+
+def _adapter(url: str, kind: str) -> ModuleType:
+    return load_adapter("record source", url, kind, SOURCE_ADAPTERS)
 
 
 @attrs.frozen(kw_only=True)
@@ -64,12 +79,17 @@ class SourceOptions:
 
 
 def check_source(url: str, options: SourceOptions, env: Mapping[str, str] | None = None) -> str:
-    """Validate url and options without connecting; the source kind. Raises ConfigError.
+    """Validate url and options without connecting; the source kind. Raises ConfigError, also
+    when this binary does not ship the adapter of that kind.
 
     With env, also check that the credentials variable is set (never showing its value).
     """
     parsed = parse_source_url(url)
-    if parsed.kind == "postgresql":
+    if parsed.kind == "store":
+        _adapter(url, parsed.kind)
+        assert parsed.store is not None
+        load_adapter("object store", url, parsed.store.kind, STORE_ADAPTERS)
+    elif parsed.kind == "postgresql":
         _pg_table(url, options)
     elif parsed.kind == "http":
         _http_config(url, options)
@@ -91,18 +111,16 @@ async def open_record_source(
     check_source(url, options)
     parsed = parse_source_url(url)
     if parsed.kind == "postgresql":
-        from etl_core.adapters.pg_record_source import open_pg_record_source
-
+        open_pg: Callable[..., AbstractAsyncContextManager[RecordSource]]
+        open_pg = _adapter(url, parsed.kind).open_pg_record_source
         table = _pg_table(url, options)
-        async with open_pg_record_source(
-            parsed.url, table, batch_size=options.batch_size
-        ) as pg_source:
+        async with open_pg(parsed.url, table, batch_size=options.batch_size) as pg_source:
             column = options.record_column
             yield pg_source if column is None else ColumnRecordSource(pg_source, column)
     elif parsed.kind == "http":
-        from etl_core.adapters.http_record_source import open_http_record_source
-
-        async with open_http_record_source(_http_config(url, options)) as http_source:
+        open_http: Callable[..., AbstractAsyncContextManager[RecordSource]]
+        open_http = _adapter(url, parsed.kind).open_http_record_source
+        async with open_http(_http_config(url, options)) as http_source:
             yield http_source
     else:
         async with _open_bronze(parsed, options) as bronze_source:
@@ -111,12 +129,10 @@ async def open_record_source(
 
 @asynccontextmanager
 async def _open_bronze(parsed: SourceUrl, options: SourceOptions) -> AsyncIterator[RecordSource]:
-    from etl_core.adapters.bronze_record_source import BronzeRecordSource
-    from etl_core.adapters.object_stores import open_object_store
-
+    bronze: Callable[..., RecordSource] = _adapter(parsed.url, parsed.kind).BronzeRecordSource
     # The dry-run view reads the real store and can write nothing, not even the root directory.
     async with open_object_store(parsed.url, dry_run=True) as store:
-        yield BronzeRecordSource(store, batch_size=options.batch_size)
+        yield bronze(store, batch_size=options.batch_size)
 
 
 @attrs.define
@@ -145,9 +161,8 @@ class ColumnRecordSource:
         return raw_record(json.dumps(value))
 
 
-def _pg_table(url: str, options: SourceOptions) -> PgSourceTable:
-    from etl_core.adapters.pg_record_source import PgSourceTable
-
+def _pg_table(url: str, options: SourceOptions) -> Any:
+    """The adapter's PgSourceTable the options name (typed Any: the module is loaded by name)."""
     if not options.table:
         raise ConfigError(
             f"record source {redact(url)}: a PostgreSQL source needs a table (--source-table)"
@@ -161,7 +176,7 @@ def _pg_table(url: str, options: SourceOptions) -> PgSourceTable:
             f"schema={url_schema!r}"
         )
     columns = (options.record_column,) if options.record_column else ()
-    return PgSourceTable(
+    return _adapter(url, "postgresql").PgSourceTable(
         table=table,
         key_column=options.key_column,
         agency_column=options.agency_column,
@@ -170,27 +185,21 @@ def _pg_table(url: str, options: SourceOptions) -> PgSourceTable:
     )
 
 
-def _http_config(url: str, options: SourceOptions) -> HttpSourceConfig:
-    from etl_core.adapters.http_record_source import (
-        CursorPaging,
-        HttpSourceConfig,
-        NextLinkPaging,
-        PageNumberPaging,
-        Paging,
-    )
-
+def _http_config(url: str, options: SourceOptions) -> Any:
+    """The adapter's HttpSourceConfig for the options (typed Any: the module is loaded by name)."""
     for name, problem in _option_problems(options):
         raise ConfigError(f"{name.replace('_', ' ')}: {problem}")
-    paging: Paging
+    http = _adapter(url, "http")
+    paging: object
     if options.paging == "cursor":
-        paging = CursorPaging()
+        paging = http.CursorPaging()
     elif options.paging == "next":
-        paging = NextLinkPaging()
+        paging = http.NextLinkPaging()
     elif options.paging == "link":
-        paging = NextLinkPaging(next_path=None)
+        paging = http.NextLinkPaging(next_path=None)
     else:
-        paging = PageNumberPaging(size=options.page_size)
-    return HttpSourceConfig(
+        paging = http.PageNumberPaging(size=options.page_size)
+    return http.HttpSourceConfig(
         url=url,
         paging=paging,
         records_path=options.records_path,

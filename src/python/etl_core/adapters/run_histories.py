@@ -1,21 +1,39 @@
-"""Open the run history a URL names (SQLite or PostgreSQL), importing only that adapter."""
+"""Open the run history a URL names (SQLite or PostgreSQL), importing only that adapter.
+
+The adapter is imported by name (etl_core.adapters.loading): a job's PEX ships the history
+adapters its pex_binary lists, and a URL for one it lacks is a ConfigError naming the module.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import attrs
 
+from etl_core.adapters.loading import load_adapter
 from etl_core.errors import RunNotFound
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
 from etl_core.ports import LeaseStore, RunHistory
 from etl_core.urls import parse_history_url
 
-__all__ = ["LeasingRunHistory", "ReadOnlyRunHistory", "history_may_exist", "open_run_history"]
+__all__ = [
+    "HISTORY_ADAPTERS",
+    "LeasingRunHistory",
+    "ReadOnlyRunHistory",
+    "history_may_exist",
+    "open_run_history",
+]
+
+# History URL kind -> adapter module, imported by name so that Pants does not infer it.
+HISTORY_ADAPTERS: Mapping[str, str] = {
+    "sqlite": "etl_core.adapters.sqlite_run_history",
+    "postgresql": "etl_core.adapters.pg_run_history",
+}
 
 
 @runtime_checkable
@@ -28,17 +46,18 @@ async def open_run_history(url: str) -> AsyncIterator[LeasingRunHistory]:
     """Connect (creating a SQLite file and its directory if needed), yield, close. ConfigError on a
     bad URL; the adapter's RunHistoryError if the database cannot be reached."""
     parsed = parse_history_url(url)
+    module = load_adapter("run history", url, parsed.kind, HISTORY_ADAPTERS)
     if parsed.kind == "sqlite":
-        from etl_core.adapters.sqlite_run_history import open_sqlite_run_history
-
+        open_sqlite: Callable[[Path], AbstractAsyncContextManager[LeasingRunHistory]]
+        open_sqlite = module.open_sqlite_run_history
         assert parsed.path is not None
-        async with open_sqlite_run_history(parsed.path) as sqlite_history:
+        async with open_sqlite(parsed.path) as sqlite_history:
             yield sqlite_history
     else:
-        from etl_core.adapters.pg_run_history import open_pg_run_history
-
+        open_pg: Callable[..., AbstractAsyncContextManager[LeasingRunHistory]]
+        open_pg = module.open_pg_run_history
         assert parsed.dsn is not None
-        async with open_pg_run_history(parsed.dsn, schema=parsed.schema) as pg_history:
+        async with open_pg(parsed.dsn, schema=parsed.schema) as pg_history:
             yield pg_history
 
 
