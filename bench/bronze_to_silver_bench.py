@@ -2,7 +2,8 @@
 
 Run: PYTHONPATH=src/python:tests/python python bench/bronze_to_silver_bench.py
          [--sizes 100000,1000000] [--stores local,s3] [--peers plain,duckdb,polars]
-         [--workers N] [--one-process] [--at-once R] [--scratch DIR] [--out DIR]
+         [--workers auto,1] [--at-once 1,2] [--batched 1,2] [--repeat N] [--agencies 20]
+         [--scratch DIR] [--out DIR]
 
 Generated data is cached under --scratch by the generator options' hash; the table is printed
 and written to --out as markdown. See bench/README.md for what each column measures.
@@ -53,9 +54,10 @@ def _parser() -> argparse.ArgumentParser:
         "--at-once", type=_csv, default=["1"], help="agency runs at a time, one row per value"
     )
     parser.add_argument(
-        "--one-process",
-        action="store_true",
-        help="also run every agency in one process (the `job (1 process)` row)",
+        "--batched",
+        type=_csv,
+        default=[],
+        help="also deal the agencies to K processes running theirs in-process, one row per K",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each row, interleaved; the fastest is shown"
@@ -98,14 +100,10 @@ def _plans(
                 run_job, dataset, work / f"job-{store}-{index}", store=store, endpoint=endpoint
             )
             plans.append(functools.partial(plan, workers=workers, at_once=at_once))
-    if args.one_process:
-        workers = configs[0][0]
-        where = work / "job-1proc"
-        plans.append(
-            functools.partial(
-                run_job, dataset, where, store="local", one_process=True, workers=workers
-            )
-        )
+    for batched in args.batched:
+        where = work / f"job-batched-{batched}"
+        plan = functools.partial(run_job, dataset, where, store="local", batched=int(batched))
+        plans.append(functools.partial(plan, workers=configs[0][0]))
     for name in runnable:
         module, _, semantics, note = PEERS[name]
         plans.append(

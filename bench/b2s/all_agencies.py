@@ -1,6 +1,6 @@
 """Run bronze_to_silver for several agencies one after another in this one process.
 
-The benchmark's `job-1proc` row: the job's own entrypoint (settings, runner, history, pool,
+The benchmark's `job (batched xK)` rows: the job's own entrypoint (settings, runner, history, pool,
 publication) per agency, without an interpreter start-up per agency.
 
 Run: python -m b2s.all_agencies 1,2,3 -- <bronze_to_silver arguments without --agency-id>

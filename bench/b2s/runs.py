@@ -63,13 +63,14 @@ def run_job(
     work: Path,
     *,
     store: str,
-    one_process: bool = False,
+    batched: int = 0,
     workers: int | None = None,
     at_once: int = 1,
     endpoint: str | None = None,
 ) -> Outcome:
     """bronze_to_silver once per agency through the CLI (a process each, as in production), or
-    every agency in one process (one_process); output read back through the manifests."""
+    with batched=K the agencies dealt to K processes that run theirs one after another in-process
+    (all K at once); output read back through the manifests."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     env = clean_env()
@@ -88,8 +89,19 @@ def run_job(
         common += ["--workers", str(workers)]
     agencies = [str(agency_id) for agency_id in dataset.agencies]
     commands: list[Sequence[str]]
-    if one_process:
-        commands = [[sys.executable, "-m", "b2s.all_agencies", ",".join(agencies), "--", *common]]
+    if batched:
+        at_once = batched
+        commands = [
+            [
+                sys.executable,
+                "-m",
+                "b2s.all_agencies",
+                ",".join(agencies[k::batched]),
+                "--",
+                *common,
+            ]
+            for k in range(batched)
+        ]
     else:
         commands = [
             [sys.executable, "-m", "jobs.cli", "run", "bronze_to_silver", "--",
@@ -99,20 +111,20 @@ def run_job(
     load = os.getloadavg()[0]
     server_cpu = _self_cpu()
     usage = run_measured(commands, env=env, cwd=work, logs=work / "logs", at_once=at_once)
-    note = _job_note(len(commands), workers, at_once)
+    note = _job_note(len(commands), workers, at_once, batched)
     if store == "s3":
         note += f"; moto server CPU {_self_cpu() - server_cpu:.1f} s (not in CPU s)"
         readback = asyncio.run(_read_s3(endpoint or "", store_url.removeprefix("s3://")))
     else:
         readback = asyncio.run(_read_local(work / "store"))
-    name = "job (1 process)" if one_process else "job"
+    name = f"job (batched x{batched})" if batched else "job"
     return Outcome(name, dataset, store, usage, readback, "exact", load, note)
 
 
-def _job_note(processes: int, workers: int | None, at_once: int) -> str:
+def _job_note(processes: int, workers: int | None, at_once: int, batched: int) -> str:
     pool = f"--workers {workers}" if workers is not None else "workers: job default"
-    if processes == 1:
-        return f"all agencies in 1 process, {pool}"
+    if batched:
+        return f"agencies in-process, {processes} process(es) at once, {pool}"
     return f"{processes} processes, {at_once} at a time, {pool}"
 
 

@@ -10,7 +10,6 @@ HEADER = (
     "implementation", "rows", "store", "wall s", "rows/s", "MB/s", "CPU s", "peak RSS MB",
     "invariant", "same output", "x fastest peer", "load1", "semantics", "notes",
 )  # fmt: skip
-JOB_NAMES = frozenset({"job", "job (1 process)"})
 
 
 def rows_of(outcomes: Sequence[Outcome]) -> list[tuple[str, ...]]:
@@ -20,8 +19,8 @@ def rows_of(outcomes: Sequence[Outcome]) -> list[tuple[str, ...]]:
     lines: list[tuple[str, ...]] = []
     for outcome in outcomes:
         same_size = [o for o in outcomes if o.dataset.rows == outcome.dataset.rows]
-        reference = next((o for o in same_size if o.implementation in JOB_NAMES), same_size[0])
-        peers = [o for o in same_size if o.implementation not in JOB_NAMES]
+        reference = next((o for o in same_size if o.implementation.startswith("job")), same_size[0])
+        peers = [o for o in same_size if not o.implementation.startswith("job")]
         fastest = min((o.usage.wall_s for o in peers), default=None)
         wall = outcome.usage.wall_s
         problems = outcome.problems
