@@ -15,6 +15,7 @@ from typing import Final
 import attrs
 from etl_core.adapters.local_object_store import open_local_object_store
 from etl_core.adapters.s3_object_store import open_s3_object_store
+from etl_core.adapters.sqlite_run_history import open_sqlite_run_history
 
 from b2s import moto_s3
 from b2s.dataset import Dataset
@@ -83,6 +84,9 @@ def run_job(
     else:
         store_url, bronze_url = f"file://{work / 'store'}", f"file://{dataset.root}"
     history_url = f"sqlite:///{work / 'history.sqlite3'}"
+    # Created and migrated before the clock starts, as a production history already is: runs
+    # that open a fresh SQLite file at the same instant can fail with "database is locked".
+    asyncio.run(_create_history(work / "history.sqlite3"))
     common = ["--bronze", bronze_url, "--store", store_url, "--history", history_url]
     common += ["--log-format", "json"]
     if workers is not None:
@@ -131,6 +135,11 @@ def _job_note(processes: int, workers: int | None, at_once: int, batched: int) -
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+async def _create_history(path: Path) -> None:
+    async with open_sqlite_run_history(path):
+        pass
 
 
 async def _read_local(root: Path) -> Readback:
