@@ -107,11 +107,8 @@ def run_job(
             for k in range(batched)
         ]
     else:
-        commands = [
-            [sys.executable, "-m", "jobs.cli", "run", "bronze_to_silver", "--",
-             "--agency-id", agency_id, *common]  # fmt: skip
-            for agency_id in agencies
-        ]
+        job = [sys.executable, "-m", "jobs.cli", "run", "bronze_to_silver", "--"]
+        commands = [[*job, "--agency-id", agency_id, *common] for agency_id in agencies]
     load = os.getloadavg()[0]
     server_cpu = _self_cpu()
     usage = run_measured(commands, env=env, cwd=work, logs=work / "logs", at_once=at_once)
