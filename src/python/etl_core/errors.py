@@ -58,6 +58,12 @@ class RunHistoryError(EtlError):
     """The run history could not be read or written."""
 
 
+class RunHistoryBusy(RunHistoryError, TemporaryFailure):
+    """The run history stayed locked by other writers past the busy timeout (exit 75)."""
+
+    exit_code = ExitCode.TEMPORARY
+
+
 class RunNotFound(RunHistoryError):
     """No run with that run_id is recorded."""
 

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 import attrs
 
 from etl_core import clock as clock_module
-from etl_core.errors import RunAlreadyExists, RunHistoryError, RunNotFound
+from etl_core.errors import RunAlreadyExists, RunHistoryBusy, RunHistoryError, RunNotFound
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
 
 T = TypeVar("T")
@@ -284,7 +285,10 @@ async def open_sqlite_run_history(
         conn = await loop.run_in_executor(executor, _connect, name, busy_timeout)
     except (OSError, sqlite3.Error) as exc:
         executor.shutdown(wait=False)
-        raise RunHistoryError(f"sqlite run history {name}: cannot open: {exc}") from exc
+        message = f"sqlite run history {name}: cannot open: {exc}"
+        if isinstance(exc, sqlite3.Error) and _is_locked(exc):
+            raise RunHistoryBusy(message) from exc
+        raise RunHistoryError(message) from exc
     history = SqliteRunHistory(name, conn=conn, executor=executor, clock=clock)
     try:
         await history.migrate()
@@ -296,6 +300,24 @@ async def open_sqlite_run_history(
 def _connect(name: str, busy_timeout: float) -> sqlite3.Connection:
     if name != ":memory:":
         Path(name).parent.mkdir(parents=True, exist_ok=True)
+    # Processes opening a brand-new file at the same moment: switching it to WAL can fail with
+    # "database is locked" at once, without waiting for the busy timeout. Retry until it expires.
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return _open(name, busy_timeout)
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _open(name: str, busy_timeout: float) -> sqlite3.Connection:
     # isolation_level=None: autocommit, with explicit BEGIN IMMEDIATE where a read decides a write.
     # check_same_thread=False: opened here, used only by the executor's single thread.
     conn = sqlite3.connect(

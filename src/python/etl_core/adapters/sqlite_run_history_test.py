@@ -181,3 +181,41 @@ def test_lease_has_one_winner_across_processes(db: Path) -> None:
     assert codes.count(3) == processes - 1, f"exit codes {codes}"
     assert _raw(db, "SELECT owner FROM etl_leases") == [(f"run-{codes.index(0)}",)]
     assert _raw(db, "SELECT count(*) FROM etl_schema_migrations") == [(1,)]
+
+
+async def test_open_retries_a_fresh_file_locked_by_another_opener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etl_core.adapters import sqlite_run_history as module
+
+    real_open = module._open
+    attempts: list[int] = []
+
+    def open_locked_twice(name: str, busy_timeout: float) -> sqlite3.Connection:
+        attempts.append(1)
+        if len(attempts) <= 2:  # what a concurrent first open's switch to WAL looks like
+            raise sqlite3.OperationalError("database is locked")
+        return real_open(name, busy_timeout)
+
+    monkeypatch.setattr(module, "_open", open_locked_twice)
+
+    async with open_sqlite_run_history(tmp_path / "h.sqlite3") as history:
+        assert await history.list_runs() == []
+    assert len(attempts) == 3
+
+
+async def test_history_locked_past_the_busy_timeout_is_a_temporary_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etl_core.adapters import sqlite_run_history as module
+    from etl_core.errors import ExitCode, RunHistoryBusy
+
+    def always_locked(name: str, busy_timeout: float) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(module, "_open", always_locked)
+
+    with pytest.raises(RunHistoryBusy, match="cannot open: database is locked") as caught:
+        async with open_sqlite_run_history(tmp_path / "h.sqlite3", busy_timeout=0.2):
+            pass
+    assert caught.value.exit_code == ExitCode.TEMPORARY
