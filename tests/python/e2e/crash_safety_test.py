@@ -304,7 +304,7 @@ def _lease_expiry(database: Path) -> dt.datetime | None:
 
 def test_heartbeats_keep_the_lease_of_a_run_that_outlives_its_ttl(tmp_path: Path) -> None:
     bronze, store, database = tmp_path / "bronze", tmp_path / "store", tmp_path / "h.sqlite3"
-    generated = cli(tmp_path, "run", "generate", "--", "--records", "60000", "--files", "8",
+    generated = cli(tmp_path, "run", "generate", "--", "--records", "180000", "--files", "8",
                     "--agencies", "1", "--out", str(bronze),
                     "--history", f"sqlite:///{database}")  # fmt: skip
     assert generated.returncode == 0, generated.stderr
