@@ -12,14 +12,9 @@ from typing import Any
 
 import attrs
 from etl_core import clock, telemetry
-from etl_core.errors import (
-    DeadLetterThresholdExceeded,
-    EtlError,
-    InvariantViolation,
-    RunNotFound,
-)
+from etl_core.errors import RunNotFound
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
-from etl_core.runner import JobOutcome, RunContext
+from etl_core.runner import JobOutcome, RunContext, check_counts
 
 from data_pipeline.leased import agency_lease, run_leased
 
@@ -164,24 +159,6 @@ async def _finish(
         )
     except Exception as exc:
         ctx.log.error("could not record the outcome of child run %s: %s", ctx.run_id, exc)
-
-
-def check_counts(counts: Counts, max_ratio: float | None) -> EtlError | None:
-    """The runner's end-of-run checks: balanced counts, dead-letter ratio within the limit."""
-    reported = counts.rows_in or counts.rows_out or counts.rows_duplicate or counts.rows_dead_letter
-    if reported and not counts.balanced:
-        return InvariantViolation(
-            f"rows_in {counts.rows_in} != rows_out {counts.rows_out} + rows_duplicate "
-            f"{counts.rows_duplicate} + rows_dead_letter {counts.rows_dead_letter}"
-        )
-    if max_ratio is not None and counts.rows_in > 0:
-        ratio = counts.rows_dead_letter / counts.rows_in
-        if ratio > max_ratio:
-            return DeadLetterThresholdExceeded(
-                f"dead-letter ratio {ratio:.4g} ({counts.rows_dead_letter}/{counts.rows_in}) "
-                f"exceeds --max-dead-letter-ratio {max_ratio:g}"
-            )
-    return None
 
 
 def describe(exc: BaseException) -> str:

@@ -9,11 +9,11 @@ import logging
 import pytest
 from etl_core.errors import DataError, DeadLetterThresholdExceeded, InvariantViolation, LeaseHeld
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
-from etl_core.runner import JobOutcome, LeaseLost, RunContext
+from etl_core.runner import JobOutcome, LeaseLost, RunContext, check_counts
 from etl_core.settings import CommonSettings
 from etl_core.testing.fakes import FakeRunHistory, Lease
 
-from data_pipeline.child_runs import check_counts, run_child
+from data_pipeline.child_runs import run_child
 
 LEASE = "bronze_to_silver/agency=3"
 
@@ -150,7 +150,7 @@ async def test_a_dry_run_child_takes_no_lease_and_writes_no_history() -> None:
     assert len(result.records) == 1
 
 
-def test_check_counts_matches_the_runner() -> None:
+def test_child_runs_use_the_runners_count_checks() -> None:
     assert check_counts(Counts(), None) is None
     assert isinstance(check_counts(Counts(rows_in=2, rows_out=1), None), InvariantViolation)
     assert check_counts(Counts(rows_in=4, rows_out=3, rows_dead_letter=1), 0.25) is None

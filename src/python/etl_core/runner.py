@@ -39,6 +39,7 @@ __all__ = [
     "LeaseLost",
     "RunContext",
     "Terminated",
+    "check_counts",
     "run_job",
     "usage_error",
 ]
@@ -185,7 +186,7 @@ class _Run:
             outcome, error = await self._run_body(ctx)
             if error is None:
                 assert outcome is not None
-                error = _check(outcome.counts, self.settings.max_dead_letter_ratio)
+                error = check_counts(outcome.counts, self.settings.max_dead_letter_ratio)
             counts = outcome.counts if outcome is not None else ctx.recorded
             status = RunStatus.SUCCEEDED if error is None else RunStatus.FAILED
             finish_error = await self._finish(ctx, status, counts, outcome, error)
@@ -341,7 +342,8 @@ class _Run:
         logs.print_summary(header, counts, fields)
 
 
-def _check(counts: Counts, max_ratio: float | None) -> EtlError | None:
+def check_counts(counts: Counts, max_ratio: float | None) -> EtlError | None:
+    """End-of-run checks: balanced counts (when rows are reported), dead-letter ratio in bounds."""
     reported = counts.rows_in or counts.rows_out or counts.rows_duplicate or counts.rows_dead_letter
     if reported and not counts.balanced:
         return InvariantViolation(
