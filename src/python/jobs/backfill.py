@@ -15,6 +15,7 @@ from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import add_common_arguments, settings_from_args
 from etl_core.urls import redact
 
+from jobs._promote_args import add_promote_arguments
 from jobs.bronze_to_silver import BronzeToSilverSettings
 
 if TYPE_CHECKING:
@@ -90,15 +91,9 @@ def _parser() -> argparse.ArgumentParser:
         help="agencies processed at once (default 1)")  # fmt: skip
     add("--continue-on-error", dest="continue_on_error", action="store_true", default=None,
         help="keep launching agencies after one fails (the exit code still says so)")  # fmt: skip
-    add("--workers", type=int, metavar="K",
-        help="transform processes per agency (default: CPU count / --max-parallel)")  # fmt: skip
-    add("--batch-files", dest="batch_files", type=int, metavar="M",
-        help="bronze files read ahead per agency (default: 2 per worker)")  # fmt: skip
-    add("--rows-per-file", dest="rows_per_file", type=int, metavar="N",
-        help="split silver partitions into files of at most N rows (default 100000)")  # fmt: skip
-    add("--bronze", metavar="URL", help="object store holding bronze/ (default: --store)")
-    add("--agencies-key", dest="agencies_key", metavar="KEY",
-        help="agencies reference file in the bronze store (default agencies.csv)")  # fmt: skip
+    add_promote_arguments(
+        parser, workers_help="transform processes per agency (default: CPU count / --max-parallel)"
+    )
     add_common_arguments(parser, agency_required=False)
     return parser
 

@@ -20,6 +20,8 @@ from etl_core.settings import (
 )
 from etl_core.urls import parse_store_url, redact
 
+from jobs._promote_args import add_promote_arguments
+
 if TYPE_CHECKING:
     from data_pipeline.bronze_to_silver import PromoteOptions
 
@@ -101,29 +103,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="publish new generations even when the input is unchanged",
     )
-    add(
-        "--workers",
-        type=int,
-        metavar="K",
-        help="transform processes (default: CPU count; 1 = inline, no pool)",
+    add_promote_arguments(
+        parser, workers_help="transform processes (default: CPU count; 1 = inline, no pool)"
     )
-    add(
-        "--batch-files",
-        dest="batch_files",
-        type=int,
-        metavar="M",
-        help="bronze files read ahead of the transform at once (default: 2 per worker)",
-    )
-    add(
-        "--rows-per-file",
-        dest="rows_per_file",
-        type=int,
-        metavar="N",
-        help="split silver partitions into files of at most N rows (default 100000)",
-    )
-    add("--bronze", metavar="URL", help="object store holding bronze/ (default: --store)")
-    add("--agencies-key", dest="agencies_key", metavar="KEY",
-        help="agencies reference file in the bronze store (default agencies.csv)")  # fmt: skip
     add_common_arguments(parser, agency_required=True)
     return parser
 

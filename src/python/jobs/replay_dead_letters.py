@@ -16,6 +16,8 @@ from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 from etl_core.urls import parse_store_url, redact
 
+from jobs._promote_args import add_promote_arguments
+
 if TYPE_CHECKING:
     from data_pipeline.corrections import Correction
     from data_pipeline.replay import ReplayOptions
@@ -81,14 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--all", dest="replay_all", action="store_true", default=None,
         help="every current dead-letter row of the agency")  # fmt: skip
     add("--corrections", metavar="FILE_OR_URL", help="NDJSON replacement lines (see below)")
-    add("--bronze", metavar="URL", help="object store holding bronze/ (default: --store)")
-    add("--agencies-key", dest="agencies_key", metavar="KEY",
-        help="agencies reference file in the bronze store (default agencies.csv)")  # fmt: skip
-    add("--workers", type=int, metavar="K", help="transform processes (default: CPU count)")
-    add("--batch-files", dest="batch_files", type=int, metavar="M",
-        help="bronze files read ahead of the transform (default: 2 per worker)")  # fmt: skip
-    add("--rows-per-file", dest="rows_per_file", type=int, metavar="N",
-        help="split silver partitions into files of at most N rows (default 100000)")  # fmt: skip
+    add_promote_arguments(parser, workers_help="transform processes (default: CPU count)")
     add_common_arguments(parser, agency_required=True)
     return parser
 
