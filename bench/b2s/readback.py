@@ -9,8 +9,7 @@ from typing import Any, Final
 
 import attrs
 import orjson
-from data_pipeline.publish import MANIFESTS, PartitionPublisher
-from etl_core.ports import ObjectStore
+from deltalake import DeltaTable
 
 SILVER_KEYS: Final = frozenset(
     "record_id agency_id dt agency_name agency_state record_type status occurred_at updated_at"
@@ -41,25 +40,29 @@ class Readback:
     def add_silver(self, partition: str, body: bytes) -> None:
         """partition is `agency_id=<id>/dt=<day>`; body NDJSON."""
         for line in body.splitlines():
-            if not line.strip():
-                continue
-            row = orjson.loads(line)
-            self.silver_rows += 1
-            if row["record_id"] in self._ids:
-                self.repeated_ids += 1
-            self._ids.add(row["record_id"])
-            self.misplaced += partition != f"agency_id={row['agency_id']}/dt={row['dt']}"
-            self.wrong_keys += row.keys() != SILVER_KEYS
-            canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
-            self.silver_digest = (self.silver_digest + _hash(canonical)) & _MASK
+            if line.strip():
+                self.add_silver_row(partition, orjson.loads(line))
+
+    def add_silver_row(self, partition: str, row: dict[str, Any]) -> None:
+        """One silver row in the NDJSON form (timestamps and dt as text)."""
+        self.silver_rows += 1
+        if row["record_id"] in self._ids:
+            self.repeated_ids += 1
+        self._ids.add(row["record_id"])
+        self.misplaced += partition != f"agency_id={row['agency_id']}/dt={row['dt']}"
+        self.wrong_keys += row.keys() != SILVER_KEYS
+        canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+        self.silver_digest = (self.silver_digest + _hash(canonical)) & _MASK
 
     def add_dead_letters(self, body: bytes) -> None:
         for line in body.splitlines():
             if line.strip():
-                row = orjson.loads(line)
-                self.dead_letter_rows += 1
-                triple = orjson.dumps([row["reason"], row["source"], row["raw"]])
-                self.dead_digest = (self.dead_digest + _hash(triple)) & _MASK
+                self.add_dead_letter_row(orjson.loads(line))
+
+    def add_dead_letter_row(self, row: dict[str, Any]) -> None:
+        self.dead_letter_rows += 1
+        triple = orjson.dumps([row["reason"], row["source"], row["raw"]])
+        self.dead_digest = (self.dead_digest + _hash(triple)) & _MASK
 
     @property
     def digest(self) -> str:
@@ -84,21 +87,24 @@ class Readback:
         return found
 
 
-async def read_published(store: ObjectStore) -> Readback:
-    """The job's output through each partition's newest manifest (the readers' view)."""
-    readback = Readback()
-    publisher = PartitionPublisher(store)
-    keys = [info.key async for info in store.list(f"{MANIFESTS}/")]
-    partitions = sorted({key[len(MANIFESTS) + 1 :].rpartition("/")[0] for key in keys})
-    for partition in partitions:
-        manifest = await publisher.current(partition)
-        assert manifest is not None, partition
-        readback.duplicates += manifest.counts.rows_duplicate
-        for key, body in (await publisher.read_files(partition)).items():
-            if key.startswith("silver/"):
-                readback.add_silver(partition, body)
-            else:
-                readback.add_dead_letters(body)
+def read_tables(
+    silver_uri: str, deadletter_uri: str, options: dict[str, str], duplicates: int
+) -> Readback:
+    """The job's output as any Delta reader sees it (committed versions only); duplicates as the
+    run history reports them (a table holds only survivors)."""
+    readback = Readback(duplicates=duplicates)
+    for batch in DeltaTable(silver_uri, storage_options=options).to_pyarrow_dataset().to_batches():
+        for row in batch.to_pylist():
+            for name in [key for key in row if key.startswith("_")]:
+                del row[name]
+            for name in ("occurred_at", "updated_at"):
+                row[name] = row[name].strftime("%Y-%m-%dT%H:%M:%SZ")
+            row["dt"] = row["dt"].isoformat()
+            readback.add_silver_row(f"agency_id={row['agency_id']}/dt={row['dt']}", row)
+    dead = DeltaTable(deadletter_uri, storage_options=options).to_pyarrow_dataset()
+    for batch in dead.to_batches(columns=["reason", "source", "raw"]):
+        for row in batch.to_pylist():
+            readback.add_dead_letter_row(row)
     return readback
 
 

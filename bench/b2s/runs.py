@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Final
 
 import attrs
-from etl_core.adapters.local_object_store import open_local_object_store
-from etl_core.adapters.s3_object_store import open_s3_object_store
+from etl_core.adapters.delta_tables import storage_options, table_uri
 from etl_core.adapters.sqlite_run_history import open_sqlite_run_history
 
 from b2s import moto_s3
 from b2s.dataset import Dataset
 from b2s.measure import Usage, run_measured
-from b2s.readback import Readback, read_directory, read_published
+from b2s.readback import Readback, read_directory, read_tables
 
 REPO: Final = Path(__file__).resolve().parents[2]
 # The sources beside the bench in a checkout, then this process's own path (a test sandbox or
@@ -71,7 +70,7 @@ def run_job(
 ) -> Outcome:
     """bronze_to_silver once per agency through the CLI (a process each, as in production), or
     with batched=K the agencies dealt to K processes that run theirs one after another in-process
-    (all K at once); output read back through the manifests."""
+    (all K at once); output read back through the Delta tables."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     env = clean_env()
@@ -113,11 +112,16 @@ def run_job(
     server_cpu = _self_cpu()
     usage = run_measured(commands, env=env, cwd=work, logs=work / "logs", at_once=at_once)
     note = _job_note(len(commands), workers, at_once, batched)
+    duplicates = asyncio.run(_duplicates(work / "history.sqlite3"))
     if store == "s3":
         note += f"; moto server CPU {_self_cpu() - server_cpu:.1f} s (not in CPU s)"
-        readback = asyncio.run(_read_s3(endpoint or "", store_url.removeprefix("s3://")))
+        options = storage_options(store_url, env)
     else:
-        readback = asyncio.run(_read_local(work / "store"))
+        options = {}
+    readback = read_tables(
+        table_uri(store_url, "silver"), table_uri(store_url, "deadletter"), options, duplicates
+    )
+    if store != "s3":
         shutil.rmtree(work / "store")  # checked: ~0.4 GB a row at 1M; the logs stay
     name = f"job (batched x{batched})" if batched else "job"
     return Outcome(name, dataset, store, usage, readback, "exact", load, note)
@@ -140,14 +144,10 @@ async def _create_history(path: Path) -> None:
         pass
 
 
-async def _read_local(root: Path) -> Readback:
-    async with open_local_object_store(root) as store:
-        return await read_published(store)
-
-
-async def _read_s3(endpoint: str, bucket: str) -> Readback:
-    async with open_s3_object_store(bucket, endpoint_url=endpoint) as s3:
-        return await read_published(s3)
+async def _duplicates(path: Path) -> int:
+    async with open_sqlite_run_history(path) as history:
+        runs = await history.list_runs(job="bronze_to_silver", limit=100_000)
+        return sum(run.counts.rows_duplicate for run in runs)
 
 
 def run_peer(dataset: Dataset, work: Path, *, module: str, semantics: str, note: str) -> Outcome:

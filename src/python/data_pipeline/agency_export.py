@@ -1,4 +1,8 @@
-"""Export one agency's records (validated, deduped, enriched) as CSV and NDJSON artifacts."""
+"""Export one agency's records (validated, deduped, enriched) as CSV and NDJSON artifacts.
+
+write_export writes and uploads the artifacts of any reader of the agency: export_agency's
+record source here, or the silver and dead-letter tables (silver_export).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import contextlib
 import hashlib
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -57,6 +61,20 @@ class Artifact:
     sha256: str
 
 
+@attrs.frozen
+class Extracted:
+    """What an export read: the rows to write and the run's accounting of them."""
+
+    rows: Iterable[bytes]  # silver rows, one JSON object each, ordered by record_id
+    counts: Counts
+    reasons: Mapping[str, int]  # dead-letter reason -> rows
+    fingerprint: str  # what the run read, for its ledger row
+
+
+# Reads the agency, streaming its dead letters (dead_letter_line) to the file at the path given.
+Extract = Callable[[Path], Awaitable[Extracted]]
+
+
 async def export_agency(
     ctx: RunContext,
     source: RecordSource,
@@ -64,25 +82,39 @@ async def export_agency(
     agencies: Mapping[int, Agency],
     options: ExportOptions,
 ) -> JobOutcome:
-    """Read every record of the agency, write the artifacts, upload them (not in a dry run).
+    """Read every record of the agency from source, validated and deduped as bronze -> silver
+    does, and export the survivors and dead letters (write_export)."""
+    validator = RecordValidator(agency_infos(agencies), options.agency_id, options.source_label)
+
+    async def extract(dead_path: Path) -> Extracted:
+        deduper, reasons = await _fold(ctx, source, validator, dead_path)
+        return Extracted(deduper, deduper.counts, reasons, validator.fingerprint)
+
+    return await write_export(ctx, store, options, extract, phase="read+validate")
+
+
+async def write_export(
+    ctx: RunContext, store: ObjectStore, options: ExportOptions, extract: Extract, *, phase: str
+) -> JobOutcome:
+    """Write the artifacts of what extract reads, upload them (not in a dry run), record the run.
 
     Artifacts are written to a temporary local directory while the records stream in, then
     uploaded under `exports/agency_id=<id>/run_id=<run_id>/` write-once (put_if_absent; an
     identical object from an earlier attempt of the same run is accepted), `manifest.json`
     last: readers trust an export only once its manifest exists.
     """
-    validator = RecordValidator(agency_infos(agencies), options.agency_id, options.source_label)
     prefix = export_prefix(options.agency_id, ctx.run_id)
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="etl-agency-export-", dir=options.temp_dir) as tmp:
         work = Path(tmp)
-        with _timed(timings, "read+validate"), ctx.span("extract_transform"):
-            deduper, reasons = await _fold(ctx, source, validator, work / DEADLETTER_FILE)
+        with _timed(timings, phase), ctx.span("extract_transform"):
+            extracted = await extract(work / DEADLETTER_FILE)
         with _timed(timings, "write"), ctx.span("write_artifacts"):
-            artifacts = _write_records(deduper, work, options.formats)
+            artifacts = _write_records(extracted.rows, work, options.formats)
+            reasons, fingerprint = extracted.reasons, extracted.fingerprint
             artifacts.append(_artifact(work / DEADLETTER_FILE, sum(reasons.values())))
-            counts = attrs.evolve(deduper.counts, bytes_out=sum(a.size for a in artifacts))
-            del deduper  # the survivors live in the files now: free them before the upload
+            counts = attrs.evolve(extracted.counts, bytes_out=sum(a.size for a in artifacts))
+            del extracted  # the rows live in the files now: free them before the upload
         manifest = _manifest(ctx.run_id, options, counts, reasons, artifacts, prefix)
         keys = tuple(prefix + name for name in [a.name for a in artifacts] + [MANIFEST_FILE])
         if not ctx.dry_run:
@@ -95,7 +127,7 @@ async def export_agency(
             run_id=ctx.run_id,
             job=ctx.job,
             partition=f"agency_id={options.agency_id}",
-            input_fingerprint=validator.fingerprint,
+            input_fingerprint=fingerprint,
             counts=counts,
             agency_id=options.agency_id,
             status="dry_run" if ctx.dry_run else "published",
@@ -136,28 +168,28 @@ async def _fold(
     return deduper, reasons
 
 
-def _write_records(deduper: Deduper, work: Path, formats: tuple[str, ...]) -> list[Artifact]:
-    """The survivors, ordered by record_id, in one pass to every requested format."""
+def _write_records(rows: Iterable[bytes], work: Path, formats: tuple[str, ...]) -> list[Artifact]:
+    """The rows, in the order given, in one pass to every requested format."""
     ndjson = (work / RECORD_FILES["ndjson"]).open("wb") if "ndjson" in formats else None
     csv_file = (
         (work / RECORD_FILES["csv"]).open("w", newline="", encoding="utf-8")
         if "csv" in formats
         else None
     )
+    written = 0
     try:
         writer = CsvWriter(csv_file) if csv_file is not None else None
-        for row in deduper:
+        for row in rows:
             if ndjson is not None:
                 ndjson.write(row + b"\n")
             if writer is not None:
                 writer.write(row)
+            written += 1
     finally:
         for file in (ndjson, csv_file):
             if file is not None:
                 file.close()
-    return [
-        _artifact(work / RECORD_FILES[name], len(deduper)) for name in FORMATS if name in formats
-    ]
+    return [_artifact(work / RECORD_FILES[name], written) for name in FORMATS if name in formats]
 
 
 def _artifact(path: Path, rows: int) -> Artifact:

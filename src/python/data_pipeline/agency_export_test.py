@@ -1,4 +1,5 @@
-"""The agency export over fakes only: artifacts, counts, write-once uploads, ledger, dry runs."""
+"""The agency export over fakes only: from the silver tables bronze_to_silver wrote, and from a
+record source; artifacts, counts, write-once uploads, ledger, dry runs."""
 
 from __future__ import annotations
 
@@ -14,26 +15,30 @@ from typing import Any
 import orjson
 import pytest
 from etl_core.adapters.bronze_record_source import BronzeRecordSource
-from etl_core.errors import SourceError
+from etl_core.errors import SourceError, TableConflict
 from etl_core.model import RunRecord, RunStatus
 from etl_core.raw_records import raw_record
 from etl_core.runner import JobOutcome, RunContext
 from etl_core.settings import CommonSettings
+from etl_core.testing.fake_tables import FakeTables
 from etl_core.testing.fakes import FakeObjectStore, FakeRecordSource, FakeRunHistory
 
 from data_pipeline.agencies import Agency, parse_agencies
 from data_pipeline.agency_export import ExportOptions, export_agency
+from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.csv_export import csv_cells
 from data_pipeline.dedupe import Deduper
 from data_pipeline.put_once import ObjectConflict
+from data_pipeline.silver_export import NothingInSilver, export_silver
 from data_pipeline.transform import transform_file
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 
 WORKLOAD = WorkloadOptions(records=900, files=6, agencies=3, bad_rate=0.05, dup_rate=0.2, seed=11)
-AGENCY = 2
+AGENCY = 2  # files dt=2024-01-08 and dt=2024-01-09
 PREFIX = f"exports/agency_id={AGENCY}/run_id=r1/"
 KEYS = [PREFIX + name for name in
         ("records.csv", "records.ndjson", "deadletter.ndjson", "manifest.json")]  # fmt: skip
+SILVER = "file:///store/silver/"
 
 
 @functools.cache
@@ -55,6 +60,7 @@ def _manifest() -> dict[str, Any]:
 
 
 def _expected_rows() -> list[bytes]:
+    """The bronze transform of the agency's files: the rows export_agency has always written."""
     deduper = Deduper()
     for key, body in sorted(_files().items()):
         if key.startswith(f"bronze/agency_id={AGENCY}/"):
@@ -62,32 +68,214 @@ def _expected_rows() -> list[bytes]:
     return list(deduper)
 
 
-async def _export(
-    source: Any,
-    store: FakeObjectStore,
-    history: FakeRunHistory | None = None,
-    *,
-    run_id: str = "r1",
-    dry_run: bool = False,
-    formats: tuple[str, ...] = ("csv", "ndjson"),
-) -> JobOutcome:
-    history = history if history is not None else FakeRunHistory()
+async def _context(
+    history: FakeRunHistory, job: str, *, run_id: str = "r1", dry_run: bool = False
+) -> RunContext:
     now = dt.datetime.now(dt.UTC)
-    await history.start_run(RunRecord(run_id, "agency_data_job", RunStatus.RUNNING, now, AGENCY))
-    ctx = RunContext(
+    await history.start_run(RunRecord(run_id, job, RunStatus.RUNNING, now, AGENCY))
+    return RunContext(
         run_id=run_id,
-        job="agency_data_job",
+        job=job,
         agency_id=AGENCY,
         dry_run=dry_run,
         settings=CommonSettings(agency_id=AGENCY),
         history=history,
         log=logging.getLogger("test"),
     )
+
+
+async def _promoted(
+    bronze: FakeObjectStore | None = None,
+    tables: FakeTables | None = None,
+    *,
+    agency_id: int = AGENCY,
+    run_id: str = "b2s-1",
+) -> FakeTables:
+    """The tables after bronze_to_silver folded the agency's bronze in."""
+    bronze = bronze if bronze is not None else _bronze()
+    tables = tables if tables is not None else FakeTables()
+    ctx = await _context(FakeRunHistory(), "bronze_to_silver", run_id=run_id)
+    await promote(ctx, bronze, bronze, tables, PromoteOptions(agency_id=agency_id, workers=1))
+    return tables
+
+
+async def _export_silver(
+    tables: FakeTables,
+    store: FakeObjectStore,
+    history: FakeRunHistory | None = None,
+    *,
+    dry_run: bool = False,
+) -> JobOutcome:
+    history = history if history is not None else FakeRunHistory()
+    ctx = await _context(history, "agency_data_job", dry_run=dry_run)
+    options = ExportOptions(AGENCY, source_label=SILVER)
+    return await export_silver(ctx, tables, store, options)
+
+
+async def _export(
+    source: Any,
+    store: FakeObjectStore,
+    history: FakeRunHistory | None = None,
+    *,
+    formats: tuple[str, ...] = ("csv", "ndjson"),
+) -> JobOutcome:
+    history = history if history is not None else FakeRunHistory()
+    ctx = await _context(history, "agency_data_job")
     options = ExportOptions(AGENCY, formats, source_label="fake")
     return await export_agency(ctx, source, store, _agencies(), options)
 
 
-async def test_export_of_bronze_matches_the_bronze_transform_and_the_manifest() -> None:
+def _silver_as_exported(table: Any) -> list[dict[str, Any]]:
+    """Silver's rows of the agency as the export shapes them: no lineage, text instants and dt."""
+    rows = []
+    for row in table.to_pylist():
+        for lineage in ("_source", "_line", "_run_id"):
+            del row[lineage]
+        row["dt"] = row["dt"].isoformat()
+        for name in ("occurred_at", "updated_at"):
+            row[name] = row[name].strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows.append(row)
+    return sorted(rows, key=lambda row: row["record_id"])
+
+
+def _lines(store: FakeObjectStore, name: str) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in store.objects[PREFIX + name].splitlines()]
+
+
+# -- from the tables (the job's default: no --source) --------------------------------------------
+
+
+async def test_export_of_silver_holds_exactly_silver_rows_in_the_bronze_export_format() -> None:
+    tables, store = await _promoted(), FakeObjectStore()
+
+    outcome = await _export_silver(tables, store)
+
+    assert list(outcome.artifacts) == KEYS
+    assert _lines(store, "records.ndjson") == _silver_as_exported(await tables.silver.read(AGENCY))
+    # Byte for byte the rows export_agency writes for the same bronze.
+    assert store.objects[PREFIX + "records.ndjson"] == b"".join(
+        row + b"\n" for row in _expected_rows()
+    )
+
+
+async def test_exported_dead_letters_are_the_dead_letter_table_rows() -> None:
+    tables, store = await _promoted(), FakeObjectStore()
+
+    await _export_silver(tables, store)
+
+    table = (await tables.deadletter.read(AGENCY)).to_pylist()
+    expected = [
+        {"reason": r["reason"], "source": r["source"], "raw": r["raw"], "run_id": "b2s-1",
+         "detail": r["detail"]}
+        for r in sorted(table, key=lambda r: (r["source"], r["line"]))
+    ]  # fmt: skip
+    assert _lines(store, "deadletter.ndjson") == expected
+    assert len(expected) == _manifest()["dead_letter_rows"] > 0
+
+
+async def test_silver_counts_fingerprint_and_manifest_describe_the_tables() -> None:
+    tables, store, history = await _promoted(), FakeObjectStore(), FakeRunHistory()
+
+    outcome = await _export_silver(tables, store, history)
+
+    expected = _manifest()
+    counts = outcome.counts
+    assert (counts.rows_out, counts.rows_dead_letter, counts.rows_duplicate) == (
+        expected["silver_rows"], expected["dead_letter_rows"], 0
+    )  # fmt: skip
+    assert counts.rows_in == counts.rows_out + counts.rows_dead_letter
+    [row] = await history.partitions("r1")
+    assert (row.input_fingerprint, row.status, row.counts) == ("fold-1", "published", counts)
+    assert list(store.objects)[-1] == PREFIX + "manifest.json"
+    manifest = orjson.loads(store.objects[PREFIX + "manifest.json"])
+    assert manifest["source"] == SILVER
+    assert manifest["counts"]["rows_in"] == counts.rows_in
+    assert [a["key"] for a in manifest["artifacts"]] == KEYS[:3]
+    assert counts.bytes_out == sum(a["bytes"] for a in manifest["artifacts"])
+
+
+async def test_silver_csv_holds_the_same_rows_as_the_ndjson() -> None:
+    tables, store = await _promoted(), FakeObjectStore()
+    await _export_silver(tables, store)
+
+    text = store.objects[PREFIX + "records.csv"].decode("utf-8")
+    header, *rows = csv.reader(io.StringIO(text, newline=""))
+    assert rows == [csv_cells(row) for row in _lines(store, "records.ndjson")]
+    assert header[0] == "record_id"
+
+
+async def test_a_later_fold_is_exported_with_its_version() -> None:
+    later = f"bronze/agency_id={AGENCY}/dt=2024-01-09/part-0.ndjson"
+    bronze = _bronze()
+    body = bronze.objects.pop(later)
+    tables = await _promoted(bronze)
+    bronze.objects[later] = body
+    await _promoted(bronze, tables, run_id="b2s-2")
+    store, history = FakeObjectStore(), FakeRunHistory()
+
+    await _export_silver(tables, store, history)
+
+    assert store.objects[PREFIX + "records.ndjson"] == b"".join(
+        row + b"\n" for row in _expected_rows()
+    )
+    assert {row["run_id"] for row in _lines(store, "deadletter.ndjson")} == {"b2s-1", "b2s-2"}
+    [row] = await history.partitions("r1")
+    assert row.input_fingerprint == "fold-2"
+
+
+@pytest.mark.parametrize("other_agency", [None, 1], ids=["no_table", "other_agency_only"])
+async def test_an_agency_with_nothing_in_silver_fails_and_uploads_nothing(
+    other_agency: int | None,
+) -> None:
+    tables = FakeTables() if other_agency is None else await _promoted(agency_id=other_agency)
+    store, history = FakeObjectStore(), FakeRunHistory()
+
+    with pytest.raises(NothingInSilver) as raised:
+        await _export_silver(tables, store, history)
+
+    assert str(raised.value) == (
+        f"agency {AGENCY}: nothing in silver for this agency at {SILVER} (no silver rows, no "
+        f"dead letters): run bronze_to_silver --agency-id {AGENCY} first"
+    )
+    assert store.objects == {}
+    assert history.ledger == []
+
+
+async def test_a_fold_caught_between_its_two_commits_is_not_exported() -> None:
+    tables, store = await _promoted(), FakeObjectStore()
+    tables.deadletter.versions[AGENCY] = 2  # fold 2 committed its dead letters, not silver
+
+    with pytest.raises(TableConflict, match="silver at fold 1, dead letters at fold 2"):
+        await _export_silver(tables, store)
+    assert store.objects == {}
+
+
+async def test_a_retried_silver_export_accepts_its_own_identical_objects() -> None:
+    tables, store = await _promoted(), FakeObjectStore()
+    await _export_silver(tables, store)
+    before = dict(store.objects)
+
+    outcome = await _export_silver(tables, store)
+
+    assert store.objects == before
+    assert list(outcome.artifacts) == KEYS
+
+
+async def test_a_silver_dry_run_uploads_nothing_and_writes_no_ledger_row() -> None:
+    tables, store, history = await _promoted(), FakeObjectStore(), FakeRunHistory()
+
+    outcome = await _export_silver(tables, store, history, dry_run=True)
+
+    assert store.objects == {}
+    assert history.ledger == []
+    assert outcome.artifacts == ()
+    assert outcome.counts.rows_out == _manifest()["silver_rows"]
+
+
+# -- from a record source (--source: PostgreSQL, HTTP API, bronze files) -------------------------
+
+
+async def test_export_of_bronze_files_matches_the_bronze_transform_and_the_manifest() -> None:
     store = _bronze()
 
     outcome = await _export(BronzeRecordSource(store, batch_size=50), store)
@@ -103,22 +291,11 @@ async def test_export_of_bronze_matches_the_bronze_transform_and_the_manifest() 
     )
 
 
-async def test_csv_holds_the_same_rows_as_the_ndjson() -> None:
+async def test_source_dead_letters_name_reason_source_raw_and_run() -> None:
     store = _bronze()
     await _export(BronzeRecordSource(store), store)
 
-    text = store.objects[PREFIX + "records.csv"].decode("utf-8")
-    header, *rows = csv.reader(io.StringIO(text, newline=""))
-    json_rows = store.objects[PREFIX + "records.ndjson"].splitlines()
-    assert rows == [csv_cells(orjson.loads(row)) for row in json_rows]
-    assert header[0] == "record_id"
-
-
-async def test_dead_letters_name_reason_source_raw_and_run() -> None:
-    store = _bronze()
-    await _export(BronzeRecordSource(store), store)
-
-    dead = [orjson.loads(line) for line in store.objects[PREFIX + "deadletter.ndjson"].splitlines()]
+    dead = _lines(store, "deadletter.ndjson")
     reasons = {reason: n for reason, n in _manifest()["dead_letter"].items() if n}
     assert {row["reason"] for row in dead} == set(reasons)
     assert all(row["run_id"] == "r1" for row in dead)
@@ -126,18 +303,7 @@ async def test_dead_letters_name_reason_source_raw_and_run() -> None:
     assert all(row["raw"] for row in dead)
 
 
-async def test_the_manifest_is_written_last_and_lists_every_artifact() -> None:
-    store = _bronze()
-    outcome = await _export(BronzeRecordSource(store), store)
-
-    assert list(store.objects)[-1] == PREFIX + "manifest.json"
-    manifest = orjson.loads(store.objects[PREFIX + "manifest.json"])
-    assert [a["key"] for a in manifest["artifacts"]] == KEYS[:3]
-    assert manifest["counts"]["rows_out"] == outcome.counts.rows_out
-    assert outcome.counts.bytes_out == sum(a["bytes"] for a in manifest["artifacts"])
-
-
-async def test_the_run_is_recorded_in_the_ledger() -> None:
+async def test_a_source_run_is_recorded_with_the_fingerprint_of_what_it_read() -> None:
     store, history = _bronze(), FakeRunHistory()
     outcome = await _export(BronzeRecordSource(store), store, history)
 
@@ -151,17 +317,6 @@ async def test_the_run_is_recorded_in_the_ledger() -> None:
     assert len(row.input_fingerprint) == 64
 
 
-async def test_a_retried_run_accepts_its_own_identical_objects() -> None:
-    store = _bronze()
-    await _export(BronzeRecordSource(store), store)
-    before = dict(store.objects)
-
-    outcome = await _export(BronzeRecordSource(store), store)
-
-    assert store.objects == before
-    assert list(outcome.artifacts) == KEYS
-
-
 async def test_a_run_id_reused_over_different_records_is_refused() -> None:
     store = _bronze()
     await _export(BronzeRecordSource(store), store)
@@ -170,18 +325,6 @@ async def test_a_run_id_reused_over_different_records_is_refused() -> None:
     with pytest.raises(ObjectConflict):
         await _export(FakeRecordSource([raw_record("x")]), store)
     assert store.objects == before
-
-
-async def test_a_dry_run_uploads_nothing_and_writes_no_ledger_row() -> None:
-    store, history = _bronze(), FakeRunHistory()
-    before = dict(store.objects)
-
-    outcome = await _export(BronzeRecordSource(store), store, history, dry_run=True)
-
-    assert store.objects == before
-    assert history.ledger == []
-    assert outcome.artifacts == ()
-    assert outcome.counts.rows_in == _manifest()["input_rows"]
 
 
 async def test_only_the_requested_formats_are_written() -> None:
@@ -214,8 +357,7 @@ async def test_records_from_any_source_are_shaped_like_bronze_ones() -> None:
     for row in map(orjson.loads, _expected_rows()):
         occurred = dt.datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00"))
         expected.append({**row, "dt": occurred.astimezone(zone).date().isoformat()})
-    got = [orjson.loads(line) for line in store.objects[PREFIX + "records.ndjson"].splitlines()]
-    assert got == expected
+    assert _lines(store, "records.ndjson") == expected
 
 
 async def test_a_source_failing_mid_way_uploads_nothing() -> None:
@@ -227,7 +369,7 @@ async def test_a_source_failing_mid_way_uploads_nothing() -> None:
     assert store.objects == {}
 
 
-async def test_an_agency_without_records_gets_empty_artifacts() -> None:
+async def test_a_source_without_records_for_the_agency_gets_empty_artifacts() -> None:
     store = FakeObjectStore()
     outcome = await _export(FakeRecordSource([]), store)
 

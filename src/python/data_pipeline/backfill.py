@@ -2,9 +2,12 @@
 
 Each agency runs `promote` in-process as its own bronze_to_silver run (own run_id, `parent_run_id`
 parameter, the lease `bronze_to_silver/agency=<id>` a standalone run takes), at most
-`max_parallel` at once. Resumable: an agency whose partitions in range were all published from
-its current input takes the fast path (reads and writes nothing); an agency cut short re-reads its
-bronze (its dedupe scope) but commits only the partitions that are missing or changed.
+`max_parallel` at once, all committing to the same silver and dead-letter tables (each child's
+commits stamped with its own run_id; the table adapter rebases a commit that lost a race to a
+sibling's, since agencies never share files).
+Resumable: a child folds in only the bronze of dt in range that its agency's fold ledger does not
+list yet, so an agency already done finds nothing new (reads and writes nothing), and an agency
+cut short, whose fold never committed, redoes that one fold.
 
 Outcome per agency and the backfill's exit code (worst wins):
   succeeded / up to date / nothing to do          0
@@ -20,24 +23,25 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 from etl_core.errors import EtlError, ExitCode, LeaseHeld, TemporaryFailure
 from etl_core.failpoints import failpoint
 from etl_core.model import Counts
-from etl_core.ports import ObjectStore
+from etl_core.ports import ObjectStore, SilverTables
 from etl_core.runner import JobOutcome, RunContext
 
 from data_pipeline.backfill_plan import AgencyPlan
+from data_pipeline.bronze_to_silver import DRY_RUN as DRY_RUN_RECORD
 from data_pipeline.bronze_to_silver import JOB as PROMOTE_JOB
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.child_runs import ChildResult, describe, run_child
-from data_pipeline.silver_output import DEFAULT_ROWS_PER_FILE
 
-# The partition statuses bronze_to_silver records in the ledger.
-PUBLISHED, UNCHANGED, DRY_RUN_STATUS = "published", "unchanged", "dry_run"
+TablesFor = Callable[[str], SilverTables]
+"""The tables a child run commits to, given its run_id (which the adapters stamp on commits)."""
+
 SUCCEEDED, UP_TO_DATE, NOTHING = "succeeded", "up to date", "nothing to do"
 BUSY, RETRY, FAILED, NOT_STARTED, DRY_RUN = (
     "busy (retry)", "retry", "failed", "not started", "dry run",
@@ -63,7 +67,6 @@ class BackfillOptions:
     continue_on_error: bool = False
     workers: int | None = None  # None: CPU count shared out over max_parallel agencies
     in_flight: int | None = None
-    rows_per_file: int = DEFAULT_ROWS_PER_FILE
     agencies_key: str = "agencies.csv"
     parameters: Mapping[str, Any] = attrs.field(factory=dict)  # recorded on every child run
 
@@ -75,18 +78,22 @@ class AgencyResult:
     plan: AgencyPlan
     status: str
     counts: Counts = Counts()
-    published: int = 0
-    unchanged: int = 0
+    folded: int = 0  # partitions (dt) the child merged into silver (a rebuild: all); dry run 0
     seconds: float = 0.0
     run_id: str | None = None
     error: str | None = None
 
     @property
+    def current(self) -> int:
+        """Partitions in range that were folded in already when the backfill was planned."""
+        return self.plan.current
+
+    @property
     def failed(self) -> int:
-        """Partitions in range not committed: the agency failed (or never ran) before them."""
+        """Partitions in range left to fold: the agency failed (or never ran) before its commit."""
         if self.status in (SUCCEEDED, UP_TO_DATE, NOTHING, DRY_RUN):
             return 0
-        return len(self.plan.days) - self.published - self.unchanged
+        return max(0, self.plan.to_fold - self.folded)
 
 
 @attrs.frozen
@@ -135,6 +142,7 @@ async def run_backfill(
     ctx: RunContext,
     store: ObjectStore,
     bronze: ObjectStore,
+    tables: TablesFor,
     plans: tuple[AgencyPlan, ...],
     options: BackfillOptions,
 ) -> BackfillReport:
@@ -152,10 +160,9 @@ async def run_backfill(
             reprocess=options.reprocess,
             workers=workers,
             in_flight=options.in_flight,
-            rows_per_file=options.rows_per_file,
             agencies_key=options.agencies_key,
         )
-        return await promote(child, store, bronze, promote_options)
+        return await promote(child, store, bronze, tables(child.run_id), promote_options)
 
     async def one(plan: AgencyPlan) -> AgencyResult:
         if not plan.days:
@@ -163,7 +170,7 @@ async def run_backfill(
         async with gate:
             if stopped:
                 return AgencyResult(plan, NOT_STARTED, error=f"agency {stopped[0]} failed")
-            ctx.progress(f"backfill: agency {plan.agency_id} ({len(plan.days)} partitions)")
+            ctx.progress(f"backfill: agency {plan.agency_id} ({plan.to_fold} partitions to fold)")
             child = await run_child(
                 ctx, PROMOTE_JOB, plan.agency_id, promote_agency, parameters=options.parameters
             )
@@ -181,13 +188,14 @@ async def run_backfill(
 
 
 def agency_result(plan: AgencyPlan, child: ChildResult, *, dry_run: bool) -> AgencyResult:
-    """Classify a child run: its status, partitions by outcome, counts and time."""
-    statuses = [record.status for record in child.records]
-    published, unchanged = statuses.count(PUBLISHED), statuses.count(UNCHANGED)
+    """Classify a child run: its status, partitions folded, counts and time.
+
+    A child records one partition row per dt it folds in, after its silver commit; none means it
+    found nothing new (up to date).
+    """
     counts = child.outcome.counts if child.outcome is not None else Counts()
     if child.error is None:
-        fast_path = counts.rows_in == 0 and set(statuses) <= {UNCHANGED, DRY_RUN_STATUS}
-        status = UP_TO_DATE if fast_path else DRY_RUN if dry_run else SUCCEEDED
+        status = UP_TO_DATE if not child.records else DRY_RUN if dry_run else SUCCEEDED
         error = None
     else:
         counts = sum((record.counts for record in child.records), start=Counts())
@@ -202,8 +210,7 @@ def agency_result(plan: AgencyPlan, child: ChildResult, *, dry_run: bool) -> Age
         plan=plan,
         status=status,
         counts=counts,
-        published=published,
-        unchanged=unchanged,
+        folded=sum(record.status != DRY_RUN_RECORD for record in child.records),
         seconds=child.seconds,
         run_id=child.run_id,
         error=error,

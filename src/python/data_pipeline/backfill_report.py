@@ -9,10 +9,11 @@ from etl_core.model import Counts
 from data_pipeline.backfill import AgencyResult, BackfillReport
 from data_pipeline.backfill_plan import AgencyPlan
 
-_PLAN = ("AGENCY", "PARTITIONS", "FIRST", "LAST", "CURRENT", "STALE", "FILES_TO_READ", "MB_TO_READ")
-_SUMMARY = ("AGENCY", "PLANNED", "PUBLISHED", "UNCHANGED", "FAILED", "ROWS_IN", "ROWS_OUT",
-            "DUP", "DEAD_LETTER", "SECONDS", "STATUS", "RUN_ID")  # fmt: skip
-_LEFT = frozenset({"FIRST", "LAST", "STATUS", "RUN_ID"})
+_PLAN = ("AGENCY", "PARTITIONS", "FIRST", "LAST", "FOLD", "CURRENT", "TO_FOLD", "FILES_TO_READ",
+         "MB_TO_READ", "ACTION")  # fmt: skip
+_SUMMARY = ("AGENCY", "PLANNED", "FOLDED", "CURRENT", "FAILED", "ROWS_IN", "ROWS_OUT",
+            "DUP", "DEAD_LETTER", "INSERTED", "UPDATED", "SECONDS", "STATUS", "RUN_ID")  # fmt: skip
+_LEFT = frozenset({"FIRST", "LAST", "ACTION", "STATUS", "RUN_ID"})
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -30,32 +31,45 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def plan_table(plans: Sequence[AgencyPlan]) -> str:
-    """Per agency: partitions in range, how many are current (published from this very input)
-    or stale, and what must be read (an agency's whole bronze, unless it is up to date)."""
+    """Per agency: partitions in range, the committed fold version, how many partitions are
+    current (all their bronze folded in) or have bronze to fold, what the child will read (new
+    files in range; the agency's whole bronze on a rebuild), and what it will do; then one line
+    per agency that will rebuild or fail, saying why."""
     rows = [
         (
             str(plan.agency_id),
             str(len(plan.days)),
             plan.days[0] if plan.days else "-",
             plan.days[-1] if plan.days else "-",
+            str(plan.fold),
             str(plan.current),
-            str(len(plan.days) - plan.current),
+            str(plan.to_fold),
             str(_to_read(plan, plan.files)),
             f"{_to_read(plan, plan.bytes_in) / 1e6:.1f}",
+            plan.action,
         )
         for plan in plans
     ]
     rows.append((
-        "TOTAL", str(sum(len(p.days) for p in plans)), "", "", str(sum(p.current for p in plans)),
-        str(sum(len(p.days) - p.current for p in plans)),
+        "TOTAL", str(sum(len(p.days) for p in plans)), "", "", "",
+        str(sum(p.current for p in plans)), str(sum(p.to_fold for p in plans)),
         str(sum(_to_read(p, p.files) for p in plans)),
-        f"{sum(_to_read(p, p.bytes_in) for p in plans) / 1e6:.1f}",
+        f"{sum(_to_read(p, p.bytes_in) for p in plans) / 1e6:.1f}", "",
     ))  # fmt: skip
-    return table(_PLAN, rows)
+    lines = [table(_PLAN, rows)]
+    for plan in plans:
+        if not plan.days:
+            continue
+        if plan.problem is not None:
+            lines.append(f"agency {plan.agency_id}: {plan.problem}")
+        elif plan.rebuild is not None:
+            lines.append(f"agency {plan.agency_id}: rebuild: {plan.rebuild}")
+    return "\n".join(lines)
 
 
 def _to_read(plan: AgencyPlan, amount: int) -> int:
-    return 0 if plan.up_to_date or not plan.days else amount
+    """What the child will read: nothing for an agency without bronze in range."""
+    return amount if plan.days else 0
 
 
 def summary_table(report: BackfillReport, *, seconds: float) -> str:
@@ -79,13 +93,15 @@ def _summary_row(
     return (
         name,
         str(sum(len(r.plan.days) for r in results)),
-        str(sum(r.published for r in results)),
-        str(sum(r.unchanged for r in results)),
+        str(sum(r.folded for r in results)),
+        str(sum(r.current for r in results)),
         str(sum(r.failed for r in results)),
         f"{counts.rows_in:,}",
         f"{counts.rows_out:,}",
         f"{counts.rows_duplicate:,}",
         f"{counts.rows_dead_letter:,}",
+        f"{counts.rows_inserted:,}",
+        f"{counts.rows_updated:,}",
         f"{seconds:.1f}",
         status,
         run_id,

@@ -1,4 +1,4 @@
-"""Tests of bronze -> silver over fakes: accounting, idempotency, ranges, dead letters, dry runs."""
+"""Tests of bronze -> silver over fakes: incremental folds, rebuilds, accounting, exactly once."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from typing import Any
 import attrs
 import orjson
 import pytest
-from etl_core.errors import DataError, ObjectNotFound, ObjectStoreError
-from etl_core.model import RunRecord, RunStatus
+from etl_core.errors import DataError, ObjectNotFound, ObjectStoreError, TableError
+from etl_core.model import Counts, RunRecord, RunStatus
 from etl_core.runner import JobOutcome, RunContext
 from etl_core.settings import CommonSettings
+from etl_core.testing.fake_tables import FakeDeadLetterTable, FakeSilverTable
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
 
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.dedupe import Deduper
-from data_pipeline.publish import PartitionPublisher
+from data_pipeline.silver_arrow import silver_batch
 from data_pipeline.transform import transform_file
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 
@@ -27,6 +28,13 @@ from data_pipeline.workload import WorkloadOptions, iter_workload_files
 WORKLOAD = WorkloadOptions(records=600, files=6, agencies=2, bad_rate=0.1, dup_rate=0.2, seed=3)
 DAYS = ("2024-01-08", "2024-01-09", "2024-01-10")
 PARTITIONS = tuple(f"agency_id=1/dt={day}" for day in DAYS)
+KEYS = tuple(f"bronze/agency_id=1/dt={day}/part-0.ndjson" for day in DAYS)
+
+
+@attrs.frozen
+class Tables:
+    silver: FakeSilverTable = attrs.Factory(FakeSilverTable)
+    deadletter: FakeDeadLetterTable = attrs.Factory(FakeDeadLetterTable)
 
 
 def _bronze() -> FakeObjectStore:
@@ -51,13 +59,16 @@ async def _promote(
     run_id: str,
     store: FakeObjectStore,
     bronze: FakeObjectStore,
+    tables: Tables,
     history: FakeRunHistory | None = None,
     *,
     dry_run: bool = False,
     **options: Any,
 ) -> JobOutcome:
     ctx = await _context(run_id, history or FakeRunHistory(), dry_run=dry_run)
-    return await promote(ctx, store, bronze, PromoteOptions(agency_id=1, workers=1, **options))
+    return await promote(
+        ctx, store, bronze, tables, PromoteOptions(agency_id=1, workers=1, **options)
+    )
 
 
 def _expected(bronze: FakeObjectStore) -> Deduper:
@@ -70,205 +81,212 @@ def _expected(bronze: FakeObjectStore) -> Deduper:
     return deduper
 
 
-async def _visible(store: FakeObjectStore, partition: str, kind: str = "silver") -> list[bytes]:
-    files = await PartitionPublisher(store).read_files(partition)
-    return [
-        line
-        for key, body in sorted(files.items())
-        if key.startswith(f"{kind}/")
-        for line in body.splitlines()
-    ]
+def _rows(table: Any) -> list[dict[str, Any]]:
+    """Rows by record_id, without the run that wrote them."""
+    rows = [] if table is None else table.to_pylist()
+    for row in rows:
+        row.pop("_run_id", None)
+        row.pop("run_id", None)
+    return sorted(rows, key=lambda row: (row.get("record_id") or "", row.get("line") or 0))
 
 
-async def test_first_run_publishes_every_partition_with_what_dedupe_keeps() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
+def _silver_of(deduper: Deduper) -> list[dict[str, Any]]:
+    survivors = list(deduper.survivors())
+    batch = silver_batch(
+        [s.silver for s in survivors],
+        [s.source for s in survivors],
+        [s.line for s in survivors],
+        "",
+    )
+    return _rows(batch)
 
-    outcome = await _promote("r1", store, bronze)
+
+async def _silver(tables: Tables) -> list[dict[str, Any]]:
+    return _rows(await tables.silver.read(1))
+
+
+async def test_first_run_folds_every_file_into_silver_with_what_dedupe_keeps() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+
+    outcome = await _promote("r1", store, bronze, tables)
 
     expected = _expected(bronze)
-    for (_, day), rows in expected.partitions().items():
-        assert await _visible(store, f"agency_id=1/dt={day}") == rows
-    assert outcome.counts == attrs.evolve(expected.counts, bytes_out=outcome.counts.bytes_out)
+    assert await _silver(tables) == _silver_of(expected)
+    assert outcome.counts == attrs.evolve(
+        expected.counts, rows_inserted=expected.counts.rows_out, rows_updated=0
+    )
     assert outcome.counts.rows_duplicate > 0
     assert outcome.counts.rows_dead_letter > 0
-    assert outcome.summary["outcome"] == "3 published of 3 partitions"
-    assert sorted(outcome.artifacts) == [f"_manifests/{p}/0000000001.json" for p in PARTITIONS]
+    assert outcome.summary["outcome"].startswith("folded in 3 bronze files as fold 1:")
+    assert await tables.silver.version(1) == 1
 
 
-async def test_every_partition_is_recorded_balanced_with_the_input_fingerprint() -> None:
-    store, bronze, history = FakeObjectStore(), _bronze(), FakeRunHistory()
+async def test_every_partition_is_recorded_balanced_with_what_the_merge_did() -> None:
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
 
-    outcome = await _promote("r1", store, bronze, history)
+    outcome = await _promote("r1", store, bronze, tables, history)
 
     rows = await history.partitions("r1")
     assert [row.partition for row in rows] == list(PARTITIONS)
-    manifests = [await PartitionPublisher(store).current(p) for p in PARTITIONS]
-    for row, manifest in zip(rows, manifests, strict=True):
-        assert manifest is not None
-        assert row.status == "published"
-        assert row.counts.balanced
-        assert row.input_fingerprint == manifest.input_fingerprint
-        assert row.counts.rows_out == manifest.counts.rows_out
-        assert set(manifest.files) < set(row.artifacts)
-    assert sum((row.counts for row in rows), start=type(outcome.counts)()) == outcome.counts
+    assert all(row.status == "merged" and row.counts.balanced for row in rows)
+    assert all(row.counts.rows_out == row.counts.rows_inserted for row in rows)
+    assert sum((row.counts for row in rows), start=Counts()) == outcome.counts
 
 
-async def test_dead_letter_rows_carry_exactly_reason_source_raw_and_run_id() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
+async def test_dead_letter_rows_carry_reason_source_line_raw_detail_and_run_id() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
 
-    await _promote("r1", store, bronze)
+    await _promote("r1", store, bronze, tables)
 
-    rows = [json.loads(line) for p in PARTITIONS for line in await _visible(store, p, "deadletter")]
-    assert rows
+    rows = (await tables.deadletter.read(1)).to_pylist()
+    assert len(rows) == _expected(bronze).counts.rows_dead_letter
     for row in rows:
-        assert list(row) == ["reason", "source", "raw", "run_id"]
         assert row["run_id"] == "r1"
         assert row["source"].startswith("agency_id=1/dt=")
-        assert row["raw"] in bronze.objects[f"bronze/{row['source']}"].decode()
+        assert row["dt"].isoformat() == row["source"].split("dt=")[1][:10]
+        lines = bronze.objects[f"bronze/{row['source']}"].split(b"\n")
+        assert lines[row["line"] - 1].decode("utf-8", "replace") == row["raw"]
+        assert row["detail"].startswith(f"{row['source']}:{row['line']}: {row['reason']}")
 
 
-async def test_rerun_over_unchanged_input_reads_no_body_and_writes_nothing() -> None:
-    store, bronze, history = FakeObjectStore(), _bronze(), FakeRunHistory()
-    await _promote("r1", store, bronze, history)
-    before = dict(store.objects)
+async def test_rerun_with_nothing_new_reads_no_body_and_writes_nothing() -> None:
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    await _promote("r1", store, bronze, tables, history)
+    before = (dict(store.objects), await _silver(tables), await tables.silver.version(1))
     bronze.fail_on["get"] = ObjectStoreError("bodies must not be read")
-    store.fail_on["put"] = store.fail_on["put_if_absent"] = ObjectStoreError("no writes")
+    store.fail_on["put"] = ObjectStoreError("no writes")
+    tables.silver.fail_on["merge"] = TableError("no commits")
 
-    outcome = await _promote("r2", store, bronze, history)
+    outcome = await _promote("r2", store, bronze, tables, history)
 
-    assert store.objects == before
-    assert outcome.summary["outcome"].startswith("up to date: 3 partitions")
-    assert outcome.counts.rows_in == 0
-    assert [row.status for row in await history.partitions("r2")] == ["unchanged"] * 3
-
-
-async def test_identical_output_from_a_new_input_writes_only_restamped_manifests() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
-    await _promote("r1", store, bronze)
-    key = "bronze/agency_id=1/dt=2024-01-09/part-0.ndjson"
-    bronze.objects[key] += b"\n   \n"  # blank lines: new etag, same rows
-
-    outcome = await _promote("r2", store, bronze)
-
-    assert outcome.summary["outcome"] == "3 unchanged of 3 partitions"
-    assert not [k for k in store.objects if "r2" in k and not k.startswith("_manifests/")]
-    third = await _promote("r3", store, bronze)
-    assert third.summary["outcome"].startswith("up to date")
+    assert (dict(store.objects), await _silver(tables), await tables.silver.version(1)) == before
+    assert outcome.summary["outcome"].startswith("up to date: all 3 bronze files")
+    assert outcome.counts == Counts()
+    assert await history.partitions("r2") == []
 
 
-async def test_reprocess_commits_new_generations_and_removes_the_old_files() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
-    await _promote("r1", store, bronze)
+async def test_a_new_day_is_folded_in_alone_and_ends_equal_to_a_full_build() -> None:
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    held = bronze.objects.pop(KEYS[2])
+    await _promote("r1", store, bronze, tables, history)
+    bronze.objects[KEYS[2]] = held
 
-    outcome = await _promote("r2", store, bronze, reprocess=True)
+    outcome = await _promote("r2", store, bronze, tables, history)
 
-    assert outcome.summary["outcome"] == "3 published of 3 partitions"
-    data = [k for k in store.objects if not k.startswith("_manifests/")]
-    assert data
-    assert all("part-r2" in k for k in data)
-    for partition in PARTITIONS:
-        manifest = await PartitionPublisher(store).current(partition)
-        assert manifest is not None
-        assert (manifest.seq, manifest.run_id) == (2, "r2")
+    assert [row.partition for row in await history.partitions("r2")] == [PARTITIONS[2]]
+    assert outcome.counts.rows_in == held.count(b"\n") - held.count(b"\n\n")
+    assert outcome.counts.rows_updated > 0  # the generator updates earlier days' records
+    assert await _silver(tables) == _silver_of(_expected(bronze))
 
 
-async def test_changed_input_republishes_only_the_partitions_whose_content_changed() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
-    await _promote("r1", store, bronze)
-    key = "bronze/agency_id=1/dt=2024-01-10/part-0.ndjson"
-    bronze.objects[key] += b"not json\n"
+@pytest.mark.parametrize("order", [(2, 1, 0), (1, 2, 0), (0, 2, 1)])
+async def test_any_arrival_order_ends_equal_to_the_transform_of_all_bronze(
+    order: tuple[int, ...],
+) -> None:
+    store, full, tables = FakeObjectStore(), _bronze(), Tables()
+    bronze = FakeObjectStore({k: v for k, v in full.objects.items() if k not in KEYS})
+    total = Counts()
+    for step, index in enumerate(order):
+        bronze.objects[KEYS[index]] = full.objects[KEYS[index]]
+        total += (await _promote(f"r{step}", store, bronze, tables)).counts
 
-    outcome = await _promote("r2", store, bronze)
+    assert await _silver(tables) == _silver_of(_expected(full))
+    expected = _expected(full).counts
+    assert total.rows_in == expected.rows_in
+    assert total.rows_dead_letter == expected.rows_dead_letter
+    assert total.rows_inserted == expected.rows_out  # each surviving key inserted once
+    assert total.rows_duplicate + total.rows_updated == expected.rows_duplicate
+    assert len(_rows(await tables.deadletter.read(1))) == expected.rows_dead_letter
 
-    assert outcome.summary["outcome"] == "1 published, 2 unchanged of 3 partitions"
-    dead = [json.loads(x) for x in await _visible(store, PARTITIONS[2], "deadletter")]
-    assert {"reason": "invalid_json", "source": key[7:], "raw": "not json", "run_id": "r2"} in dead
+
+async def test_a_changed_bronze_file_rebuilds_the_agency() -> None:
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    await _promote("r1", store, bronze, tables)
+    bronze.objects[KEYS[2]] += b"not json\n"
+
+    outcome = await _promote("r2", store, bronze, tables, history)
+
+    assert outcome.summary["outcome"].startswith("rebuilt 3 bronze files as fold 2")
+    assert {row.status for row in await history.partitions("r2")} == {"rebuilt"}
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+    dead = (await tables.deadletter.read(1)).to_pylist()
+    assert len(dead) == _expected(bronze).counts.rows_dead_letter
+    assert {"reason": "invalid_json", "raw": "not json", "run_id": "r2"}.items() <= dead[-1].items()
 
 
-async def test_range_limits_what_is_published_but_dedupe_spans_the_whole_agency() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
+async def test_a_vanished_bronze_file_rebuilds_the_agency_without_its_rows() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    await _promote("r1", store, bronze, tables)
+    del bronze.objects[KEYS[1]]
+
+    outcome = await _promote("r2", store, bronze, tables)
+
+    assert outcome.summary["outcome"].startswith("rebuilt 2 bronze files")
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+
+
+async def test_reprocess_rebuilds_even_when_nothing_changed() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    await _promote("r1", store, bronze, tables)
+
+    outcome = await _promote("r2", store, bronze, tables, reprocess=True)
+
+    assert outcome.summary["outcome"].startswith("rebuilt 3 bronze files as fold 2")
+    assert {row["_run_id"] for row in (await tables.silver.read(1)).to_pylist()} == {"r2"}
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+
+
+async def test_a_range_folds_only_new_files_in_range_and_keys_stay_unique() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
     first = parse_agencies(bronze.objects["agencies.csv"])
-    early_key = "bronze/agency_id=1/dt=2024-01-08/part-0.ndjson"
-    [early, *_] = transform_file(early_key, bronze.objects[early_key], first).valid_rows
-    # A later version of an early record, in the last day: out of range, yet it wins.
-    late = orjson.loads(early.silver)
+    [early, *_] = transform_file(KEYS[0], bronze.objects[KEYS[0]], first).valid_rows
     raw = {
         "record_id": early.record_id, "agency_id": 1, "record_type": "incident",
         "occurred_at": 1704700000, "updated_at": "2030-01-01T00:00:00Z", "status": "closed",
         "location": {"lat": "34", "lon": "-118"},
     }  # fmt: skip
     bronze.objects["bronze/agency_id=1/dt=2024-01-10/part-9.ndjson"] = orjson.dumps(raw) + b"\n"
-    history = FakeRunHistory()
 
-    outcome = await _promote(
-        "r1", store, bronze, history, first=dt.date(2024, 1, 8), last=dt.date(2024, 1, 9)
+    first_run = await _promote(
+        "r1", store, bronze, tables, first=dt.date(2024, 1, 8), last=dt.date(2024, 1, 9)
     )
+    rest = await _promote("r2", store, bronze, tables)
 
-    assert outcome.summary["outcome"] == "2 published of 2 partitions"
-    assert not [k for k in store.objects if "dt=2024-01-10" in k]
-    silver = [json.loads(x) for p in PARTITIONS[:2] for x in await _visible(store, p)]
-    assert late["record_id"] not in {row["record_id"] for row in silver}
-    rows = await history.partitions("r1")
-    assert [row.partition for row in rows] == list(PARTITIONS[:2])
-    expected = _expected(bronze).partitions()
-    assert rows[0].counts.rows_out == len(expected[(1, DAYS[0])])
-    assert outcome.counts.rows_in == sum(row.counts.rows_in for row in rows)
+    assert first_run.summary["outcome"].startswith("folded in 2 bronze files")
+    assert rest.summary["outcome"].startswith("folded in 2 bronze files")
+    silver = await _silver(tables)
+    assert len({row["record_id"] for row in silver}) == len(silver)
+    moved = next(row for row in silver if row["record_id"] == early.record_id)
+    assert moved["dt"] == dt.date(2024, 1, 10)
+    assert silver == _silver_of(_expected(bronze))
 
 
 async def test_dry_run_transforms_and_counts_but_writes_and_records_nothing() -> None:
-    store, bronze, history = FakeObjectStore(), _bronze(), FakeRunHistory()
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    tables.silver.dry_run = tables.deadletter.dry_run = True
 
-    outcome = await _promote("r1", store, bronze, history, dry_run=True)
+    outcome = await _promote("r1", store, bronze, tables, history, dry_run=True)
 
     assert store.objects == {}
-    assert history.ledger == []
+    assert await tables.silver.read(1) is None
+    assert await history.partitions("r1") == []
     assert outcome.counts.rows_in == _expected(bronze).counts.rows_in
-    assert outcome.summary["outcome"] == "3 would publish of 3 partitions"
+    assert "dry run: nothing written" in outcome.summary["outcome"]
 
 
-async def test_the_fast_path_sweeps_files_a_crashed_run_left_behind() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
-    await _promote("r1", store, bronze)
-    orphan = f"silver/{PARTITIONS[1]}/part-crashed-0.ndjson"
-    store.objects[orphan] = b"{}\n"
-
-    outcome = await _promote("r2", store, bronze)
-
-    assert orphan not in store.objects
-    assert outcome.summary["leftovers removed"] == 1
-
-
-async def test_a_row_naming_another_agency_is_dead_lettered_not_published_there() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
-    key = "bronze/agency_id=1/dt=2024-01-08/part-0.ndjson"
+async def test_a_row_naming_another_agency_is_dead_lettered_not_merged() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
     record = json.loads(
         bronze.objects["bronze/agency_id=2/dt=2024-01-08/part-0.ndjson"].split(b"\n")[0]
     )
     line = json.dumps(record).encode()
-    bronze.objects[key] += line + b"\n"
+    bronze.objects[KEYS[0]] += line + b"\n"
 
-    await _promote("r1", store, bronze)
+    await _promote("r1", store, bronze, tables)
 
-    assert not [k for k in store.objects if "agency_id=2" in k]
-    dead = [json.loads(x) for x in await _visible(store, PARTITIONS[0], "deadletter")]
-    assert {
-        "reason": "agency_mismatch",
-        "source": key[7:],
-        "raw": line.decode(),
-        "run_id": "r1",
-    } in dead
-
-
-async def test_large_partitions_are_split_into_files_of_at_most_rows_per_file() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
-
-    await _promote("r1", store, bronze, rows_per_file=40)
-
-    files = await PartitionPublisher(store).read_files(PARTITIONS[0])
-    silver = [body for key, body in sorted(files.items()) if key.startswith("silver/")]
-    assert len(silver) > 1
-    assert all(body.count(b"\n") <= 40 for body in silver)
-    assert f"silver/{PARTITIONS[0]}/part-r1-0.ndjson" in files
+    assert await tables.silver.read(2) is None or (await tables.silver.read(2)).num_rows == 0
+    dead = (await tables.deadletter.read(1)).to_pylist()
+    assert any(d["reason"] == "agency_mismatch" and d["raw"] == line.decode() for d in dead)
 
 
 async def test_a_missing_agencies_file_fails_with_a_data_error() -> None:
@@ -276,49 +294,138 @@ async def test_a_missing_agencies_file_fails_with_a_data_error() -> None:
     del bronze.objects["agencies.csv"]
 
     with pytest.raises(DataError, match="agencies.csv"):
-        await _promote("r1", FakeObjectStore(), bronze)
+        await _promote("r1", FakeObjectStore(), bronze, Tables())
 
 
 async def test_an_agency_without_bronze_has_nothing_to_do() -> None:
-    store = FakeObjectStore()
+    store, tables = FakeObjectStore(), Tables()
     bronze = FakeObjectStore({"agencies.csv": _bronze().objects["agencies.csv"]})
 
-    outcome = await _promote("r1", store, bronze)
+    outcome = await _promote("r1", store, bronze, tables)
 
     assert store.objects == {}
+    assert await tables.silver.version(1) == 0
     assert "nothing to do" in outcome.summary["outcome"]
 
 
 async def test_an_unreadable_bronze_file_fails_the_run_before_any_commit() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
-    bronze.fail_on["get"] = ObjectNotFound("bronze/agency_id=1/dt=2024-01-09/part-0.ndjson")
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    bronze.fail_on["get"] = ObjectNotFound(KEYS[1])
 
     with pytest.raises(ObjectNotFound):
-        await _promote("r1", store, bronze)
+        await _promote("r1", store, bronze, tables)
 
-    assert store.objects == {}
-
-
-async def test_a_dry_run_tells_what_would_change() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
-    await _promote("r1", store, bronze)
-    bronze.objects["bronze/agency_id=1/dt=2024-01-10/part-0.ndjson"] += b"not json\n"
-    before = dict(store.objects)
-
-    outcome = await _promote("r2", store, bronze, dry_run=True)
-
-    assert outcome.summary["outcome"] == "1 would publish, 2 would stay unchanged of 3 partitions"
-    assert store.objects == before
+    assert await tables.silver.version(1) == await tables.deadletter.version(1) == 0
 
 
-async def test_a_partition_whose_committed_files_vanished_is_republished() -> None:
-    store, bronze = FakeObjectStore(), _bronze()
-    await _promote("r1", store, bronze)
-    lost = next(k for k in store.objects if k.startswith(f"silver/{PARTITIONS[1]}/"))
-    del store.objects[lost]
+async def test_a_run_that_failed_between_its_two_commits_is_redone_exactly_once() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    tables.silver.fail_on["merge"] = TableError("killed before the silver commit")
+    with pytest.raises(TableError):
+        await _promote("r1", store, bronze, tables)
+    assert await tables.deadletter.version(1) == 1
+    assert await tables.silver.version(1) == 0
+    del tables.silver.fail_on["merge"]
 
-    outcome = await _promote("r2", store, bronze)
+    await _promote("r2", store, bronze, tables)
 
-    assert outcome.summary["outcome"] == "1 published, 2 unchanged of 3 partitions"
-    assert await _visible(store, PARTITIONS[1]) == _expected(bronze).partitions()[(1, DAYS[1])]
-    assert (await _promote("r3", store, bronze)).summary["outcome"].startswith("up to date")
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+    dead = (await tables.deadletter.read(1)).to_pylist()
+    assert len(dead) == _expected(bronze).counts.rows_dead_letter
+    assert {row["run_id"] for row in dead} == {"r2"}
+
+
+async def test_a_missing_ledger_for_a_committed_fold_is_a_clear_data_error() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    await _promote("r1", store, bronze, tables)
+    store.objects.clear()
+
+    with pytest.raises(DataError, match="ledger is missing"):
+        await _promote("r2", store, bronze, tables)
+
+
+async def test_a_rebuild_that_failed_between_its_two_commits_is_finished_by_the_next_run() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    await _promote("r1", store, bronze, tables)
+    tables.silver.fail_on["merge"] = TableError("killed before the silver commit")
+    with pytest.raises(TableError):
+        await _promote("r2", store, bronze, tables, reprocess=True)
+    del tables.silver.fail_on["merge"]
+
+    outcome = await _promote("r3", store, bronze, tables)
+
+    assert outcome.summary["outcome"].startswith("rebuilt 3 bronze files as fold 2")
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+    dead = (await tables.deadletter.read(1)).to_pylist()
+    assert len(dead) == _expected(bronze).counts.rows_dead_letter
+    assert {row["run_id"] for row in dead} == {"r3"}
+
+
+async def test_an_agency_in_the_old_ndjson_layout_is_rebuilt_into_the_tables_and_cleaned_up() -> (
+    None
+):
+    bronze, tables = _bronze(), Tables()
+    old = {
+        "_manifests/agency_id=1/dt=2024-01-08/0000000001.json": b"{}",
+        "silver/agency_id=1/dt=2024-01-08/part-r0-0.ndjson": b'{"record_id": "A001-0"}\n',
+        "deadletter/agency_id=1/dt=2024-01-08/part-r0-0.ndjson": b"{}\n",
+        "_manifests/agency_id=2/dt=2024-01-08/0000000001.json": b"{}",
+    }
+    store = FakeObjectStore(dict(old))
+
+    outcome = await _promote("r1", store, bronze, tables)
+
+    assert outcome.summary["old layout removed"] == "3 files"
+    assert sorted(k for k in store.objects if k in old) == [
+        "_manifests/agency_id=2/dt=2024-01-08/0000000001.json"
+    ]
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+
+
+async def test_a_large_input_is_folded_in_batches_each_its_own_fold_version() -> None:
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+
+    outcome = await _promote("r1", store, bronze, tables, history, fold_bytes=1)
+
+    assert outcome.summary["outcome"].startswith("folded in 3 bronze files as folds 1-3:")
+    assert await tables.silver.version(1) == 3
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+    rows = await history.partitions("r1")
+    assert [row.partition for row in rows] == list(PARTITIONS)
+    assert sum((row.counts for row in rows), start=Counts()) == outcome.counts
+    assert outcome.counts.rows_in == _expected(bronze).counts.rows_in
+    assert outcome.counts.rows_inserted + outcome.counts.rows_updated == outcome.counts.rows_out
+
+
+@attrs.define
+class _SecondMergeFails:
+    """A FakeSilverTable whose second merge raises, as a run killed in its second batch."""
+
+    inner: FakeSilverTable
+    calls: int = 0
+
+    async def version(self, agency_id: int) -> int:
+        return await self.inner.version(agency_id)
+
+    async def read(self, agency_id: int | None = None) -> Any:
+        return await self.inner.read(agency_id)
+
+    async def merge(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            raise TableError("killed during the second batch")
+        return await self.inner.merge(*args, **kwargs)
+
+
+async def test_a_run_cut_short_between_batches_keeps_them_and_the_next_repairs_the_rest() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    cut = Tables(_SecondMergeFails(tables.silver), tables.deadletter)  # type: ignore[arg-type]
+    with pytest.raises(TableError):
+        await _promote("r1", store, bronze, cut, fold_bytes=1)
+    assert await tables.silver.version(1) == 1
+
+    outcome = await _promote("r2", store, bronze, tables)
+
+    assert outcome.summary["outcome"].startswith("rebuilt 3 bronze files")  # fold 2 interrupted
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+    assert len(_rows(await tables.deadletter.read(1))) == _expected(bronze).counts.rows_dead_letter

@@ -1,4 +1,5 @@
-"""Tests of the corrected bronze view, and of promote reading bronze through it."""
+"""Tests of the corrected bronze view, and of promote reading bronze through it (into the real
+Delta tables on a temporary directory)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import datetime as dt
 import gzip
 import json
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from etl_core.adapters.delta_tables import open_tables
+from etl_core.adapters.local_object_store import LocalObjectStore
 from etl_core.errors import ObjectStoreError
 from etl_core.model import RunRecord, RunStatus
 from etl_core.runner import JobOutcome, RunContext
@@ -17,7 +22,6 @@ from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.corrected_bronze import CorrectedBronze, with_corrections
 from data_pipeline.corrections import Correction, corrections_body, line_key
-from data_pipeline.publish import PartitionPublisher
 from data_pipeline.transform import FileResult
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 
@@ -85,7 +89,11 @@ WORKLOAD = WorkloadOptions(records=300, files=4, agencies=2, bad_rate=0.1, dup_r
 
 
 async def _promote(
-    run_id: str, store: FakeObjectStore, bronze: FakeObjectStore, **options: object
+    run_id: str,
+    store: LocalObjectStore,
+    bronze: FakeObjectStore,
+    *,
+    on_file: Callable[[FileResult], None] | None = None,
 ) -> JobOutcome:
     history = FakeRunHistory()
     now = dt.datetime.now(dt.UTC)
@@ -99,12 +107,16 @@ async def _promote(
         history=history,
         log=logging.getLogger("test"),
     )
-    return await promote(ctx, store, bronze, PromoteOptions(agency_id=1, workers=1, **options))  # type: ignore[arg-type]
+    tables = open_tables(str(store.root), store, {}, run_id=run_id)
+    options = PromoteOptions(agency_id=1, workers=1, on_file=on_file)
+    return await promote(ctx, store, bronze, tables, options)
 
 
-async def test_promote_applies_stored_corrections_and_republishes_when_they_change() -> None:
+async def test_promote_applies_stored_corrections_and_rebuilds_when_they_change(
+    tmp_path: Path,
+) -> None:
     bronze = FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
-    store = FakeObjectStore()
+    store = LocalObjectStore(tmp_path, durable=False)
     bronze.objects[KEY] += f"{BAD}\n".encode()
     await _promote("r1", store, bronze)
     fixed = json.dumps({
@@ -113,25 +125,26 @@ async def test_promote_applies_stored_corrections_and_republishes_when_they_chan
         "location": {"lat": "34", "lon": "-118"},
     })  # fmt: skip
     key = "corrections/agency_id=1/000001-r2.ndjson"
-    store.objects[key] = corrections_body([Correction(KEY[7:], line_key(BAD), fixed)], "r2")
+    await store.put(key, corrections_body([Correction(KEY[7:], line_key(BAD), fixed)], "r2"))
 
     outcome = await _promote("r2", store, bronze)
 
-    files = await PartitionPublisher(store).read_files("agency_id=1/dt=2024-01-08")
-    silver = b"".join(body for k, body in files.items() if k.startswith("silver/"))
-    assert b'"record_id":"A001-1"' in silver
-    dead = b"".join(body for k, body in files.items() if k.startswith("deadletter/"))
-    assert b"yesterday" not in dead
-    assert outcome.summary["outcome"] == "1 published, 1 unchanged of 2 partitions"
+    tables = open_tables(str(tmp_path), store, {})
+    silver = (await tables.silver.read(1)).to_pylist()
+    [row] = [row for row in silver if row["record_id"] == "A001-1"]
+    assert (row["_source"], row["_run_id"]) == (KEY[7:], "r2")
+    dead = (await tables.deadletter.read(1)).to_pylist()
+    assert not [d for d in dead if "yesterday" in d["raw"]]
+    assert outcome.summary["outcome"].startswith("rebuilt 2 bronze files as fold 2:")
     again = await _promote("r3", store, bronze)
     assert again.summary["outcome"].startswith("up to date")
 
 
-async def test_promote_shows_every_file_result_to_the_observer() -> None:
+async def test_promote_shows_every_file_result_to_the_observer(tmp_path: Path) -> None:
     bronze = FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
     seen: list[FileResult] = []
 
-    await _promote("r1", FakeObjectStore(), bronze, on_file=seen.append)
+    await _promote("r1", LocalObjectStore(tmp_path, durable=False), bronze, on_file=seen.append)
 
     assert sorted(result.source for result in seen) == [
         "agency_id=1/dt=2024-01-08/part-0.ndjson",

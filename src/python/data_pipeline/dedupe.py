@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import attrs
 from etl_core.model import Counts
@@ -14,6 +15,15 @@ Partition = tuple[int, str]  # (agency_id, dt)
 # record_id -> (updated_us, source, line_no, partition, silver): the order key first, so tuples
 # compare by instant, then source path, then line. Sources and partitions are shared objects.
 _Kept = tuple[int, str, int, Partition, bytes]
+
+
+class Survivor(NamedTuple):
+    """A surviving silver row (JSON) and where it came from."""
+
+    silver: bytes
+    source: str  # bronze key relative to bronze/
+    line: int
+    dt: str
 
 
 @attrs.define
@@ -72,6 +82,11 @@ class Deduper:
             entry = self._kept[record_id]
             grouped.setdefault(entry[3], []).append(entry[4])
         return dict(sorted(grouped.items()))
+
+    def survivors(self) -> Iterator[Survivor]:
+        """Every surviving row with its lineage, in no particular order."""
+        for _, source, line_no, (_, day), silver in self._kept.values():
+            yield Survivor(silver, source, line_no, day)
 
     def __iter__(self) -> Iterator[bytes]:
         """Every surviving silver row, ordered by record_id."""

@@ -52,6 +52,7 @@ def transform_for_agency(
             source=source,
             raw=lines[row.line_no - 1].decode("utf-8", errors="replace"),
             detail=f"{source}:{row.line_no}: {AGENCY_MISMATCH} {row.agency_id}",
+            line=row.line_no,
         )
         for row in moved
     ]

@@ -1,23 +1,26 @@
 """Replay dead-letter rows through the transform; rows that now pass land in silver exactly once.
 
 Corrections are input, and a replay is a bronze -> silver pass of the agency:
-1. Select the agency's current dead-letter rows (those the newest manifests list): all, or those
-   a given run wrote.
+1. Select the agency's current dead-letter rows (the dead-letter table's committed rows of bronze
+   files silver's fold ledger covers): all, or those a given run wrote (replay_select).
 2. Store the supplied corrections that change anything, write-once, under
-   `corrections/agency_id=<id>/`. `promote` reads bronze through them (corrected_bronze) and they
-   are part of the input fingerprint, so every later bronze_to_silver run (fast path,
-   --reprocess, or a run after new bronze) computes from the same corrected input: a replayed row
-   is never undone and never counted twice.
-3. Run `promote` over the agency's whole bronze (its dedupe scope), under the lease a
-   bronze_to_silver run of the agency takes. Partitions whose content changed get a new
-   generation: silver with the rows that now pass (greatest updated_at wins, across partitions),
-   dead-letter without them; the others are restamped with the new input fingerprint.
+   `corrections/agency_id=<id>/`. `promote` reads bronze through them (corrected_bronze), and a
+   corrected file lists with another etag, so the fold ledger sees it changed: every later
+   bronze_to_silver run computes from the same corrected input, and a replayed row is never
+   undone and never counted twice.
+3. Run `promote` under the lease a bronze_to_silver run of the agency takes, over the bronze the
+   ledger covers (new bronze is left to the next bronze_to_silver run, which counts it). The
+   changed etags make it rebuild the agency: silver gets the rows that now pass (greatest
+   updated_at wins, across partitions) with `_run_id` = the replay's run, and the agency's dead
+   letters are replaced by those still failing.
 4. Follow that pass (PromoteOptions.on_file) to account every replayed row as silver, duplicate
    or dead-letter again (with its new reason): rows_in = replayed rows = out + duplicate + dead,
-   recorded per partition.
+   recorded per partition. The verdict of each replayed (source, line) is noted in
+   `_replays/agency_id=<id>/<run_id>.ndjson` (replay_track), named by the run's artifacts and by
+   the ledger rows of the partitions it covers.
 A replay that would change nothing (no new correction, every row fails as before) writes
 nothing. If the transform's verdict changed but its version (fingerprint.TRANSFORM_VERSION) did
-not, the fast path would hide the fix: the replay then republishes the agency (reprocess).
+not, the ledger would see nothing to redo: the replay then rebuilds the agency (reprocess).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from collections.abc import Mapping
 
 import attrs
 from etl_core.errors import ConfigError, RunNotFound
-from etl_core.model import Counts, PartitionRecord
-from etl_core.ports import ObjectStore
+from etl_core.model import Counts, ObjectInfo, PartitionRecord
+from etl_core.ports import ObjectStore, SilverTables
 from etl_core.runner import JobOutcome, RunContext
 
 from data_pipeline.agencies import Agency, parse_agencies
@@ -41,10 +44,12 @@ from data_pipeline.corrections import (
     corrections_body,
     load_corrections,
 )
+from data_pipeline.fingerprint import input_fingerprint
+from data_pipeline.fold_ledger import FoldLedger, load_ledger
 from data_pipeline.layout import BRONZE_PREFIX
 from data_pipeline.leased import agency_lease, run_leased
 from data_pipeline.parallel import transform_for_agency
-from data_pipeline.publish import ConcurrentPublish, PartitionManifest
+from data_pipeline.put_once import put_once
 from data_pipeline.replay_select import (
     DeadRow,
     Group,
@@ -52,8 +57,15 @@ from data_pipeline.replay_select import (
     group_rows,
     resolve_corrections,
 )
-from data_pipeline.replay_track import Tally, Tracker, classify, unchanged_tallies, watching_view
-from data_pipeline.silver_output import DEFAULT_ROWS_PER_FILE
+from data_pipeline.replay_track import (
+    Tally,
+    Tracker,
+    classify,
+    note_body,
+    note_key,
+    unchanged_tallies,
+    watching_view,
+)
 from data_pipeline.validate import ValidRow
 
 UNCHANGED = "unchanged"
@@ -68,12 +80,15 @@ class ReplayOptions:
     corrections: tuple[Correction, ...] = ()
     workers: int | None = None
     in_flight: int | None = None
-    rows_per_file: int = DEFAULT_ROWS_PER_FILE
     agencies_key: str = "agencies.csv"
 
 
 async def replay(
-    ctx: RunContext, store: ObjectStore, bronze: ObjectStore, options: ReplayOptions
+    ctx: RunContext,
+    store: ObjectStore,
+    bronze: ObjectStore,
+    tables: SilverTables,
+    options: ReplayOptions,
 ) -> JobOutcome:
     """Replay under the agency's bronze_to_silver lease. Raises LeaseHeld if another run holds
     it, ConfigError if corrections match no selected row or the source run is unknown."""
@@ -87,9 +102,9 @@ async def replay(
         log=ctx.log,
         leases=ctx.leases,
         lease_name=agency_lease(PROMOTE_JOB, options.agency_id),
-        write=False,  # promote's full-partition rows: the replay records its own
+        write=False,  # promote's whole-agency rows: the replay records its own
     )
-    return await run_leased(inner, lambda: _replay(ctx, inner, store, bronze, options))
+    return await run_leased(inner, lambda: _replay(ctx, inner, store, bronze, tables, options))
 
 
 async def _replay(
@@ -97,14 +112,21 @@ async def _replay(
     inner: CapturingContext,
     store: ObjectStore,
     bronze: ObjectStore,
+    tables: SilverTables,
     options: ReplayOptions,
 ) -> JobOutcome:
+    agency_id = options.agency_id
     with ctx.span("select"):
-        current = await current_dead_letters(store, options.agency_id)
-        rows = [r for r in current.rows if options.source_run in (None, r.run_id)]
+        ledger = await load_ledger(store, agency_id, await tables.silver.version(agency_id))
+        folded = ledger.keys()
+        rows = [
+            r
+            for r in await current_dead_letters(tables, agency_id)
+            if BRONZE_PREFIX + r.source in folded and options.source_run in (None, r.run_id)
+        ]  # rows of files no committed fold covers are an unfinished fold's: the pass drops them
         if options.source_run is not None and not rows:
             await _check_run_known(ctx, options.source_run)
-        stored = await load_corrections(store, options.agency_id)
+        stored = await load_corrections(store, agency_id)
         groups = group_rows(rows, stored)
         resolved = resolve_corrections(options.corrections, groups, stored)
     summary: dict[str, object] = {"selected": _selected(rows, options.source_run)}
@@ -113,64 +135,67 @@ async def _replay(
         stored = stored.merged(resolved.new)
     elif resolved.new:
         saved = stored.next_key(ctx.run_id)
-        if not await store.put_if_absent(saved, corrections_body(resolved.new, ctx.run_id)):
-            raise ConcurrentPublish(f"{saved} was written by another run")
-        stored = await load_corrections(store, options.agency_id)  # what later runs will read
+        await put_once(store, saved, corrections_body(resolved.new, ctx.run_id))
+        stored = await load_corrections(store, agency_id)  # what later runs will read
     summary["corrections"] = _corrections(len(options.corrections), len(resolved.new), saved)
     texts = {
         (g.source, k): stored.replacement(g.source, k) or g.shown for g in groups for k in g.keys
     }
     agencies = parse_agencies(await bronze.get(options.agencies_key), source=options.agencies_key)
-    verdicts = {place: _judge(place, text, agencies, options.agency_id, stored)
+    verdicts = {place: _judge(place, text, agencies, agency_id, stored)
                 for place, text in texts.items()}  # fmt: skip
+    note: str | None = None
     if not groups or not (resolved.new or _changes(groups, texts, verdicts)):
         tallies = unchanged_tallies(groups)
         summary["partitions"] = "nothing written: every selected row fails as it did"
     else:
         record_ids = frozenset(v.record_id for v in verdicts.values() if isinstance(v, ValidRow))
         tallies, outcome = await _pass(
-            inner, store, bronze, stored, groups, texts, record_ids, options
+            inner, store, bronze, tables, stored, groups, record_ids, folded, options
         )
         summary["partitions"] = outcome.summary.get("outcome")
-    total = await _record(ctx, inner, current.manifests, tallies, options.agency_id)
+        if not ctx.dry_run:
+            note = note_key(agency_id, ctx.run_id)
+            await store.put(note, note_body(tallies, ctx.run_id))
+    total = await _record(ctx, inner, _fingerprint(ledger), tallies, agency_id, note)
     summary.update(_outcome(tallies, total))
-    artifacts = [saved] if saved else []
-    artifacts += [k for r in inner.captured for k in r.artifacts if k.startswith("_manifests/")]
-    return JobOutcome(counts=total, artifacts=tuple(artifacts), summary=summary)
+    artifacts = tuple(key for key in (saved, note) if key is not None)
+    return JobOutcome(counts=total, artifacts=artifacts, summary=summary)
 
 
 async def _pass(
     inner: CapturingContext,
     store: ObjectStore,
     bronze: ObjectStore,
+    tables: SilverTables,
     stored: StoredCorrections,
     groups: tuple[Group, ...],
-    texts: Mapping[tuple[str, str], str],
     record_ids: frozenset[str],
+    folded: frozenset[str],
     options: ReplayOptions,
 ) -> tuple[dict[str, Tally], JobOutcome]:
-    """promote through a watching view; once more with reprocess if it took the fast path."""
+    """promote through a watching view of the folded bronze; once more with reprocess if the
+    ledger saw nothing to redo."""
     for reprocess in (False, True):
         inner.captured.clear()
-        tracker = Tracker(watching_view(bronze, stored, groups), record_ids)
+        tracker = Tracker.of(watching_view(bronze, stored, groups, folded), groups, record_ids)
         promote_options = PromoteOptions(
             agency_id=options.agency_id,
             reprocess=reprocess,
             workers=options.workers,
             in_flight=options.in_flight,
-            rows_per_file=options.rows_per_file,
             agencies_key=options.agencies_key,
             on_file=tracker,
         )
-        outcome = await promote(inner, store, tracker.view, promote_options)
+        outcome = await promote(inner, store, tracker.view, tables, promote_options)
         if tracker.files or reprocess:
             break
         inner.log.warning(
-            "the transform now judges replayed rows differently, yet the input fingerprint is "
-            "unchanged (TRANSFORM_VERSION not bumped?): republishing agency %s",
+            "the transform now judges replayed rows differently, yet the agency's input and "
+            "TRANSFORM_VERSION are unchanged (not bumped?): rebuilding agency %s",
             options.agency_id,
         )
-    return classify(groups, tracker, texts), outcome
+    return classify(groups, tracker), outcome
 
 
 def _judge(
@@ -203,31 +228,37 @@ def _changes(
     return False
 
 
+def _fingerprint(ledger: FoldLedger) -> str:
+    """The input fingerprint of what silver's committed fold covers ("" before the first)."""
+    if ledger.agencies is None:
+        return ""
+    agencies = ObjectInfo(ledger.agencies.key, ledger.agencies.size, ledger.agencies.etag)
+    return input_fingerprint(agencies, (ObjectInfo(f.key, f.size, f.etag) for f in ledger.files))
+
+
 async def _record(
     ctx: RunContext,
     inner: CapturingContext,
-    manifests: Mapping[str, PartitionManifest],
+    fingerprint: str,
     tallies: Mapping[str, Tally],
     agency_id: int,
+    note: str | None,
 ) -> Counts:
     """One ledger row per partition the replay touched: its replayed rows' counts, the pass's
-    status, fingerprint and artifacts. Returns the total."""
+    status and fingerprint, and the note if it covers rows of the partition. Returns the total."""
     captured = {record.partition: record for record in inner.captured}
     total = Counts()
     for partition in sorted(set(captured) | set(tallies)):
         tally, record = tallies.get(partition, Tally()), captured.get(partition)
-        manifest = manifests.get(partition)
-        fingerprint = manifest.input_fingerprint if manifest is not None else ""
-        bytes_out = record.counts.bytes_out if record is not None else 0
         row = PartitionRecord(
             run_id=ctx.run_id,
             job=ctx.job,
             partition=partition,
             input_fingerprint=record.input_fingerprint if record is not None else fingerprint,
-            counts=attrs.evolve(tally.counts, bytes_out=bytes_out),
+            counts=tally.counts,
             agency_id=agency_id,
             status=record.status if record is not None else UNCHANGED,
-            artifacts=record.artifacts if record is not None else (),
+            artifacts=(note,) if note is not None and tally.rows else (),
         )
         await ctx.record_partition(row)
         total += row.counts

@@ -1,69 +1,50 @@
-"""What a replay re-runs: an agency's current dead-letter rows, grouped by bronze line, and how
-supplied corrections map onto them."""
+"""What a replay re-runs: an agency's current dead-letter rows (read from the dead-letter table),
+grouped by bronze line text, and how supplied corrections map onto them."""
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import attrs
-import orjson
-from etl_core.errors import ConfigError, DataError
-from etl_core.ports import ObjectStore
+from etl_core.errors import ConfigError
+from etl_core.ports import SilverTables
 
 from data_pipeline.corrections import Correction, StoredCorrections, line_key
-from data_pipeline.layout import DEADLETTER_PREFIX
-from data_pipeline.publish import MANIFESTS, PartitionManifest
+from data_pipeline.layout import partition_path
+
+_COLUMNS = ("dt", "reason", "source", "line", "raw", "run_id")
 
 
 @attrs.frozen
 class DeadRow:
-    """One row of a current dead-letter file."""
+    """One committed row of the dead-letter table."""
 
-    partition: str
+    partition: str  # agency_id=<id>/dt=<day> (the source file's dt)
     reason: str
-    source: str
+    source: str  # relative to bronze/
     raw: str
     run_id: str | None
+    line: int | None = None  # 1-based line in source
 
 
-@attrs.frozen
-class Current:
-    """An agency's current generations: partition -> newest manifest, and their dead letters."""
-
-    manifests: Mapping[str, PartitionManifest]
-    rows: tuple[DeadRow, ...]
-
-
-async def current_dead_letters(store: ObjectStore, agency_id: int) -> Current:
-    """Read every partition's newest manifest and the dead-letter files it lists (nothing else:
-    files no manifest lists are leftovers). Raises DataError for an unreadable row."""
-    newest: dict[str, str] = {}
-    async for info in store.list(f"{MANIFESTS}/agency_id={agency_id}/"):
-        if info.key.endswith(".json"):
-            partition = info.key[len(MANIFESTS) + 1 : info.key.rindex("/")]
-            newest[partition] = max(newest.get(partition, ""), info.key)
-    manifests = {
-        partition: PartitionManifest.from_json(key, await store.get(key))
-        for partition, key in sorted(newest.items())
-    }
-    rows: list[DeadRow] = []
-    for partition, manifest in manifests.items():
-        for key in manifest.files:
-            if key.startswith(DEADLETTER_PREFIX):
-                rows.extend(_rows(partition, key, await store.get(key)))
-    return Current(manifests, tuple(rows))
-
-
-def _rows(partition: str, key: str, body: bytes) -> Iterable[DeadRow]:
-    for line_no, line in enumerate(body.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = orjson.loads(line)
-            yield DeadRow(partition, row["reason"], row["source"], row["raw"], row.get("run_id"))
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise DataError(f"{key}:{line_no}: not a dead-letter row") from None
+async def current_dead_letters(tables: SilverTables, agency_id: int) -> tuple[DeadRow, ...]:
+    """The agency's committed dead-letter rows, by source and line."""
+    table = await tables.deadletter.read(agency_id)
+    if table is None or table.num_rows == 0:
+        return ()
+    rows = [
+        DeadRow(
+            partition_path(agency_id, row["dt"].isoformat()),
+            row["reason"],
+            row["source"],
+            row["raw"] or "",
+            row["run_id"],
+            row["line"],
+        )
+        for row in table.select(list(_COLUMNS)).to_pylist()
+    ]
+    return tuple(sorted(rows, key=lambda row: (row.source, row.line or 0, row.raw)))
 
 
 @attrs.frozen
@@ -74,8 +55,12 @@ class Group:
     source: str
     shown: str  # the raw text the rows show (a correction's text if one was applied)
     reason: str
-    count: int
+    lines: tuple[int | None, ...]  # the rows' lines in source
     keys: tuple[str, ...]  # original-line keys whose lines read as `shown` today
+
+    @property
+    def count(self) -> int:
+        return len(self.lines)
 
 
 def group_rows(rows: Iterable[DeadRow], stored: StoredCorrections) -> tuple[Group, ...]:
@@ -84,11 +69,13 @@ def group_rows(rows: Iterable[DeadRow], stored: StoredCorrections) -> tuple[Grou
     A shown text stands for the original lines a stored correction replaced by it, or else for
     the original line of that very text.
     """
-    counts = collections.Counter((r.partition, r.source, r.raw, r.reason) for r in rows)
+    lines: dict[tuple[str, str, str, str], list[int | None]] = collections.defaultdict(list)
+    for r in rows:
+        lines[(r.partition, r.source, r.raw, r.reason)].append(r.line)
     groups = []
-    for (partition, source, shown, reason), count in counts.items():
+    for (partition, source, shown, reason), at in lines.items():
         keys = stored.replaced_by(source, shown) or (line_key(shown),)
-        groups.append(Group(partition, source, shown, reason, count, keys))
+        groups.append(Group(partition, source, shown, reason, tuple(at), keys))
     return tuple(groups)
 
 

@@ -1,15 +1,23 @@
-"""Tests of replay over fakes: rows land once, replays are idempotent, later runs keep them."""
+"""Tests of replay: rows land once, replays are idempotent, later runs keep them.
+
+Bronze and the run history are fakes; the tables are the real Delta adapters on a temporary
+directory, with the store (corrections, fold ledgers, replay notes) on the same directory.
+"""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from etl_core.adapters.delta_tables import Tables, open_tables
+from etl_core.adapters.local_object_store import LocalObjectStore
 from etl_core.errors import ConfigError, LeaseHeld
 from etl_core.model import Counts, RunRecord, RunStatus
 from etl_core.runner import JobOutcome, RunContext
@@ -21,24 +29,34 @@ from data_pipeline.agencies import parse_agencies
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.corrections import Correction, corrections_body, line_key, load_corrections
 from data_pipeline.dedupe import Deduper
-from data_pipeline.publish import PartitionPublisher
 from data_pipeline.replay import ReplayOptions, replay
 from data_pipeline.replay_select import DeadRow, current_dead_letters
+from data_pipeline.replay_track import note_key
+from data_pipeline.silver_arrow import silver_batch
 from data_pipeline.transform import transform_file
 from data_pipeline.validate import Rejected, validate_line
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 
 # Agency 1: dt 2024-01-08, -09, -10, with dead letters of every kind.
 WORKLOAD = WorkloadOptions(records=600, files=6, agencies=2, bad_rate=0.1, dup_rate=0.2, seed=3)
-PARTITIONS = tuple(f"agency_id=1/dt=2024-01-{d}" for d in ("08", "09", "10"))
+DAYS = (dt.date(2024, 1, 8), dt.date(2024, 1, 9), dt.date(2024, 1, 10))
+PARTITIONS = tuple(f"agency_id=1/dt={day}" for day in DAYS)
 FIXED_AT = "2024-01-08T12:00:00-08:00"
+
+Row = dict[str, Any]
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
         self.bronze = FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
-        self.store = FakeObjectStore()
+        self.root = root / "store"
+        self.store = LocalObjectStore(self.root, durable=False)
         self.history = FakeRunHistory()
+
+    def tables(self, run_id: str = "test", *, dry_run: bool = False) -> Tables:
+        return open_tables(
+            str(self.root), self.store, {}, dry_run=dry_run, run_id=run_id, rows_per_file=40
+        )
 
     async def context(self, run_id: str, job: str, *, dry_run: bool = False) -> RunContext:
         now = dt.datetime.now(dt.UTC)
@@ -58,7 +76,11 @@ class World:
     async def promote(self, run_id: str, **options: Any) -> JobOutcome:
         ctx = await self.context(run_id, "bronze_to_silver")
         return await promote(
-            ctx, self.store, self.bronze, PromoteOptions(agency_id=1, workers=1, **options)
+            ctx,
+            self.store,
+            self.bronze,
+            self.tables(run_id),
+            PromoteOptions(agency_id=1, workers=1, **options),
         )
 
     async def replay(
@@ -73,33 +95,34 @@ class World:
         options = ReplayOptions(
             agency_id=1, source_run=source_run, corrections=tuple(corrections), workers=1
         )
-        return await replay(ctx, self.store, self.bronze, options)
+        tables = self.tables(run_id, dry_run=dry_run)
+        return await replay(ctx, self.store, self.bronze, tables, options)
 
     async def dead(self) -> list[DeadRow]:
-        return list((await current_dead_letters(self.store, 1)).rows)
+        return list(await current_dead_letters(self.tables(), 1))
 
-    async def silver(self) -> dict[str, list[bytes]]:
-        """partition -> its visible silver lines; record_ids unique across the agency."""
-        publisher, seen, views = PartitionPublisher(self.store), set(), {}
-        for partition in PARTITIONS:
-            files = await publisher.read_files(partition)
-            lines = [
-                line
-                for key, body in sorted(files.items())
-                if key.startswith("silver/")
-                for line in body.splitlines()
-            ]
-            for line in lines:
-                record_id = json.loads(line)["record_id"]
-                assert record_id not in seen, f"{record_id} twice in silver"
-                seen.add(record_id)
-            views[partition] = lines
-        return views
+    async def silver_table(self) -> list[Row]:
+        """Silver rows of agency 1 by record_id, lineage included; record_ids unique."""
+        table = await self.tables().silver.read(1)
+        rows = [] if table is None else table.to_pylist()
+        ids = [row["record_id"] for row in rows]
+        assert len(ids) == len(set(ids)), "a record_id twice in silver"
+        return sorted(rows, key=lambda row: str(row["record_id"]))
 
-    def expected(self, fixes: dict[tuple[str, str], str]) -> dict[str, list[bytes]]:
-        """What a clean run over the corrected bronze publishes: (source, raw) -> corrected."""
+    async def silver(self) -> list[Row]:
+        """Silver rows without the run that wrote them."""
+        return [_without_run(row) for row in await self.silver_table()]
+
+    def snapshot(self) -> dict[str, int]:
+        """Every file of the store (tables, ledgers, corrections, notes) -> mtime_ns."""
+        files = self.root.rglob("*") if self.root.exists() else ()
+        return {p.relative_to(self.root).as_posix(): p.stat().st_mtime_ns for p in files}
+
+    def reference(self, fixes: dict[tuple[str, str], str]) -> tuple[Deduper, list[tuple[Any, ...]]]:
+        """A clean run over the corrected bronze ((source, raw) -> corrected): its Deduper and
+        its dead letters as (reason, source, line, raw)."""
         agencies = parse_agencies(self.bronze.objects["agencies.csv"])
-        deduper = Deduper()
+        deduper, dead = Deduper(), []
         for key, body in sorted(self.bronze.objects.items()):
             if key.startswith("bronze/agency_id=1/"):
                 source = key.removeprefix("bronze/")
@@ -107,8 +130,26 @@ class World:
                     fixes.get((source, line.decode()), line.decode()).encode()
                     for line in body.split(b"\n")
                 ]
-                deduper.add(transform_file(key, b"\n".join(lines), agencies))
-        return {f"agency_id=1/dt={day}": rows for (_, day), rows in deduper.partitions().items()}
+                result = transform_file(key, b"\n".join(lines), agencies)
+                deduper.add(result)
+                dead += [(d.reason, d.source, d.line, d.raw) for d in result.dead_letters]
+        return deduper, sorted(dead)
+
+    def expected(self, fixes: dict[tuple[str, str], str]) -> list[Row]:
+        """The silver rows a clean run over the corrected bronze commits."""
+        survivors = list(self.reference(fixes)[0].survivors())
+        batch = silver_batch(
+            [s.silver for s in survivors],
+            [s.source for s in survivors],
+            [s.line for s in survivors],
+            "",
+        )
+        rows = [_without_run(row) for row in batch.to_pylist()]
+        return sorted(rows, key=lambda row: str(row["record_id"]))
+
+
+def _without_run(row: Row) -> Row:
+    return {name: value for name, value in row.items() if name != "_run_id"}
 
 
 def fix(row: DeadRow, **changes: Any) -> Correction:
@@ -145,8 +186,8 @@ def applied(
 
 
 @pytest.fixture()
-async def world() -> World:
-    world = World()
+async def world(tmp_path: Path) -> World:
+    world = World(tmp_path)
     await world.promote("r1")
     return world
 
@@ -164,8 +205,8 @@ async def test_corrected_rows_land_in_silver_exactly_once_and_leave_dead_letter(
     after = await world.dead()
     fixed = {(c.source, c.raw_sha256) for c in corrections}
     remaining = [r for r in before if (r.source, line_key(r.raw)) not in fixed]
-    assert sorted((r.source, r.raw, r.reason) for r in after) == sorted(
-        (r.source, r.raw, r.reason) for r in remaining
+    assert sorted((r.source, r.line, r.raw, r.reason) for r in after) == sorted(
+        (r.source, r.line, r.raw, r.reason) for r in remaining
     )
     counts = outcome.counts
     assert (counts.rows_in, counts.rows_dead_letter) == (len(before), len(after))
@@ -179,31 +220,59 @@ async def test_corrected_rows_land_in_silver_exactly_once_and_leave_dead_letter(
     assert stored.keys == ("corrections/agency_id=1/000001-r2.ndjson",)
 
 
-async def test_every_generation_stays_balanced_and_counts_the_same_input(world: World) -> None:
-    corrections = fixable(await world.dead())
+async def test_the_tables_equal_a_clean_run_over_the_corrected_input_and_reconcile(
+    world: World,
+) -> None:
+    before = await world.dead()
+    corrections = fixable(before)
 
     await world.replay("r2", corrections)
 
-    rows_in = 0
-    for partition in PARTITIONS:
-        manifest = await PartitionPublisher(world.store).current(partition)
-        assert manifest is not None
-        assert manifest.counts.balanced
-        rows_in += manifest.counts.rows_in
-    assert rows_in == 300
+    deduper, dead = world.reference(applied(corrections, before))
+    silver = await world.silver()
+    after = sorted((r.reason, r.source, r.line, r.raw) for r in await world.dead())
+    assert after == dead
+    assert len(silver) + deduper.counts.rows_duplicate + len(after) == 300
+    assert deduper.counts.balanced
+
+
+async def test_replayed_rows_carry_the_replays_run_and_its_note_names_each_line(
+    world: World,
+) -> None:
+    before = await world.dead()
+    corrections = fixable(before)
+
+    outcome = await world.replay("r2", corrections)
+
+    key = note_key(1, "r2")
+    assert key in outcome.artifacts
+    noted = [orjson.loads(line) for line in (await world.store.get(key)).splitlines()]
+    assert len(noted) == len(before)
+    assert {(n["source"], n["line"]) for n in noted} == {(r.source, r.line) for r in before}
+    silver = {(row["_source"], row["_line"]): row for row in await world.silver_table()}
+    landed = [n for n in noted if n["outcome"] == "silver"]
+    assert len(landed) == outcome.counts.rows_out > 0
+    for n in landed:
+        row = silver[(n["source"], n["line"])]
+        assert (row["record_id"], row["_run_id"], n["run_id"]) == (n["record_id"], "r2", "r2")
+    assert all(n["outcome"] != "dead_letter" or n["reason"] for n in noted)
+    with_rows = {n["partition"] for n in noted}
+    for record in await world.history.partitions("r2"):
+        assert record.artifacts == ((key,) if record.partition in with_rows else ())
 
 
 async def test_a_second_replay_of_the_same_rows_writes_nothing(world: World) -> None:
     corrections = fixable(await world.dead())
     await world.replay("r2", corrections)
-    before = dict(world.store.objects)
+    before = world.snapshot()
 
     outcome = await world.replay("r3", corrections)
 
-    assert world.store.objects == before
+    assert world.snapshot() == before
     assert outcome.summary["partitions"] == "nothing written: every selected row fails as it did"
     assert outcome.summary["corrections"].endswith("nothing new to store")
     assert outcome.counts.rows_in == outcome.counts.rows_dead_letter == len(await world.dead())
+    assert outcome.artifacts == ()
 
 
 async def test_later_bronze_to_silver_runs_neither_undo_nor_duplicate_replayed_rows(
@@ -212,15 +281,18 @@ async def test_later_bronze_to_silver_runs_neither_undo_nor_duplicate_replayed_r
     before = await world.dead()
     corrections = fixable(before)
     await world.replay("r2", corrections)
-    replayed = await world.silver()
-    objects = dict(world.store.objects)
+    replayed, dead = await world.silver(), await world.dead()
+    files = world.snapshot()
 
     fast = await world.promote("r3")
     assert fast.summary["outcome"].startswith("up to date")
-    assert world.store.objects == objects
+    assert world.snapshot() == files
 
     await world.promote("r4", reprocess=True)
     assert await world.silver() == replayed
+    assert [(r.source, r.line, r.raw) for r in await world.dead()] == [
+        (r.source, r.line, r.raw) for r in dead
+    ]
 
     extra = b'{"record_id": "A001-99999999", "agency_id": 1, "record_type": "incident", '
     extra += b'"occurred_at": 1704740000, "updated_at": "2024-01-09T00:00:00Z", '
@@ -228,8 +300,26 @@ async def test_later_bronze_to_silver_runs_neither_undo_nor_duplicate_replayed_r
     world.bronze.objects["bronze/agency_id=1/dt=2024-01-09/part-7.ndjson"] = extra
     outcome = await world.promote("r5")
     assert await world.silver() == world.expected(applied(corrections, before))
-    assert outcome.counts.rows_in == 301
+    assert (outcome.counts.rows_in, outcome.counts.rows_out) == (1, 1)
     assert outcome.counts.balanced
+
+
+async def test_a_replay_leaves_bronze_no_run_folded_in_to_the_next_bronze_to_silver_run(
+    world: World,
+) -> None:
+    before = await world.dead()
+    corrections = fixable(before)
+    extra = b'{"record_id": "A001-99999999", "agency_id": 1, "record_type": "incident", '
+    extra += b'"occurred_at": 1704740000, "updated_at": "2024-01-09T00:00:00Z", '
+    extra += b'"status": "open", "location": {"lat": "34", "lon": "-118"}}\n'
+    world.bronze.objects["bronze/agency_id=1/dt=2024-01-09/part-7.ndjson"] = extra
+
+    await world.replay("r2", corrections)
+
+    assert "A001-99999999" not in {row["record_id"] for row in await world.silver()}
+    later = await world.promote("r3")
+    assert (later.counts.rows_in, later.counts.rows_out) == (1, 1)
+    assert await world.silver() == world.expected(applied(corrections, before))
 
 
 async def test_rows_still_failing_stay_with_their_new_reason_and_text(world: World) -> None:
@@ -239,7 +329,7 @@ async def test_rows_still_failing_stay_with_their_new_reason_and_text(world: Wor
 
     await world.replay("r2", [still_bad])
     [shown] = [r for r in await world.dead() if r.raw == still_bad.corrected]
-    assert (shown.reason, shown.run_id) == ("lat_out_of_range", "r2")
+    assert (shown.reason, shown.run_id, shown.line) == ("lat_out_of_range", "r2", row.line)
     second = await world.replay("r3", [Correction(row.source, line_key(still_bad.corrected),
                                                   half.corrected)])  # fmt: skip
 
@@ -263,45 +353,46 @@ async def test_source_run_selects_only_the_rows_that_run_wrote(world: World) -> 
 async def test_corrections_that_match_no_selected_row_are_refused_and_nothing_is_written(
     world: World,
 ) -> None:
-    before = dict(world.store.objects)
+    before = world.snapshot()
     line = world.bronze.objects["bronze/agency_id=1/dt=2024-01-08/part-0.ndjson"].split(b"\n")[0]
     valid = Correction("agency_id=1/dt=2024-01-08/part-0.ndjson", line_key(line.decode()), "{}")
 
     with pytest.raises(ConfigError, match="1 correction"):
         await world.replay("r2", [valid])
 
-    assert world.store.objects == before
+    assert world.snapshot() == before
 
 
-async def test_a_replay_of_an_agency_never_published_has_nothing_to_do() -> None:
-    world = World()
+async def test_a_replay_of_an_agency_never_published_has_nothing_to_do(tmp_path: Path) -> None:
+    world = World(tmp_path)
 
     outcome = await world.replay("r1", [])
 
     assert outcome.counts == Counts()
-    assert world.store.objects == {}
+    assert world.snapshot() == {}
 
 
 async def test_a_dry_run_replay_reports_counts_and_writes_nothing(world: World) -> None:
-    before, ledger = dict(world.store.objects), list(world.history.ledger)
+    before, ledger = world.snapshot(), list(world.history.ledger)
     corrections = fixable(await world.dead())
 
     outcome = await world.replay("r2", corrections, dry_run=True)
 
-    assert world.store.objects == before
+    assert world.snapshot() == before
     assert world.history.ledger == ledger
     assert outcome.counts.rows_out + outcome.counts.rows_duplicate == len(corrections)
+    assert outcome.artifacts == ()
 
 
 async def test_a_held_lease_refuses_the_replay(world: World) -> None:
     lease = "bronze_to_silver/agency=1"
     await world.history.acquire(lease, "someone-else", dt.timedelta(minutes=5))
-    before = dict(world.store.objects)
+    before = world.snapshot()
 
     with pytest.raises(LeaseHeld):
         await world.replay("r2", fixable(await world.dead()))
 
-    assert world.store.objects == before
+    assert world.snapshot() == before
 
 
 def _record_line(record_id: str, updated_at: str, lat: str) -> bytes:
@@ -312,53 +403,51 @@ def _record_line(record_id: str, updated_at: str, lat: str) -> bytes:
     })  # fmt: skip
 
 
+def _per_day(rows: Iterable[Row]) -> collections.Counter[dt.date]:
+    return collections.Counter(row["dt"] for row in rows)
+
+
 @pytest.mark.parametrize(
     ("updated_at", "out", "duplicate"),
     [("2030-01-01T00:00:00Z", 1, 0), ("2000-01-01T00:00:00Z", 0, 1)],
 )
 async def test_a_replayed_version_of_a_record_in_another_partition_follows_the_dedupe_rule(
-    updated_at: str, out: int, duplicate: int
+    tmp_path: Path, updated_at: str, out: int, duplicate: int
 ) -> None:
-    world = World()
-    record_id = json.loads(world.expected({})[PARTITIONS[0]][0])["record_id"]
+    world = World(tmp_path)
+    record_id = next(r["record_id"] for r in world.expected({}) if r["dt"] == DAYS[0])
     late = "bronze/agency_id=1/dt=2024-01-10/part-0.ndjson"
     bad = _record_line(record_id, updated_at, "95")
     world.bronze.objects[late] += bad + b"\n"
     await world.promote("r1")
     [row] = [r for r in await world.dead() if r.raw == bad.decode()]
-    publisher = PartitionPublisher(world.store)
-    old = await publisher.current(PARTITIONS[0])
+    old = _per_day(await world.silver())
 
     outcome = await world.replay("r2", [fix(row, lat="45")])
 
     counts = outcome.counts
     assert (counts.rows_out, counts.rows_duplicate) == (out, duplicate)
     silver = await world.silver()
-    where = [p for p, lines in silver.items() for x in lines if record_id in x.decode()]
-    assert where == [PARTITIONS[2] if out else PARTITIONS[0]]
-    new = await publisher.current(PARTITIONS[0])
-    assert old is not None
-    assert new is not None
-    # The displaced survivor is now a duplicate of its partition; its input is unchanged.
-    assert new.counts.rows_out == old.counts.rows_out - out
-    assert new.counts.rows_duplicate == old.counts.rows_duplicate + out
-    assert new.counts.balanced
-    assert await world.silver() == world.expected(
-        {(row.source, row.raw): fix(row, lat="45").corrected}
-    )
+    [where] = [r["dt"] for r in silver if r["record_id"] == record_id]
+    assert where == (DAYS[2] if out else DAYS[0])
+    # The displaced survivor leaves its partition; the replayed version lands in its own.
+    new = _per_day(silver)
+    assert (new[DAYS[0]], new[DAYS[2]]) == (old[DAYS[0]] - out, old[DAYS[2]] + out)
+    assert silver == world.expected({(row.source, row.raw): fix(row, lat="45").corrected})
 
 
 @pytest.mark.parametrize(("position", "won"), [("after", True), ("before", False)])
 async def test_a_corrected_copy_of_a_valid_line_is_ranked_by_the_dedupe_order(
-    position: str, won: bool
+    tmp_path: Path, position: str, won: bool
 ) -> None:
-    world = World()
+    world = World(tmp_path)
     key = "bronze/agency_id=1/dt=2024-01-09/part-0.ndjson"
     lines = world.bronze.objects[key].split(b"\n")
-    survivors = set(world.expected({})[PARTITIONS[1]])
+    survivors = {(s.source, s.line) for s in world.reference({})[0].survivors()}
     agencies = parse_agencies(world.bronze.objects["agencies.csv"])
     result = transform_file(key, world.bronze.objects[key], agencies)
-    good = lines[next(r.line_no for r in result.valid_rows if r.silver in survivors) - 1]
+    source = key.removeprefix("bronze/")
+    good = lines[next(r.line_no for r in result.valid_rows if (source, r.line_no) in survivors) - 1]
     record = json.loads(good)
     record["location"]["lat"] = "123"
     bad = json.dumps(record).encode()
@@ -373,10 +462,10 @@ async def test_a_corrected_copy_of_a_valid_line_is_ranked_by_the_dedupe_order(
     assert await world.silver() == world.expected({(row.source, row.raw): good.decode()})
 
 
-async def test_a_transform_fix_without_a_version_bump_republishes_the_agency(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_a_transform_fix_without_a_version_bump_rebuilds_the_agency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world = World()
+    world = World(tmp_path)
     validate = validate_line
 
     def strict(line: bytes, *args: Any) -> Any:
@@ -405,8 +494,8 @@ async def test_a_replay_cut_short_after_storing_its_corrections_is_finished_by_t
     before = await world.dead()
     corrections = fixable(before)
     # What a replay killed between storing the corrections and publishing leaves behind.
-    world.store.objects["corrections/agency_id=1/000001-killed.ndjson"] = corrections_body(
-        corrections, "killed"
+    await world.store.put(
+        "corrections/agency_id=1/000001-killed.ndjson", corrections_body(corrections, "killed")
     )
 
     outcome = await world.replay("r2", corrections)

@@ -84,4 +84,4 @@ def _dead_letter(source: str, line_no: int, line: bytes, rejected: Rejected) -> 
     if rejected.value:
         detail += f" {rejected.value[:200]}"
     raw = line.decode("utf-8", errors="replace")
-    return DeadLetter(reason=rejected.reason, source=source, raw=raw, detail=detail)
+    return DeadLetter(reason=rejected.reason, source=source, raw=raw, detail=detail, line=line_no)

@@ -54,6 +54,16 @@ class ObjectNotFound(ObjectStoreError):
         super().__init__(f"object not found: {key}")
 
 
+class TableError(EtlError):
+    """A silver or dead-letter table could not be read or committed."""
+
+
+class TableConflict(TableError, TemporaryFailure):
+    """A concurrent commit to the same agency's partitions won; the run can be retried."""
+
+    exit_code = ExitCode.TEMPORARY
+
+
 class RunHistoryError(EtlError):
     """The run history could not be read or written."""
 

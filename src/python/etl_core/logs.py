@@ -187,5 +187,9 @@ def print_summary(header: str, counts: Counts, fields: Mapping[str, object]) -> 
         f"duplicate {counts.rows_duplicate:,}  dead-letter {counts.rows_dead_letter:,}",
         f"  bytes: in {counts.bytes_in:,}  out {counts.bytes_out:,}",
     ]
+    if counts.rows_inserted or counts.rows_updated:  # only runs that merged into silver
+        lines.append(
+            f"  silver: inserted {counts.rows_inserted:,}  updated {counts.rows_updated:,}"
+        )
     lines.extend(f"  {key}: {value}" for key, value in fields.items() if value is not None)
     print("\n".join(lines), flush=True)

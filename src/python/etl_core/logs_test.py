@@ -132,3 +132,13 @@ def test_summary_lists_counts_and_set_fields(capsys: pytest.CaptureFixture[str])
         "  bytes: in 0  out 0",
         "  a: 1",
     ]
+
+
+def test_summary_shows_what_a_run_did_to_silver(capsys: pytest.CaptureFixture[str]) -> None:
+    counts = Counts(rows_in=5, rows_out=5, rows_inserted=3_000, rows_updated=1)
+    logs.print_summary("bronze_to_silver run r succeeded", counts, {})
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  rows: in 5  out 5  duplicate 0  dead-letter 0",
+        "  bytes: in 0  out 0",
+        "  silver: inserted 3,000  updated 1",
+    ]

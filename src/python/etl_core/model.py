@@ -21,7 +21,12 @@ class RunStatus(str, enum.Enum):
 
 @attrs.frozen
 class Counts:
-    """Row accounting; audit invariant: rows_in == rows_out + rows_duplicate + rows_dead_letter."""
+    """Row accounting; audit invariant: rows_in == rows_out + rows_duplicate + rows_dead_letter.
+
+    rows_inserted and rows_updated say what a run did to the silver table (keys new to silver,
+    newer versions that replaced a stored row). They describe the merge, not the input, so they
+    stay outside the invariant: a rows_out row that is older than the stored one is in neither.
+    """
 
     rows_in: int = 0
     rows_out: int = 0
@@ -29,6 +34,8 @@ class Counts:
     rows_dead_letter: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
@@ -38,6 +45,8 @@ class Counts:
             rows_dead_letter=self.rows_dead_letter + other.rows_dead_letter,
             bytes_in=self.bytes_in + other.bytes_in,
             bytes_out=self.bytes_out + other.bytes_out,
+            rows_inserted=self.rows_inserted + other.rows_inserted,
+            rows_updated=self.rows_updated + other.rows_updated,
         )
 
     @property
@@ -123,3 +132,65 @@ class DeadLetter:
     raw: str
     run_id: str | None = None
     detail: str | None = None
+    line: int | None = None  # 1-based line in source, where the row came from a file
+
+
+@attrs.frozen
+class MergeOutcome:
+    """What one silver merge did, per dt of the incoming rows (the merge's own metrics)."""
+
+    inserted: Mapping[dt.date, int] = attrs.field(factory=dict)  # keys new to silver
+    updated: Mapping[dt.date, int] = attrs.field(factory=dict)  # newer versions that replaced one
+    older: Mapping[dt.date, int] = attrs.field(factory=dict)  # older or equal: changed nothing
+    files_added: int = 0
+    files_removed: int = 0
+    rows_rewritten: int = 0  # stored rows copied into new files because their file changed
+    bytes_written: int = 0
+
+    def total(self, column: Mapping[dt.date, int]) -> int:
+        return sum(column.values())
+
+
+@attrs.frozen
+class TableFile:
+    """One data file of a table: its path relative to the table root, and its size in bytes."""
+
+    path: str
+    size: int
+
+
+@attrs.frozen
+class TablePartition:
+    """One (agency_id, dt) partition of a table and its data files."""
+
+    agency_id: int
+    day: dt.date
+    files: tuple[TableFile, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(file.size for file in self.files)
+
+
+@attrs.frozen
+class TableLayout:
+    """A table's data files by partition, as of one version."""
+
+    version: int
+    partitions: tuple[TablePartition, ...]
+
+    def agencies(self) -> tuple[int, ...]:
+        return tuple(sorted({p.agency_id for p in self.partitions}))
+
+    def of_agency(self, agency_id: int) -> tuple[TablePartition, ...]:
+        return tuple(p for p in self.partitions if p.agency_id == agency_id)
+
+
+@attrs.frozen
+class Compaction:
+    """What one compaction commit did to an agency's files (nothing added or removed: no commit)."""
+
+    added: tuple[TableFile, ...] = ()
+    removed: tuple[TableFile, ...] = ()
+    version: int | None = None  # a table version that shows the result; None: nothing committed
+    attempts: int = 0  # > 1: concurrent commits won and the rewrite was redone on a new snapshot

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from etl_core.model import Counts, ObjectInfo, PartitionRecord, RunRecord, RunStatus, SourceBatch
+from etl_core.model import (
+    Compaction,
+    Counts,
+    MergeOutcome,
+    ObjectInfo,
+    PartitionRecord,
+    RunRecord,
+    RunStatus,
+    SourceBatch,
+    TableLayout,
+)
+
+ArrowTable = Any
+"""A pyarrow.Table. The core does not import pyarrow; adapters and business logic do."""
 
 
 @runtime_checkable
@@ -117,4 +130,103 @@ class LeaseStore(Protocol):
 
     async def release(self, name: str, owner: str) -> None:
         """Give up the lease if owner holds it; idempotent."""
+        ...
+
+
+@runtime_checkable
+class SilverTable(Protocol):
+    """The silver table of every agency (WORKLOAD.md "Tables"), keyed by (agency_id, record_id).
+
+    Each agency's commits carry a fold version, an idempotency marker stored in the same commit as
+    the rows: a crashed run's re-run compares it with the version it is about to write.
+    """
+
+    async def version(self, agency_id: int) -> int:
+        """The agency's last committed fold version; 0 before its first commit."""
+        ...
+
+    async def merge(
+        self, agency_id: int, version: int, rows: ArrowTable, *, replace: bool = False
+    ) -> MergeOutcome:
+        """Commit rows (silver schema, unique record_ids, all of agency_id) as fold `version`, in
+        one atomic commit that touches only the agency's partitions. A row replaces the stored row
+        of its key when it is newer by (updated_at, _source, _line) and then moves to its own dt;
+        otherwise it changes nothing and counts as older. With replace, the agency's rows are
+        exactly `rows` afterwards. Raises TableError; TableConflict (retryable) when a concurrent
+        commit of the same agency won."""
+        ...
+
+    async def read(self, agency_id: int | None = None) -> ArrowTable | None:
+        """The committed rows of one agency (or all), as a pyarrow.Table; None if no table yet."""
+        ...
+
+
+@runtime_checkable
+class DeadLetterTable(Protocol):
+    """The dead-letter table of every agency, partitioned like silver by the source file's dt."""
+
+    async def version(self, agency_id: int) -> int:
+        """The agency's last committed fold version here; 0 before its first commit."""
+        ...
+
+    async def write(
+        self, agency_id: int, version: int, rows: ArrowTable, *, replace: bool = False
+    ) -> int:
+        """Commit rows as fold `version` of the agency, replacing rows an earlier attempt at the
+        same version wrote (so a re-run after a crash never duplicates them); with replace, every
+        row of the agency. Returns the rows written. Raises TableError/TableConflict."""
+        ...
+
+    async def read(self, agency_id: int | None = None) -> ArrowTable | None:
+        """The committed rows of one agency (or all); None if no table yet."""
+        ...
+
+
+class SilverTables(Protocol):
+    """The two tables a bronze -> silver run commits to, opened together for one store."""
+
+    @property
+    def silver(self) -> SilverTable:
+        """Silver rows."""
+        ...
+
+    @property
+    def deadletter(self) -> DeadLetterTable:
+        """Dead-letter rows."""
+        ...
+
+
+@runtime_checkable
+class TableMaintenance(Protocol):
+    """Housekeeping of one table of every agency (silver or dead letters): compaction, log
+    checkpoints and vacuum. None of it changes the rows a reader of any version sees."""
+
+    async def layout(self, agency_id: int | None = None) -> TableLayout | None:
+        """The newest version's data files by (agency_id, dt) partition, of one agency or all;
+        None if no table yet. Raises TableError."""
+        ...
+
+    async def fold_version(self, agency_id: int) -> int:
+        """The agency's last committed fold version in this table; 0 before its first commit."""
+        ...
+
+    async def compact(
+        self, agency_id: int, days: Sequence[dt.date], *, target_size: int, sort_by: str | None
+    ) -> Compaction:
+        """Rewrite the agency's files of the dt partitions `days` as files of about target_size
+        bytes, in one commit that changes no row. With sort_by every file of those partitions is
+        rewritten, ordered by that column (z-order); without, only files smaller than target_size
+        are combined. Redone on a new snapshot when a concurrent commit wins, a few times, then
+        raises TableConflict (retryable). Raises TableError."""
+        ...
+
+    async def checkpoint(self) -> int:
+        """Write a checkpoint of the newest version and delete log entries older than the log
+        retention; returns that version. Idempotent. Raises TableError."""
+        ...
+
+    async def vacuum(self, retention_hours: int, *, full: bool, dry_run: bool) -> tuple[str, ...]:
+        """Delete data files removed from the table more than retention_hours ago (with full, also
+        files no commit references, by age); returns their paths relative to the table root,
+        sorted. With dry_run only lists them. Idempotent. Raises TableError."""
         ...

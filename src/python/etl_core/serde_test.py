@@ -45,7 +45,15 @@ def test_run_record_round_trips_through_json() -> None:
         finished_at=dt.datetime(2024, 1, 8, 12, 1, 30, 500, tzinfo=UTC),
         agency_id=10,
         parameters={"records": 1000, "nested": {"a": [1, 2]}},
-        counts=Counts(rows_in=10, rows_out=8, rows_duplicate=1, rows_dead_letter=1, bytes_out=99),
+        counts=Counts(
+            rows_in=10,
+            rows_out=8,
+            rows_duplicate=1,
+            rows_dead_letter=1,
+            bytes_out=99,
+            rows_inserted=5,
+            rows_updated=2,
+        ),
         artifacts=("manifest.json", "bronze/x"),
         trace_id="ab" * 16,
     )

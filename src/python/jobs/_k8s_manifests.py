@@ -1,4 +1,5 @@
-"""Kubernetes batch/v1 Job manifests for one job over many agencies (see jobs._k8s_render)."""
+"""Kubernetes batch/v1 Job and CronJob manifests for one job over many agencies (see
+jobs._k8s_render)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ API_VERSION = "batch/v1"
 LABEL_PREFIX = "etl-platform"
 UID = 65534  # nobody: the images run as 65534:65534
 MAX_NAME = 63  # Job names end up in the job-name label: a DNS-1123 label, <= 63 characters
+# The CronJob controller names each Job <cronjob>-<minutes since the epoch> (11 more characters).
+MAX_CRON_NAME = 52
 RESERVED_ENV = frozenset(
     {"ETL_AGENCY_ID", "ETL_AGENCY_IDS", "ETL_RUN_ID", "ETL_PARENT_RUN_ID", "JOB_COMPLETION_INDEX"}
 )
@@ -85,6 +88,8 @@ class Spec:
     secret_env: Mapping[str, tuple[str, str]] = attrs.field(factory=dict)
     labels: Mapping[str, str] = attrs.field(factory=dict)
     extra_args: tuple[str, ...] = ()
+    schedule: str | None = None  # cron syntax: one CronJob running the Job(s) described above
+    time_zone: str = "Etc/UTC"
 
 
 def _labels(spec: Spec, agency: int | None) -> dict[str, str]:
@@ -198,7 +203,9 @@ def _base_args(spec: Spec) -> list[str]:
 
 
 def render(spec: Spec) -> list[dict[str, Any]]:
-    """The Job manifests for spec, in agency order (plain dicts, ready for YAML)."""
+    """The Job manifests for spec, in agency order, or its one CronJob (plain dicts for YAML)."""
+    if spec.schedule is not None:
+        return [_cron_job(spec)]
     if spec.mode == "indexed":
         return [_indexed_job(spec)]
     manifests = []
@@ -206,22 +213,69 @@ def render(spec: Spec) -> list[dict[str, Any]]:
         # The agency is hashed too: names stay unique even if a cut drops the "a<id>" part.
         unique = f"{spec.run_id}/{agency}"
         name = resource_name(spec.name_prefix, spec.job, f"a{agency}", unique=unique)
-        labels = _labels(spec, agency)
-        args = [*_base_args(spec), "--agency-id", str(agency), *spec.extra_args]
-        container = _container(spec, args, _env(spec, None))
-        job_spec = {
-            "backoffLimit": spec.backoff_limit,
-            **_common_job_spec(spec, _pod_template(spec, labels, container), indexed=False),
-        }
-        manifests.append(_job(spec, name, labels, job_spec))
+        manifests.append(_plain_job(spec, name, agency))
     return manifests
 
 
-def _indexed_job(spec: Spec) -> dict[str, Any]:
+def _plain_job(spec: Spec, name: str, agency: int | None) -> dict[str, Any]:
+    """One pod's Job, given `--agency-id <agency>` (none: the job covers its agencies itself)."""
+    labels = _labels(spec, agency)
+    agency_args = [] if agency is None else ["--agency-id", str(agency)]
+    args = [*_base_args(spec), *agency_args, *spec.extra_args]
+    container = _container(spec, args, _env(spec, None))
+    job_spec = {
+        "backoffLimit": spec.backoff_limit,
+        **_common_job_spec(spec, _pod_template(spec, labels, container), indexed=False),
+    }
+    return _job(spec, name, labels, job_spec)
+
+
+def _cron_job(spec: Spec) -> dict[str, Any]:
+    """A CronJob whose Job is the one render would give for spec: one pod with no agency, one
+    pod with --agency-id (one agency), or the Indexed Job (several). Its name is stable, not
+    derived from the run id, so applying a new rollout updates it instead of adding another."""
+    indexed = spec.mode == "indexed"
+    parts = [spec.name_prefix, spec.job]
+    if len(spec.agencies) == 1 and not indexed:
+        parts.append(f"a{spec.agencies[0]}")
+    room = MAX_CRON_NAME
+    if indexed:  # pods are named <job>-<index>: keep that a DNS label too
+        room -= len(str(len(spec.agencies) - 1)) + 1
+    name = slug("-".join(parts))
+    if len(name) > room or not is_dns_label(name):
+        unique = "/".join(map(str, [*parts, *spec.agencies]))
+        name = resource_name(*parts, unique=unique, max_len=room)
+    if indexed:
+        job = _indexed_job(spec, name)
+    else:
+        job = _plain_job(spec, name, spec.agencies[0] if spec.agencies else None)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "CronJob",
+        "metadata": job["metadata"],
+        "spec": {
+            "schedule": spec.schedule,
+            "timeZone": spec.time_zone,
+            # Never two at once (the second would only find the tables' lease held and exit 75).
+            "concurrencyPolicy": "Forbid",
+            # A start missed by more than this (controller down) is skipped, not run late.
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": job["metadata"]["labels"]},
+                "spec": job["spec"],
+            },
+        },
+    }
+
+
+def _indexed_job(spec: Spec, name: str | None = None) -> dict[str, Any]:
     completions = len(spec.agencies)
     # Pods of an Indexed Job get the hostname <name>-<index>, itself a DNS label.
     room = MAX_NAME - len(str(completions - 1)) - 1
-    name = resource_name(spec.name_prefix, spec.job, unique=spec.run_id, max_len=room)
+    if name is None:
+        name = resource_name(spec.name_prefix, spec.job, unique=spec.run_id, max_len=room)
     labels = _labels(spec, None)
     args = [*_base_args(spec), *spec.extra_args]
     container = _container(spec, args, _env(spec, spec.agencies))

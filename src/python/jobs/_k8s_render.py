@@ -7,6 +7,12 @@ Two shapes (`--mode`):
   `JOB_COMPLETION_INDEX` in each pod and the job settings resolve the agency as
   `ETL_AGENCY_IDS[JOB_COMPLETION_INDEX]` (so no ConfigMap and no shell are needed).
 
+`--schedule "0 3 * * *"` renders one CronJob instead, whose Job is the one above for one agency
+or (indexed) several, or, without `--agencies`, one pod running the job once: the shape of jobs
+that cover every agency themselves, such as `maintain`. Its name is stable (`<prefix>-<job>`), so
+applying a new rollout updates the CronJob; `concurrencyPolicy: Forbid` keeps runs from
+overlapping; `--time-zone` (default Etc/UTC) says whose 03:00 it is.
+
 The image's ENTRYPOINT is the job, so only `args` are set (`--umbrella`: the image is the
 `data-pipeline` PEX and the job name is the first arg). Exit codes and the pod failure policy:
 
@@ -66,6 +72,11 @@ _JOB = re.compile(r"^[a-z][a-z0-9_]*$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _ENV_NAME = re.compile(r"^(ETL|OTEL)_[A-Z0-9_]+$")
+# Five cron fields (numbers, names, ranges, steps, lists, *, ?) or a macro such as @daily.
+_CRON_FIELD = r"[0-9A-Za-z*?/,-]+"
+_CRON_MACRO = r"@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
+_SCHEDULE = re.compile(rf"^({_CRON_FIELD}(\s+{_CRON_FIELD}){{4}}|{_CRON_MACRO})$")
+_TIME_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
 _SECRETISH = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY$|HEADERS")
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]*:[^/@]+@", re.IGNORECASE)
 
@@ -73,7 +84,8 @@ _VALUE_KEYS = {
     "image": str, "namespace": str, "service_account": str, "mode": str, "parallelism": int,
     "backoff_limit": int, "max_failed_indexes": int, "ttl_seconds_after_finished": int,
     "active_deadline_seconds": int, "name_prefix": str, "umbrella": bool, "args": list,
-    "resources": dict, "env": dict, "secret_env": dict, "labels": dict,
+    "resources": dict, "env": dict, "secret_env": dict, "labels": dict, "schedule": str,
+    "time_zone": str,
 }  # fmt: skip
 _RESOURCE_KEYS = ("cpu", "memory", "cpu_limit", "memory_limit", "tmp_size")
 
@@ -149,9 +161,12 @@ def _parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("job", help="job name, e.g. bronze_to_silver")
     add("--image", help="image reference with a tag or digest (or `image` in the values file)")
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--agencies", help="comma-separated agency ids, e.g. 1,2,3")
     source.add_argument("--agencies-file", type=Path, help="file of agency ids ('-' for stdin)")
+    add("--schedule", metavar="CRON", help="render a CronJob on this schedule, e.g. '0 3 * * *' "
+        "(then --agencies is optional: without it one pod runs the job once)")  # fmt: skip
+    add("--time-zone", help="the schedule's time zone (default Etc/UTC)")
     add("--mode", choices=("jobs", "indexed"), help="default: jobs for one agency, else indexed")
     add("--parallelism", type=int, help="pods at once (indexed mode; default 10)")
     add("--values", type=Path, help="TOML: env/secret_env/resources/labels and flag defaults")
@@ -190,8 +205,21 @@ def build_spec(args: argparse.Namespace, extra_args: Sequence[str]) -> Spec:
     where = str(args.values) if args.values else "values"
     if not _JOB.match(args.job) or len(args.job) > MAX_NAME:
         raise RenderError(f"job {args.job!r}: expected a job module name like bronze_to_silver")
+    schedule = _pick(args.schedule, values, "schedule", None)
+    if schedule is not None and not _SCHEDULE.match(schedule.strip()):
+        raise RenderError(f"--schedule {schedule!r}: expected five cron fields or @daily etc.")
+    time_zone = _pick(args.time_zone, values, "time_zone", "Etc/UTC")
+    if not _TIME_ZONE.match(time_zone):
+        raise RenderError(f"--time-zone {time_zone!r}: expected a tz database name like Etc/UTC")
+    agencies: tuple[int, ...] = ()
     if args.agencies is not None:
         agencies = parse_agencies(args.agencies, "--agencies")
+    elif args.agencies_file is None:
+        if schedule is None:
+            raise RenderError(
+                "--agencies or --agencies-file is required (or --schedule, for a job that "
+                "covers every agency itself)"
+            )
     else:
         path = args.agencies_file
         try:
@@ -204,9 +232,13 @@ def build_spec(args: argparse.Namespace, extra_args: Sequence[str]) -> Spec:
         raise RenderError("--image is required (or `image` in the values file)")
     if not re.search(r"(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$", image.rsplit("/", 1)[-1]):
         raise RenderError(f"--image {image!r}: pin a tag or a digest")
-    mode = _pick(args.mode, values, "mode", "jobs" if len(agencies) == 1 else "indexed")
+    mode = _pick(args.mode, values, "mode", "jobs" if len(agencies) <= 1 else "indexed")
     if mode not in ("jobs", "indexed"):
         raise RenderError(f"{where} @ $.mode: expected jobs or indexed, got {mode!r}")
+    if schedule is not None and mode == "jobs" and len(agencies) > 1:
+        raise RenderError("--schedule renders one CronJob: use --mode indexed for many agencies")
+    if mode == "indexed" and not agencies:
+        raise RenderError("--mode indexed needs --agencies or --agencies-file")
     parallelism = _pick(args.parallelism, values, "parallelism", None)
     if mode == "jobs" and args.parallelism is not None:
         raise RenderError("--parallelism applies to --mode indexed only (one pod per Job)")
@@ -250,6 +282,8 @@ def build_spec(args: argparse.Namespace, extra_args: Sequence[str]) -> Spec:
         secret_env=_secret_env(values.get("secret_env", {}), f"{where} @ $.secret_env"),
         labels=labels,
         extra_args=(*map(str, values.get("args", [])), *extra_args),
+        schedule=None if schedule is None else " ".join(schedule.split()),
+        time_zone=time_zone,
     )
     if not is_dns_label(spec.namespace):
         raise RenderError(f"namespace {spec.namespace!r}: not a DNS-1123 label")

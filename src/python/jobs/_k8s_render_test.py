@@ -281,3 +281,75 @@ def test_without_run_id_a_fresh_one_labels_the_rollout(capsys: pytest.CaptureFix
     run_id = job["metadata"]["labels"]["etl-platform/run-id"]
     assert env(job)["ETL_PARENT_RUN_ID"] == run_id
     assert len(run_id) == 36
+
+
+def cron(capsys: pytest.CaptureFixture[str], job: str, *argv: str) -> dict[str, Any]:
+    code = render_main([job, "--image", IMAGE, "--run-id", RUN_ID, *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    [manifest] = yaml.safe_load_all(out)
+    assert manifest["kind"] == "CronJob"
+    return dict(manifest)
+
+
+def test_a_schedule_without_agencies_renders_one_cronjob_running_the_job_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest = cron(capsys, "maintain", "--schedule", "0 3 * * *", "--", "--retention-hours", "72")
+    spec = manifest["spec"]
+    job = {"metadata": spec["jobTemplate"]["metadata"], "spec": spec["jobTemplate"]["spec"]}
+
+    assert manifest["apiVersion"] == "batch/v1"
+    assert manifest["metadata"]["name"] == "etl-maintain"
+    assert spec["schedule"] == "0 3 * * *"
+    assert spec["timeZone"] == "Etc/UTC"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert container(job)["args"] == ["--retention-hours", "72"]
+    assert "etl-platform/agency-id" not in manifest["metadata"]["labels"]
+    assert job["spec"]["backoffLimit"] == 3
+    assert rules(job) == {1: "FailJob", 2: "FailJob", 75: "Count"}
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_a_cronjob_keeps_its_name_across_rollouts_so_applying_updates_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first = cron(capsys, "maintain", "--schedule", "@daily")
+    code = render_main(["maintain", "--image", IMAGE, "--schedule", "@daily", "--run-id", "r2"])
+    [second] = yaml.safe_load_all(capsys.readouterr().out)
+
+    assert code == 0
+    assert first["metadata"]["name"] == second["metadata"]["name"]
+    assert second["metadata"]["labels"]["etl-platform/run-id"] == "r2"
+
+
+def test_a_schedule_over_several_agencies_wraps_the_indexed_job(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest = cron(capsys, "bronze_to_silver", "--schedule", "*/30 * * * *",
+                    "--agencies", "3,1,2", "--time-zone", "Europe/Paris")  # fmt: skip
+    job_spec = manifest["spec"]["jobTemplate"]["spec"]
+
+    assert manifest["spec"]["timeZone"] == "Europe/Paris"
+    assert job_spec["completionMode"] == "Indexed"
+    assert job_spec["completions"] == 3
+    assert env({"spec": job_spec})["ETL_AGENCY_IDS"] == "3,1,2"
+    assert len(manifest["metadata"]["name"]) <= 52
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["maintain"], "--agencies or --agencies-file is required (or --schedule"),
+        (["maintain", "--schedule", "0 3 * *"], "expected five cron fields"),
+        (["maintain", "--schedule", "@daily", "--time-zone", "Paris time"], "tz database name"),
+        (["j", "--schedule", "@daily", "--agencies", "1,2", "--mode", "jobs"], "--mode indexed"),
+        (["maintain", "--schedule", "@daily", "--mode", "indexed"], "needs --agencies"),
+    ],
+)
+def test_bad_schedules_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    err = fails(capsys, *argv, "--image", IMAGE)
+
+    assert message in err

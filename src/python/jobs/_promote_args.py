@@ -21,7 +21,8 @@ def add_promote_arguments(parser: argparse.ArgumentParser, *, workers_help: str)
         dest="rows_per_file",
         type=int,
         metavar="N",
-        help="split silver partitions into files of at most N rows (default 100000)",
+        help="write silver partitions as files of at most N rows sorted by record_id, so a "
+        "merge rewrites only the files holding a replaced key (default 20000)",
     )
     add("--bronze", metavar="URL", help="object store holding bronze/ (default: --store)")
     add(

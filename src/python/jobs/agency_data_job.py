@@ -1,4 +1,10 @@
-"""Export one agency's records from a record source as CSV and NDJSON artifacts in the store."""
+"""Export one agency's records as CSV and NDJSON artifacts in the store.
+
+With no --source: the agency's committed rows and dead letters of the store's silver and
+dead-letter tables, as bronze_to_silver wrote them (run it first). With --source: the records of
+a PostgreSQL table, an HTTP API or the bronze files of a store, validated and deduped as
+bronze_to_silver does.
+"""
 
 from __future__ import annotations
 
@@ -16,25 +22,28 @@ from etl_core.adapters.record_sources import (
     check_source,
 )
 from etl_core.errors import ConfigError
+from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
-from etl_core.settings import DEFAULT_STORE_URL, add_common_arguments, settings_from_args
+from etl_core.settings import add_common_arguments, settings_from_args
 from etl_core.urls import parse_source_url, parse_store_url, redact
 
 if TYPE_CHECKING:
     from data_pipeline.agencies import Agency
-    from etl_core.ports import ObjectStore, RecordSource
+    from etl_core.ports import ObjectStore
 
 NAME = "agency_data_job"
 FORMATS = ("csv", "ndjson")
 AGENCIES_KEY = "agencies.csv"
+SILVER_SOURCE = "silver and dead-letter tables of the store"
 
 
 @attrs.frozen(kw_only=True)
 class AgencyDataSettings(RecordSourceSettings):
     """Source settings plus the artifact formats and where agencies.csv is.
 
-    No source: the bronze files of the store itself. No agencies: agencies.csv beside the
-    bronze of a store source, else at the root of the destination store.
+    No source: the store's silver and dead-letter tables (already enriched: no agencies file).
+    No agencies: agencies.csv beside the bronze of a store source, else at the root of the
+    destination store.
     """
 
     format: str = ",".join(FORMATS)
@@ -51,7 +60,9 @@ class AgencyDataSettings(RecordSourceSettings):
         asked = {item.strip().lower() for item in self.format.split(",") if item.strip()}
         if not asked or asked - set(FORMATS):
             yield "format", f"expected a comma-separated subset of {','.join(FORMATS)}"
-        if self.agencies_url is not None:
+        if self.agencies_url is not None and self.source_url is None:
+            yield "agencies_url", "only with --source: silver rows are enriched already"
+        elif self.agencies_url is not None:
             try:
                 _split_object_url(self.agencies_url)
             except ConfigError as exc:
@@ -67,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--agencies", "--agencies-url", dest="agencies_url", metavar="URL",
-        help="agencies.csv to enrich from (path, file:// or s3:// URL of the file)",
+        help="with --source: agencies.csv to enrich from (path, file:// or s3:// URL of the file)",
     )  # fmt: skip
     add_source_arguments(parser, batch_help="records per batch read (default 1000)")
     add_common_arguments(parser, agency_required=True)
@@ -86,15 +97,13 @@ def entrypoint(argv: list[str]) -> int:
     async def body(ctx: RunContext) -> JobOutcome:
         return await agency_data_job(ctx, settings)
 
-    source = redact(settings.source_url) if settings.source_url else "bronze of the store"
+    source = redact(settings.source_url) if settings.source_url else SILVER_SOURCE
     return run_job(NAME, settings, body, parameters={"source": source})
 
 
 async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobOutcome:
-    """Wire the store, the source and the agencies file, then export."""
+    """Wire the store and either its tables or the source and the agencies file, then export."""
     from data_pipeline.agency_export import ExportOptions, export_agency, export_prefix
-    from data_pipeline.demo_seed import is_empty, seed_reference_workload
-    from etl_core.adapters.bronze_record_source import BronzeRecordSource
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.adapters.record_sources import open_record_source
 
@@ -105,19 +114,24 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
             open_object_store(settings.store_url, dry_run=ctx.dry_run)
         )
         if settings.source_url is None:
-            if settings.store_url == DEFAULT_STORE_URL and await is_empty(store):
-                summary["generated"] = await seed_reference_workload(ctx, store, DEFAULT_STORE_URL)
-            source: RecordSource = BronzeRecordSource(store, batch_size=settings.batch_size)
-            label = redact(settings.store_url)
-        else:
-            options = settings.source_options()
-            source = await stack.enter_async_context(
-                open_record_source(settings.source_url, options)
+            from data_pipeline.silver_export import export_silver
+            from etl_core.adapters.delta_tables import SILVER, open_tables
+
+            tables = open_tables(
+                settings.store_url, store, os.environ, dry_run=ctx.dry_run, run_id=ctx.run_id
             )
+            label = _location(settings.store_url, SILVER)
+            export = ExportOptions(settings.agency_id, settings.formats, source_label=label)
+            outcome = await export_silver(ctx, tables, store, export)
+        else:
+            source = await stack.enter_async_context(
+                open_record_source(settings.source_url, settings.source_options())
+            )
+            agencies, summary["agencies"] = await _agencies(stack, settings, store)
             label = redact(settings.source_url)
-        agencies, summary["agencies"] = await _agencies(stack, settings, store)
-        export = ExportOptions(settings.agency_id, settings.formats, source_label=label)
-        outcome = await export_agency(ctx, source, store, agencies, export)
+            export = ExportOptions(settings.agency_id, settings.formats, source_label=label)
+            outcome = await export_agency(ctx, source, store, agencies, export)
+    summary["source"] = label
     summary.update(outcome.summary)
     prefix = export_prefix(settings.agency_id, ctx.run_id)
     summary["export"] = _location(settings.store_url, prefix) + (
@@ -171,7 +185,11 @@ def _location(url: str, key_prefix: str) -> str:
     return f"{redact(url).rstrip('/')}/{key_prefix}"
 
 
-JOB = (entrypoint, "Export an agency's records (PostgreSQL, HTTP API or bronze) as CSV + NDJSON")
+JOB = (
+    entrypoint,
+    "Export an agency's silver rows and dead letters (or a PostgreSQL, HTTP API or bronze "
+    "source) as CSV + NDJSON",
+)
 
 if __name__ == "__main__":
-    raise SystemExit(entrypoint(sys.argv[1:]))
+    exit_with(entrypoint(sys.argv[1:]))

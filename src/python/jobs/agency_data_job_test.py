@@ -1,17 +1,19 @@
-"""The agency_data_job command: embedded defaults, store sources, config errors, dry runs."""
+"""The agency_data_job command: silver tables, store sources, config errors, dry runs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from deltalake import DeltaTable
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
 
-from jobs import agency_data_job
+from jobs import agency_data_job, bronze_to_silver
 
 WORKLOAD = WorkloadOptions(records=300, files=6, agencies=3, bad_rate=0.05, dup_rate=0.1, seed=2)
 
@@ -46,31 +48,93 @@ def history(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/history.sqlite3"
 
 
-def test_with_no_source_the_empty_embedded_store_is_seeded_and_exported(
+def _table(store: Path, name: str, agency: int) -> list[dict[str, Any]]:
+    """The agency's committed rows of the store's Delta table `name`."""
+    table = DeltaTable(str(store / name)).to_pyarrow_table(filters=[("agency_id", "=", agency)])
+    return list(table.to_pylist())
+
+
+def _silver_as_exported(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Silver rows as the export writes them: no lineage, text instants and dt, by record_id."""
+    shaped = []
+    for row in rows:
+        shaped.append(
+            {
+                **{name: value for name, value in row.items() if not name.startswith("_")},
+                "dt": row["dt"].isoformat(),
+                "occurred_at": row["occurred_at"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "updated_at": row["updated_at"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+    return sorted(shaped, key=lambda row: row["record_id"])
+
+
+def _ndjson(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_with_no_source_the_silver_rows_and_dead_letters_of_the_store_are_exported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the embedded defaults: ./.etl/store, ./.etl/history.sqlite3
+    argv = ["--agency-id", "2", "--workers", "1", "--run-id", "b1"]
+    assert bronze_to_silver.entrypoint(argv) == 0  # seeds the empty store, folds agency 2
 
     assert agency_data_job.entrypoint(["--agency-id", "2", "--run-id", "r1"]) == 0
 
     store = tmp_path / ".etl" / "store"
+    export = store / "exports/agency_id=2/run_id=r1"
     assert _export_files(store, 2) == [
         f"exports/agency_id=2/run_id=r1/{name}"
         for name in ("deadletter.ndjson", "manifest.json", "records.csv", "records.ndjson")
     ]
+    silver = _table(store, "silver", 2)
+    assert _ndjson(export / "records.ndjson") == _silver_as_exported(silver)
+    dead = sorted(_table(store, "deadletter", 2), key=lambda row: (row["source"], row["line"]))
+    assert _ndjson(export / "deadletter.ndjson") == [
+        {"reason": row["reason"], "source": row["source"], "raw": row["raw"], "run_id": "b1",
+         "detail": row["detail"]}
+        for row in dead
+    ]  # fmt: skip
     expected = json.loads((store / "manifest.json").read_text())["agencies"]["2"]
-    [run] = _runs("sqlite:///.etl/history.sqlite3")
+    runs = {run.run_id: run for run in _runs("sqlite:///.etl/history.sqlite3")}
+    run = runs["r1"]
     assert (run.job, run.agency_id, run.status) == ("agency_data_job", 2, RunStatus.SUCCEEDED)
-    assert (run.counts.rows_in, run.counts.rows_out) == (
-        expected["input_rows"],
-        expected["silver_rows"],
-    )
-    assert run.counts.rows_dead_letter == expected["dead_letter_rows"]
+    assert (run.counts.rows_out, run.counts.rows_dead_letter, run.counts.rows_duplicate) == (
+        expected["silver_rows"], expected["dead_letter_rows"], 0
+    )  # fmt: skip
+    assert run.counts.rows_in == len(silver) + len(dead)
     assert run.artifacts[-1] == "exports/agency_id=2/run_id=r1/manifest.json"
-    assert run.parameters["source"] == "bronze of the store"
+    assert run.parameters["source"] == "silver and dead-letter tables of the store"
     captured = capsys.readouterr()
-    assert "no bronze yet: generating the reference workload" in captured.err
-    assert "agencies: file://./.etl/store/agencies.csv" in captured.out
+    assert f"source: {store}/silver/" in captured.out
+
+
+def test_nothing_in_silver_for_the_agency_fails_the_run_saying_to_run_bronze_to_silver(
+    tmp_path: Path, history: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _lake(tmp_path / "lake")  # bronze only: bronze_to_silver never ran
+    argv = ["--agency-id", "3", "--store", str(tmp_path / "lake"), "--history", history]
+
+    assert agency_data_job.entrypoint(argv) == 1
+
+    err = capsys.readouterr().err
+    assert "agency 3: nothing in silver for this agency" in err
+    assert "run bronze_to_silver --agency-id 3 first" in err
+    [run] = _runs(history)
+    assert run.status is RunStatus.FAILED
+    assert not (tmp_path / "lake" / "exports").exists()
+
+
+def test_an_empty_embedded_store_is_not_seeded_by_an_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert agency_data_job.entrypoint(["--agency-id", "2"]) == 1
+
+    assert "nothing in silver for this agency" in capsys.readouterr().err
+    assert not (tmp_path / ".etl" / "store" / "bronze").exists()
 
 
 def test_a_store_source_is_read_with_the_agencies_file_beside_its_bronze(
@@ -156,7 +220,8 @@ def test_the_config_file_names_the_source(tmp_path: Path, history: str) -> None:
          "@ --auth-env: must be the NAME of an environment variable"),
         (["--source", "https://api.example.com/r", "--auth-env", "ETL_TEST_UNSET_TOKEN"],
          "environment variable ETL_TEST_UNSET_TOKEN (API credentials) is not set"),
-        (["--agencies", "s3://"], "@ --agencies-url:"),
+        (["--source", "/lake", "--agencies", "s3://"], "@ --agencies-url:"),
+        (["--agencies", "ref.csv"], "@ --agencies-url: only with --source"),
         ([], "an agency is required"),
     ],
 )  # fmt: skip

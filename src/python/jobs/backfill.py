@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from etl_core.errors import ConfigError
+from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import add_common_arguments, settings_from_args
 from etl_core.urls import redact
@@ -24,8 +26,10 @@ if TYPE_CHECKING:
 NAME = "backfill"
 EPILOG = """\
 Each agency runs as its own bronze_to_silver run (its own run_id, `parent_run_id` = this run,
-and the lease a standalone bronze_to_silver run on it takes). Partitions already published from
-the current input are skipped, so re-running an interrupted backfill does only what is left.
+and the lease a standalone bronze_to_silver run on it takes); they all commit to the same silver
+and dead-letter Delta tables. A child folds in only the bronze files of dt in range that its
+agency has not folded in before (a changed or vanished one rebuilds the agency), so re-running an
+interrupted backfill does only what is left: agencies already done are up to date.
 
 exit codes: 0 every agency succeeded or was up to date; 75 no agency failed but some were busy
 (lease held by another run) or hit a temporary failure: re-run later; 1 some agency failed
@@ -82,11 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     add("--agencies", metavar="1,2,3", help="these agencies (or --agency-id N, --all-agencies)")
     add("--all-agencies", dest="all_agencies", action="store_true", default=None,
         help="every agency that has bronze files")  # fmt: skip
-    add("--from", dest="date_from", metavar="YYYY-MM-DD", help="first dt partition (required)")
-    add("--to", dest="date_to", metavar="YYYY-MM-DD", help="last dt partition (required)")
+    add("--from", dest="date_from", metavar="YYYY-MM-DD",
+        help="fold in new bronze of dt >= this (required; merges still span all of "
+             "silver)")  # fmt: skip
+    add("--to", dest="date_to", metavar="YYYY-MM-DD",
+        help="fold in new bronze of dt <= this (required)")  # fmt: skip
     add("--reprocess", action="store_true", default=None,
-        help="publish new generations even where the input is unchanged (a re-run republishes "
-             "again: not resumable)")  # fmt: skip
+        help="rebuild each agency's silver and dead letters from its whole bronze, even where "
+             "nothing changed (a re-run rebuilds again: not resumable)")  # fmt: skip
     add("--max-parallel", dest="max_parallel", type=int, metavar="K",
         help="agencies processed at once (default 1)")  # fmt: skip
     add("--continue-on-error", dest="continue_on_error", action="store_true", default=None,
@@ -138,7 +145,6 @@ def _options(settings: BackfillSettings) -> BackfillOptions:
         continue_on_error=settings.continue_on_error,
         workers=settings.workers,
         in_flight=settings.batch_files,
-        rows_per_file=settings.rows_per_file,
         agencies_key=settings.agencies_key,
         parameters={
             "from": settings.date_from,
@@ -163,11 +169,14 @@ def _child_parameters(settings: BackfillSettings) -> dict[str, Any]:
 async def backfill(
     ctx: RunContext, settings: BackfillSettings, options: BackfillOptions
 ) -> JobOutcome:
-    """Open the stores (bronze read-only), plan, print the plan, run, print the summary table."""
+    """Open the stores (bronze read-only) and the tables, plan, print the plan, run, print the
+    summary table."""
     from data_pipeline.backfill import run_backfill
     from data_pipeline.backfill_plan import bronze_agencies, plan_backfill
     from data_pipeline.backfill_report import plan_table, summary_table
+    from etl_core.adapters.delta_tables import Tables, open_tables
     from etl_core.adapters.object_stores import open_object_store
+    from etl_core.failpoints import FailpointObjectStore
 
     started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
@@ -179,16 +188,24 @@ async def backfill(
             bronze = await stack.enter_async_context(
                 open_object_store(settings.bronze, dry_run=True)  # never written
             )
+        tables_store = FailpointObjectStore(store, "bronze_to_silver.store")
+
+        def tables(run_id: str) -> Tables:
+            return open_tables(
+                settings.store_url, tables_store, os.environ, dry_run=ctx.dry_run,
+                run_id=run_id, rows_per_file=settings.rows_per_file,
+            )  # fmt: skip
+
         with ctx.span("plan"):
             ids = settings.agency_ids() or await bronze_agencies(bronze)
             plans = await plan_backfill(
-                store, bronze, ids, first=options.first, last=options.last,
-                agencies_key=options.agencies_key, reprocess=options.reprocess,
+                store, bronze, tables(ctx.run_id).silver, ids, first=options.first,
+                last=options.last, agencies_key=options.agencies_key, reprocess=options.reprocess,
             )  # fmt: skip
         mode = " (dry run: nothing is written)" if ctx.dry_run else ""
         _print(f"backfill plan {options.first}..{options.last}{mode}\n{plan_table(plans)}")
         with ctx.span("run", agencies=len(plans), max_parallel=options.max_parallel):
-            report = await run_backfill(ctx, store, bronze, plans, options)
+            report = await run_backfill(ctx, store, bronze, tables, plans, options)
     _print(f"backfill summary{mode}\n{summary_table(report, seconds=time.monotonic() - started)}")
     error = report.error()
     if error is not None:
@@ -199,8 +216,8 @@ async def backfill(
         counts=report.counts,
         summary={
             "agencies": len(plans),
-            "partitions": f"{sum(r.published for r in report.results)} published, "
-            f"{sum(r.unchanged for r in report.results)} unchanged "
+            "partitions": f"{sum(r.folded for r in report.results)} folded in, "
+            f"{sum(r.current for r in report.results)} already current "
             f"of {sum(len(p.days) for p in plans)} in range",
             "child runs": ", ".join(child_runs) if len(child_runs) <= 5 else f"{len(child_runs)}",
             "run_id": ctx.run_id,
@@ -218,4 +235,4 @@ def _print(text: str) -> None:
 JOB = (entrypoint, "Backfill bronze -> silver over a date range for many agencies (resumable)")
 
 if __name__ == "__main__":
-    raise SystemExit(entrypoint(sys.argv[1:]))
+    exit_with(entrypoint(sys.argv[1:]))

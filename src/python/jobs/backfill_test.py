@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from deltalake import DeltaTable
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
 
@@ -85,10 +86,11 @@ def test_a_backfill_prints_plan_and_summary_and_records_a_child_run_per_agency(
     out = capsys.readouterr().out
     assert "backfill plan 2024-01-08..2024-01-10" in out
     summary = out[out.index("backfill summary") :].splitlines()
-    assert summary[1].split()[:3] == ["AGENCY", "PLANNED", "PUBLISHED"]
+    assert summary[1].split()[:3] == ["AGENCY", "PLANNED", "FOLDED"]
     assert [line.split()[0] for line in summary[2:6]] == ["1", "2", "3", "TOTAL"]
     assert summary[5].split()[1:5] == ["9", "9", "0", "0"]
     assert "backfill run b1 succeeded" in out
+    assert "partitions: 9 folded in, 0 already current of 9 in range" in out
     runs = _runs(tmp_path)
     [parent] = [run for run in runs if run.job == "backfill"]
     assert parent.parameters["agencies"] == "all"
@@ -97,6 +99,33 @@ def test_a_backfill_prints_plan_and_summary_and_records_a_child_run_per_agency(
     assert {run.parameters["parent_run_id"] for run in children} == {"b1"}
     assert all(run.status is RunStatus.SUCCEEDED for run in children)
     assert parent.counts == sum((run.counts for run in children), start=type(parent.counts)())
+    assert parent.counts.rows_inserted == parent.counts.rows_out > 0
+    silver = DeltaTable(str(tmp_path / "store" / "silver")).to_pyarrow_table()
+    assert silver.num_rows == parent.counts.rows_out
+    writers = {run.agency_id: run.run_id for run in children}
+    for row in silver.select(["agency_id", "_run_id"]).to_pylist():
+        assert row["_run_id"] == writers[row["agency_id"]]
+    dead = DeltaTable(str(tmp_path / "store" / "deadletter")).to_pyarrow_table()
+    assert dead.num_rows == parent.counts.rows_dead_letter
+
+
+def test_a_second_backfill_is_up_to_date_and_writes_nothing(
+    tmp_path: Path, bronze: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert backfill.entrypoint(_argv(tmp_path, bronze, "--agencies", "1,2")) == 0
+    store = tmp_path / "store"
+    before = {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    assert backfill.entrypoint(_argv(tmp_path, bronze, "--agencies", "1,2")) == 0
+
+    out = capsys.readouterr().out
+    plan = out[out.index("backfill plan") : out.index("backfill summary")].splitlines()
+    # FOLD, CURRENT, TO_FOLD
+    assert [line.split()[4:7] for line in plan[2:4]] == [["1", "3", "0"]] * 2
+    assert all(line.endswith("up to date") for line in plan[2:4])
+    assert "partitions: 0 folded in, 6 already current of 6 in range" in out
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()} == before
 
 
 def test_a_busy_agency_makes_the_backfill_exit_75(
@@ -143,4 +172,7 @@ def test_the_job_is_discovered_with_its_exit_codes_in_the_help(
         backfill.entrypoint(["--help"])
 
     assert exit_info.value.code == 0
-    assert "75 no agency failed but some were busy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "75 no agency failed but some were busy" in out
+    assert "generation" not in out
+    assert "manifest" not in out

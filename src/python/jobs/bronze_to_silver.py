@@ -1,16 +1,19 @@
-"""Promote one agency's bronze records to silver (WORKLOAD.md), idempotently and atomically."""
+"""Fold one agency's new bronze into the silver and dead-letter Delta tables (WORKLOAD.md),
+exactly once: only bronze not folded in before is read, and a commit publishes it atomically."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import datetime as dt
+import os
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from etl_core.errors import ConfigError
+from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import (
     DEFAULT_STORE_URL,
@@ -37,7 +40,7 @@ class BronzeToSilverSettings(CommonSettings):
     reprocess: bool = False
     workers: int | None = None
     batch_files: int | None = None
-    rows_per_file: int = 100_000
+    rows_per_file: int = 20_000
     bronze: str | None = None
     agencies_key: str = "agencies.csv"
 
@@ -88,20 +91,20 @@ def _parser() -> argparse.ArgumentParser:
         dest="date_from",
         type=_date_flag,
         metavar="YYYY-MM-DD",
-        help="first dt partition to publish (dedupe still spans the agency's whole bronze)",
+        help="fold in only new bronze of dt >= this (merges still span all of silver)",
     )
     add(
         "--to",
         dest="date_to",
         type=_date_flag,
         metavar="YYYY-MM-DD",
-        help="last dt partition to publish",
+        help="fold in only new bronze of dt <= this",
     )
     add(
         "--reprocess",
         action="store_true",
         default=None,
-        help="publish new generations even when the input is unchanged",
+        help="rebuild the agency's silver and dead letters from its whole bronze",
     )
     add_promote_arguments(
         parser, workers_help="transform processes (default: CPU count; 1 = inline, no pool)"
@@ -126,7 +129,6 @@ def entrypoint(argv: list[str]) -> int:
         reprocess=settings.reprocess,
         workers=settings.workers,
         in_flight=settings.batch_files,
-        rows_per_file=settings.rows_per_file,
         agencies_key=settings.agencies_key,
     )
 
@@ -151,7 +153,9 @@ async def bronze_to_silver(
     """Wire the stores (bronze opened read-only) and promote; seed an empty embedded store."""
     from data_pipeline.bronze_to_silver import promote
     from data_pipeline.demo_seed import is_empty, seed_reference_workload
+    from etl_core.adapters.delta_tables import open_tables
     from etl_core.adapters.object_stores import open_object_store
+    from etl_core.failpoints import FailpointObjectStore
 
     summary: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
@@ -168,12 +172,18 @@ async def bronze_to_silver(
             store, options.agencies_key
         ):
             summary["generated"] = await seed_reference_workload(ctx, store, DEFAULT_STORE_URL)
-        outcome = await promote(ctx, store, bronze, options)
+        tables = open_tables(
+            settings.store_url,
+            FailpointObjectStore(store, "bronze_to_silver.store"),
+            os.environ,
+            dry_run=ctx.dry_run,
+            run_id=ctx.run_id,
+            rows_per_file=settings.rows_per_file,
+        )
+        outcome = await promote(ctx, store, bronze, tables, options)
     summary.update(outcome.summary)
-    summary["silver"] = _location(settings.store_url, f"silver/agency_id={options.agency_id}/")
-    summary["dead-letter"] = _location(
-        settings.store_url, f"deadletter/agency_id={options.agency_id}/"
-    )
+    summary["silver"] = _location(settings.store_url, "silver/")
+    summary["dead-letter"] = _location(settings.store_url, "deadletter/")
     summary["run_id"] = ctx.run_id
     return attrs.evolve(outcome, summary=summary)
 
@@ -185,7 +195,10 @@ def _location(url: str, key_prefix: str) -> str:
     return f"{redact(url).rstrip('/')}/{key_prefix}"
 
 
-JOB = (entrypoint, "Promote an agency's bronze records to silver (dedupe, dead-letter, publish)")
+JOB = (
+    entrypoint,
+    "Fold an agency's new bronze into the silver Delta table (dedupe, dead-letter, merge)",
+)
 
 if __name__ == "__main__":
-    raise SystemExit(entrypoint(sys.argv[1:]))
+    exit_with(entrypoint(sys.argv[1:]))

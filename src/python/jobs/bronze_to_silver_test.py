@@ -53,13 +53,14 @@ def test_a_run_publishes_records_and_summarises(
 
     out = capsys.readouterr().out
     assert "bronze_to_silver run r1 succeeded" in out
-    assert "outcome: 3 published of 3 partitions" in out
-    assert f"silver: {tmp_path / 'store'}/silver/agency_id=1/" in out
+    assert "outcome: folded in 3 bronze files as fold 1: " in out
+    assert f"silver: {tmp_path / 'store'}/silver/" in out
     assert "run_id: r1" in out
     [run], partitions = _history(f"sqlite:///{tmp_path}/h.sqlite3")
     assert (run.status, run.agency_id, run.counts.rows_in) == (RunStatus.SUCCEEDED, 1, 150)
     assert run.counts.balanced
-    assert [p.status for p in partitions] == ["published"] * 3
+    assert [p.status for p in partitions] == ["merged"] * 3
+    assert run.counts.rows_inserted == run.counts.rows_out > 0
     assert run.parameters["bronze"] == str(bronze)
     assert any(
         f.startswith("silver/agency_id=1/dt=2024-01-10/") for f in _files(tmp_path / "store")
@@ -107,11 +108,12 @@ def test_the_embedded_store_is_seeded_with_the_reference_workload(
     assert code == 0
     captured = capsys.readouterr()
     assert "generating the reference workload (20,000 records, 60 files, seed 7)" in captured.err
-    assert "outcome: 3 published of 3 partitions" in captured.out
+    assert "outcome: folded in 3 bronze files as fold 1: " in captured.out
     assert "dead-letter reasons: " in captured.out
     store = tmp_path / ".etl" / "store"
     assert (store / "agencies.csv").exists()
-    assert [f for f in _files(store) if f.startswith("_manifests/agency_id=4/")]
+    assert [f for f in _files(store) if f.startswith("silver/agency_id=4/")]
+    assert [f for f in _files(store) if f.startswith("_ledger/agency_id=4/")]
     assert (tmp_path / ".etl" / "history.sqlite3").exists()
 
 

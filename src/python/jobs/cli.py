@@ -12,6 +12,7 @@ import sys
 from etl_core import clock, serde
 from etl_core.errors import ConfigError, EtlError, ExitCode
 from etl_core.model import RunRecord
+from etl_core.process_exit import exit_with
 from etl_core.settings import CommonSettings, load_settings
 
 from jobs import registry
@@ -151,9 +152,11 @@ def _as_json(run: RunRecord, now: dt.datetime, stale_after: dt.timedelta) -> dic
     return data
 
 
-_COLUMNS = ("RUN_ID", "JOB", "AGENCY", "STATUS", "STARTED (UTC)", "DURATION",
-            "IN", "OUT", "DUP", "DEAD", "BYTES_IN", "BYTES_OUT", "ERROR")  # fmt: skip
-_RIGHT = frozenset({"AGENCY", "DURATION", "IN", "OUT", "DUP", "DEAD", "BYTES_IN", "BYTES_OUT"})
+# INSERTED/UPDATED: what the run did to silver (keys new to it, newer versions that replaced one).
+_COLUMNS = ("RUN_ID", "JOB", "AGENCY", "STATUS", "STARTED (UTC)", "DURATION", "IN", "OUT", "DUP",
+            "DEAD", "INSERTED", "UPDATED", "BYTES_IN", "BYTES_OUT", "ERROR")  # fmt: skip
+_RIGHT = frozenset({"AGENCY", "DURATION", "IN", "OUT", "DUP", "DEAD", "INSERTED", "UPDATED",
+                    "BYTES_IN", "BYTES_OUT"})  # fmt: skip
 
 
 def _table(runs: list[RunRecord], now: dt.datetime, stale_after: dt.timedelta) -> str:
@@ -184,6 +187,8 @@ def _row(run: RunRecord, now: dt.datetime, stale_after: dt.timedelta) -> tuple[s
         f"{counts.rows_out:,}",
         f"{counts.rows_duplicate:,}",
         f"{counts.rows_dead_letter:,}",
+        f"{counts.rows_inserted:,}",
+        f"{counts.rows_updated:,}",
         _bytes(counts.bytes_in),
         _bytes(counts.bytes_out),
         error if len(error) <= 60 else error[:57] + "...",
@@ -211,4 +216,4 @@ def _bytes(value: int) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_with(main())

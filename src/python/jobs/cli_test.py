@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,10 @@ def _seed(url: str) -> None:
                 "ok-run",
                 status=RunStatus.SUCCEEDED,
                 finished_at=now + dt.timedelta(seconds=75),
-                counts=Counts(rows_in=1000, rows_out=1000, bytes_out=2_500_000),
+                counts=Counts(
+                    rows_in=1000, rows_out=1000, bytes_out=2_500_000,
+                    rows_inserted=700, rows_updated=300,
+                ),  # fmt: skip
             )
 
     asyncio.run(write())
@@ -104,6 +108,25 @@ def test_runs_table_shows_status_including_stale(
     assert second.split()[:4] == ["dead-run", "bronze_to_silver", "4", "stale"]
 
 
+def test_runs_table_shows_rows_inserted_and_updated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/h.sqlite3"
+    _seed(url)
+    assert cli.main(["runs", "--history", url, "--job", "generate"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    cells = {name: _right_aligned_cell(header, row, name) for name in
+             ("OUT", "DEAD", "INSERTED", "UPDATED")}  # fmt: skip
+    assert cells == {"OUT": "1,000", "DEAD": "0", "INSERTED": "700", "UPDATED": "300"}
+
+
+def _right_aligned_cell(header: str, row: str, column: str) -> str:
+    """A number ends where its column's name ends."""
+    found = re.search(rf"(?<!\S){column}(?!\S)", header)
+    assert found is not None, f"no column {column} in {header!r}"
+    return row[: found.end()].split()[-1]
+
+
 def test_runs_filters_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path}/h.sqlite3"
     _seed(url)
@@ -117,6 +140,7 @@ def test_runs_filters_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cli.main(["runs", "--history", url, "--job", "generate", "--json", "--limit", "1"]) == 0
     [run] = json.loads(capsys.readouterr().out)
     assert run["duration_s"] == 75.0
+    assert (run["counts"]["rows_inserted"], run["counts"]["rows_updated"]) == (700, 300)
 
 
 def test_runs_reads_the_history_from_the_config_file(

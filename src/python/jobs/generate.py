@@ -11,6 +11,7 @@ import attrs
 from etl_core.errors import ConfigError
 from etl_core.model import Counts, ObjectInfo
 from etl_core.ports import ObjectStore
+from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 from etl_core.urls import parse_store_url, redact
@@ -158,4 +159,4 @@ class _Progress:
 JOB = (entrypoint, "Generate the reference workload (bronze files + manifest) into a store")
 
 if __name__ == "__main__":
-    raise SystemExit(entrypoint(sys.argv[1:]))
+    exit_with(entrypoint(sys.argv[1:]))

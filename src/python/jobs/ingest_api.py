@@ -17,6 +17,7 @@ from etl_core.adapters.record_sources import (
     check_source,
 )
 from etl_core.errors import ConfigError
+from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import add_common_arguments, settings_from_args
 from etl_core.urls import redact
@@ -130,4 +131,4 @@ async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
 JOB = (entrypoint, "Pull an agency's records from an upstream HTTP API into bronze, checkpointed")
 
 if __name__ == "__main__":
-    raise SystemExit(entrypoint(sys.argv[1:]))
+    exit_with(entrypoint(sys.argv[1:]))

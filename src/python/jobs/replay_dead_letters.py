@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 from etl_core.errors import ConfigError, ObjectNotFound
+from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 from etl_core.urls import parse_store_url, redact
@@ -24,13 +26,16 @@ if TYPE_CHECKING:
 
 NAME = "replay_dead_letters"
 EPILOG = """\
-Selects the agency's current dead-letter rows (those the newest partition manifests list): the
-ones --source-run wrote, or --all. With --corrections, an NDJSON file (a path, file:// or s3://
-URL) of {"source", "raw" (or "raw_sha256"), "corrected"} objects (dead-letter rows with a
-"corrected" key added will do) replaces those bronze lines: the corrections are stored under
-corrections/agency_id=<id>/ and every later bronze_to_silver run applies them too, so a replayed
-row lands in silver exactly once and stays there. Rows that still fail stay in dead-letter with
-their new reason. Replaying the same rows again writes nothing.
+Selects the agency's current rows of the dead-letter table: the ones --source-run wrote, or
+--all. With --corrections, an NDJSON file (a path, file:// or s3:// URL) of {"source", "raw" (or
+"raw_sha256"), "corrected"} objects (dead-letter rows with a "corrected" key added will do)
+replaces those bronze lines: the corrections are stored under corrections/agency_id=<id>/ and
+every later bronze_to_silver run applies them too, so a replayed row lands in silver exactly once
+and stays there. The replay rebuilds the agency's silver and dead letters from the bronze folded
+in so far: rows that now pass leave the dead-letter table and land in silver with _run_id = the
+replay's run; rows that still fail stay with their new reason. Each replayed (source, line) and
+where it went is noted in _replays/agency_id=<id>/<run_id>.ndjson. Replaying the same rows again
+writes nothing.
 
 --max-dead-letter-ratio does not apply: every replayed row is a dead letter to begin with.
 
@@ -50,7 +55,7 @@ class ReplaySettings(CommonSettings):
     agencies_key: str = "agencies.csv"
     workers: int | None = None
     batch_files: int | None = None
-    rows_per_file: int = 100_000
+    rows_per_file: int = 20_000
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
@@ -129,7 +134,6 @@ def _options(settings: ReplaySettings) -> ReplayOptions:
         corrections=corrections,
         workers=settings.workers,
         in_flight=settings.batch_files,
-        rows_per_file=settings.rows_per_file,
         agencies_key=settings.agencies_key,
     )
 
@@ -156,8 +160,9 @@ async def read_location(location: str) -> bytes:
 async def replay_dead_letters(
     ctx: RunContext, settings: ReplaySettings, options: ReplayOptions
 ) -> JobOutcome:
-    """Wire the stores (bronze opened read-only) and replay."""
+    """Wire the stores (bronze opened read-only) and the tables, and replay."""
     from data_pipeline.replay import replay
+    from etl_core.adapters.delta_tables import open_tables
     from etl_core.adapters.object_stores import open_object_store
 
     async with contextlib.AsyncExitStack() as stack:
@@ -169,14 +174,22 @@ async def replay_dead_letters(
             bronze = await stack.enter_async_context(
                 open_object_store(settings.bronze, dry_run=True)  # never written
             )
-        outcome = await replay(ctx, store, bronze, options)
+        tables = open_tables(
+            settings.store_url,
+            store,
+            os.environ,
+            dry_run=ctx.dry_run,
+            run_id=ctx.run_id,
+            rows_per_file=settings.rows_per_file,
+        )
+        outcome = await replay(ctx, store, bronze, tables, options)
     summary = {**outcome.summary, "run_id": ctx.run_id}
     if ctx.dry_run:
-        summary["note"] = "dry run: no correction, silver or dead-letter file was written"
+        summary["note"] = "dry run: no correction, silver or dead-letter row was written"
     return attrs.evolve(outcome, summary=summary)
 
 
 JOB = (entrypoint, "Replay dead-letter rows (optionally corrected) into silver, exactly once")
 
 if __name__ == "__main__":
-    raise SystemExit(entrypoint(sys.argv[1:]))
+    exit_with(entrypoint(sys.argv[1:]))

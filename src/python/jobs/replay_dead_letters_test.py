@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from data_pipeline.replay_track import note_key
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from deltalake import DeltaTable
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.errors import ConfigError
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
@@ -40,15 +43,19 @@ def _replay(tmp_path: Path, *extra: str) -> int:
     return replay_dead_letters.entrypoint(argv)
 
 
-def _dead(tmp_path: Path) -> list[dict[str, str]]:
-    manifests = sorted((tmp_path / "store" / "_manifests").rglob("*.json"))
-    newest = {path.parent: path for path in manifests}
-    rows: list[dict[str, str]] = []
-    for path in newest.values():
-        for key in json.loads(path.read_text())["files"]:
-            if key.startswith("deadletter/"):
-                text = (tmp_path / "store" / key).read_text()
-                rows.extend(json.loads(line) for line in text.splitlines())
+def _dead(tmp_path: Path) -> list[dict[str, Any]]:
+    """The committed rows of the dead-letter table."""
+    table = tmp_path / "store" / "deadletter"
+    if not (table / "_delta_log").is_dir():
+        return []
+    rows: list[dict[str, Any]] = DeltaTable(str(table)).to_pyarrow_table().to_pylist()
+    return rows
+
+
+def _silver(tmp_path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = (
+        DeltaTable(str(tmp_path / "store" / "silver")).to_pyarrow_table().to_pylist()
+    )
     return rows
 
 
@@ -61,7 +68,8 @@ def _corrections(tmp_path: Path) -> Path:
         for row in rows:
             record = json.loads(row["raw"])
             record["occurred_at"] = "2024-01-08T12:00:00Z"
-            out.write(json.dumps({**row, "corrected": json.dumps(record)}) + "\n")
+            shown = {name: row[name] for name in ("reason", "source", "line", "raw", "run_id")}
+            out.write(json.dumps({**shown, "corrected": json.dumps(record)}) + "\n")
     return path
 
 
@@ -109,6 +117,9 @@ def test_a_replay_with_corrections_lands_rows_and_records_them_per_partition(
     path = _corrections(world)
     fixed = len(path.read_text().splitlines())
     before = len(_dead(world))
+    corrected = {
+        (row["source"], row["line"]) for row in map(json.loads, path.read_text().splitlines())
+    }
 
     assert _replay(world, "--all", "--corrections", f"file://{path}", "--run-id", "r1") == 0
 
@@ -123,6 +134,11 @@ def test_a_replay_with_corrections_lands_rows_and_records_them_per_partition(
     assert all(p.counts.balanced for p in partitions)
     assert sum(p.counts.rows_in for p in partitions) == before
     assert any(a.startswith("corrections/") for a in run.artifacts)
+    assert note_key(1, "r1") in run.artifacts
+    # The corrected lines are in silver, written by the replay's run.
+    landed = {(r["_source"], r["_line"]) for r in _silver(world) if r["_run_id"] == "r1"}
+    assert corrected <= landed
+    assert not corrected & {(row["source"], row["line"]) for row in _dead(world)}
 
 
 def test_a_second_replay_writes_nothing(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -135,6 +151,21 @@ def test_a_second_replay_writes_nothing(world: Path, capsys: pytest.CaptureFixtu
     assert _replay(world, "--source-run", "b1", "--corrections", str(path)) == 0
 
     assert "nothing written: every selected row fails as it did" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()} == before
+
+
+def test_a_dry_run_reports_the_replay_and_writes_nothing(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _corrections(world)
+    store = world / "store"
+    before = {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    assert _replay(world, "--all", "--corrections", str(path), "--dry-run") == 0
+
+    out = capsys.readouterr().out
+    assert "new (dry run: not stored)" in out
     assert {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()} == before
 
 

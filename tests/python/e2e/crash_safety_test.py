@@ -1,5 +1,6 @@
-"""SIGKILL bronze_to_silver at every failpoint and at random times: each partition shows its old
-or its new generation, never a mix; the next run repairs it exactly; the one after writes nothing.
+"""SIGKILL bronze_to_silver at every commit boundary and at random times: each table shows its
+old or its new version, never a mix; the re-run leaves silver, dead letters and the ledger exactly
+as one uninterrupted run would; the run after it writes nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.store_views import View, cli, cli_env, snapshot, summary, unreferenced, views
+from e2e.store_views import View, cli, cli_env, snapshot, summary, view
 
 AGENCY = 1
 LEASE = f"bronze_to_silver/agency={AGENCY}"
@@ -33,9 +34,9 @@ JOB = "bronze_to_silver"
 @dataclass
 class World:
     root: Path
-    bronze: dict[str, Path] = field(default_factory=dict)  # "v1", "v2"
-    stores: dict[str, Path] = field(default_factory=dict)  # clean outputs: "v1", "v2"
-    expected: dict[str, dict[str, View | None]] = field(default_factory=dict)
+    bronze: dict[str, Path] = field(default_factory=dict)  # "partial", "v1", "v2"
+    stores: dict[str, Path] = field(default_factory=dict)  # clean outputs of each bronze
+    expected: dict[str, View] = field(default_factory=dict)
 
 
 def _run(
@@ -65,20 +66,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     result = cli(world.root, "run", "generate", "--", *GENERATE, "--out", f"file://{v1}",
                  "--history", f"sqlite:///{world.root}/gen.sqlite3")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    # v2: the same bronze under a renamed agency 1, so every partition of agency 1 changes.
+    # v2: the same bronze under a renamed agency 1: a changed agencies file rebuilds the agency.
     v2 = world.bronze["v2"] = world.root / "bronze-v2"
     shutil.copytree(v1, v2)
     agencies = (v2 / "agencies.csv").read_text()
     (v2 / "agencies.csv").write_text(agencies.replace("Los Angeles Police Department", "LAPD"))
-    for version in ("v1", "v2"):
+    # partial: v1 without agency 1's last day, which then arrives (an incremental fold).
+    partial = world.bronze["partial"] = world.root / "bronze-partial"
+    shutil.copytree(v1, partial)
+    days = sorted((partial / "bronze" / f"agency_id={AGENCY}").iterdir())
+    shutil.rmtree(days[-1])
+    starts = {"partial": None, "v1": "partial", "v2": "v1"}
+    for version, start in starts.items():
         store = world.stores[version] = world.root / f"clean-{version}"
-        result = _run(world, store, f"sqlite:///{world.root}/clean-{version}.sqlite3", version)
+        if start is not None:  # v1 folds its last day onto partial; v2 rebuilds v1
+            shutil.copytree(world.stores[start], store)
+        history = f"sqlite:///{world.root}/clean-{version}.sqlite3"
+        result = _run(world, store, history, version)
         assert result.returncode == 0, result.stderr
-        world.expected[version] = views(store, AGENCY)
-    assert len(world.expected["v1"]) == 4
-    for partition, view in world.expected["v1"].items():
-        assert view is not None
-        assert view != world.expected["v2"][partition]
+        world.expected[version] = view(store, AGENCY)
+    assert len({world.expected[v] for v in ("partial", "v1", "v2")}) == 3
     return world
 
 
@@ -96,62 +103,50 @@ class Scenario:
 
 
 def _fresh(spec: str) -> Scenario:
-    return Scenario(f"fresh-{spec}", "empty", "v1", f"{JOB}.{spec}")
+    return Scenario(f"fresh-{spec}", "empty", "v1", spec)
 
 
-def _republish(spec: str) -> Scenario:
-    return Scenario(f"republish-{spec}", "v1", "v2", f"{JOB}.{spec}")
+def _incremental(spec: str) -> Scenario:
+    return Scenario(f"incremental-{spec}", "partial", "v1", spec)
+
+
+def _rebuild(spec: str) -> Scenario:
+    return Scenario(f"rebuild-{spec}", "v1", "v2", spec)
 
 
 _delays = random.Random(20240108)
 TINY = ("--rows-per-file", "5")
+# Every boundary of a fold: its ledger, the dead-letter commit, silver's data files and commit.
+BOUNDARIES = (
+    f"{JOB}.ledger_saved",
+    "delta.deadletter.before_commit",
+    "delta.deadletter.after_commit",
+    f"{JOB}.store.after_put@3",  # a data file written, its commit not yet
+    "delta.silver.before_commit",
+    "delta.silver.after_commit",
+    f"{JOB}.before_finish",
+)
 SCENARIOS = [
-    _fresh("planned"),
-    _fresh("transformed@2"),  # mid-transform
-    _fresh("store.after_put@1"),  # the first data file written
-    _fresh("store.after_put@3"),  # inside a later partition
-    _fresh("store.before_commit@1"),
-    _fresh("store.after_commit@1"),  # the first partition committed
-    _fresh("before_record@2"),
-    _fresh("partition_done@2"),  # between partitions
-    _fresh("before_finish"),
-    _republish("transformed@3"),
-    _republish("store.after_put@2"),
-    _republish("store.before_commit@2"),
-    _republish("store.after_commit@1"),  # new generation committed, old files not swept yet
-    _republish("store.after_delete@1"),  # in the middle of the sweep
-    _republish("partition_done@3"),
-    _republish("before_finish"),
+    _fresh(f"{JOB}.planned"),
+    _fresh(f"{JOB}.transformed@2"),  # mid-transform
+    *(_fresh(spec) for spec in BOUNDARIES),
+    *(_incremental(spec) for spec in BOUNDARIES),
+    *(_rebuild(spec) for spec in BOUNDARIES),
     Scenario(
-        "reprocess-after_commit@2",
+        "reprocess-silver.before_commit",
         "v1",
         "v1",
-        f"{JOB}.store.after_commit@2",
+        "delta.silver.before_commit",
         extra=("--reprocess",),
     ),
-    Scenario(
-        "reprocess-after_delete@3",
-        "v1",
-        "v1",
-        f"{JOB}.store.after_delete@3",
-        extra=("--reprocess",),
-    ),
-    # A changed input under --reprocess: the repair run (without it) finishes the job.
-    Scenario(
-        "reprocess-changed-after_commit@2",
-        "v1",
-        "v2",
-        f"{JOB}.store.after_commit@2",
-        extra=("--reprocess",),
-    ),
-    # Tiny silver files make the write phase long (~130 puts) so that random kills land in it.
+    # Tiny silver files make the write phase long so that random kills land in it.
     *(
-        Scenario(f"fresh-timed-{i}", "empty", "v1", delay=_delays.uniform(0, 0.5), extra=TINY)
-        for i in range(4)
+        Scenario(f"fresh-timed-{i}", "empty", "v1", delay=_delays.uniform(0, 0.3), extra=TINY)
+        for i in range(3)
     ),
     *(
-        Scenario(f"republish-timed-{i}", "v1", "v2", delay=_delays.uniform(0, 0.5), extra=TINY)
-        for i in range(4)
+        Scenario(f"rebuild-timed-{i}", "v1", "v2", delay=_delays.uniform(0, 0.3), extra=TINY)
+        for i in range(3)
     ),
 ]
 
@@ -171,7 +166,7 @@ def _workers_alive(token: str) -> list[int]:
 
 def _written(store: Path) -> set[str]:
     return {
-        str(p) for kind in ("silver", "deadletter", "_manifests") for p in (store / kind).rglob("*")
+        str(p) for kind in ("silver", "deadletter", "_ledger") for p in (store / kind).rglob("*")
     }
 
 
@@ -223,27 +218,26 @@ def _repair(
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-def test_a_killed_run_leaves_whole_generations_and_the_next_run_repairs_them(
+def test_a_killed_run_leaves_whole_table_versions_and_the_rerun_is_exactly_once(
     world: World, scenario: Scenario, tmp_path: Path
 ) -> None:
     store = tmp_path / "store"
-    if scenario.start == "v1":
-        shutil.copytree(world.stores["v1"], store)
+    if scenario.start != "empty":
+        shutil.copytree(world.stores[scenario.start], store)
     history = f"sqlite:///{tmp_path}/history.sqlite3"
-    before = world.expected["v1"] if scenario.start == "v1" else {}
+    empty: View = ((), ())
+    before = world.expected.get(scenario.start, empty)
     after = world.expected[scenario.bronze]
 
     code = _kill_run(world, scenario, store, history)
 
-    visible = views(store, AGENCY)  # raises IncompleteView if a manifest lists a missing file
-    for partition, view in visible.items():
-        allowed = [before.get(partition), after[partition]]
-        assert view in allowed, f"{scenario}: {partition} shows neither generation (exit {code})"
+    silver, dead = view(store, AGENCY)  # each table: its old or its new version, never a mix
+    assert silver in (before[0], after[0]), f"{scenario}: silver shows a mix (exit {code})"
+    assert dead in (before[1], after[1]), f"{scenario}: dead letters show a mix (exit {code})"
 
     repaired = _repair(world, store, history, scenario.bronze)
     assert repaired.returncode == 0, repaired.stderr[-3000:]
-    assert views(store, AGENCY) == after
-    assert unreferenced(store) == []
+    assert view(store, AGENCY) == after
 
     quiet = snapshot(store)
     again = _run(world, store, history, scenario.bronze)
@@ -263,7 +257,7 @@ def test_a_killed_run_holds_its_lease_until_the_ttl_then_shows_as_stale(
     world: World, tmp_path: Path
 ) -> None:
     store, history = tmp_path / "store", f"sqlite:///{tmp_path}/history.sqlite3"
-    env = {"ETL_FAILPOINTS": f"{JOB}.store.after_commit@1"}
+    env = {"ETL_FAILPOINTS": "delta.silver.after_commit"}
     killed = _run(world, store, history, "v1", env=env, ttl="4")
     assert killed.returncode == -signal.SIGKILL
 
@@ -285,7 +279,7 @@ def test_a_killed_run_holds_its_lease_until_the_ttl_then_shows_as_stale(
     }
     assert statuses[str(dead["run_id"])] == "stale"
     assert sorted(statuses.values()) == ["stale", "succeeded"]
-    assert views(store, AGENCY) == world.expected["v1"]
+    assert view(store, AGENCY) == world.expected["v1"]
 
 
 def _lease_expiry(database: Path) -> dt.datetime | None:

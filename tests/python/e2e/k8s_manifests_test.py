@@ -206,3 +206,48 @@ def test_the_validators_do_reject_what_they_should(tmp_path: Path) -> None:
         "backoffLimitPerIndex needs completionMode: Indexed"
     ]
     assert server_side_problems(bad_name) == ["name 'Bronze_To_Silver' is not a DNS-1123 label"]
+
+
+def render_cron(tmp_path: Path, job: str, *argv: str) -> dict[str, Any]:
+    values = tmp_path / "values.toml"
+    values.write_text(VALUES)
+    out = tmp_path / "cron"
+    base = [job, "--image", IMAGE, "--run-id", RUN_ID, "--values", str(values), "--out", str(out)]
+    assert render_main([*base, *argv]) == 0
+    [path] = out.glob("*.yaml")
+    [manifest] = yaml.safe_load_all(path.read_text())
+    return dict(manifest)
+
+
+def as_job(cron_job: dict[str, Any]) -> dict[str, Any]:
+    """The Job a CronJob's template makes, named as the controller names it."""
+    template = cron_job["spec"]["jobTemplate"]
+    name = f"{cron_job['metadata']['name']}-{29_000_000:08d}"  # <name>-<minutes since epoch>
+    metadata = {**template["metadata"], "name": name}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": template["spec"]}
+
+
+@pytest.mark.parametrize(
+    ("job", "argv"),
+    [
+        ("maintain", ["--schedule", "0 3 * * *", "--", "--retention-hours", "168"]),
+        ("bronze_to_silver", ["--schedule", "@hourly", "--agencies", "1,2,3"]),
+        ("bronze_to_silver", ["--schedule", "15 */6 * * 1-5", "--agencies", "7"]),
+    ],
+)
+def test_a_scheduled_cronjob_validates(tmp_path: Path, job: str, argv: list[str]) -> None:
+    cron_job = render_cron(tmp_path, job, *argv)
+
+    kubernetes_validate.validate(cron_job, K8S_VERSION, strict=True)
+    assert cron_job["kind"] == "CronJob"
+    assert len(cron_job["metadata"]["name"]) <= 52  # the API server's limit for CronJob names
+    assert server_side_problems(as_job(cron_job)) == []
+    assert cron_job["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def test_the_cronjob_validator_rejects_a_misspelt_field(tmp_path: Path) -> None:
+    cron_job = render_cron(tmp_path, "maintain", "--schedule", "0 3 * * *")
+    cron_job["spec"]["concurencyPolicy"] = cron_job["spec"].pop("concurrencyPolicy")
+
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(cron_job, K8S_VERSION, strict=True)

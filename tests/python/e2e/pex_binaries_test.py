@@ -17,6 +17,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+from deltalake import DeltaTable
 
 JOBS = (
     "generate",
@@ -26,6 +27,7 @@ JOBS = (
     "ingest_api",
     "backfill",
     "replay_dead_letters",
+    "maintain",
 )
 BINARIES = (*JOBS, "data-pipeline", "data-pipeline-get-s3-files")
 
@@ -39,6 +41,7 @@ ADAPTERS = {
     "bronze_to_silver": STORES | HISTORIES,
     "backfill": STORES | HISTORIES,
     "replay_dead_letters": STORES | HISTORIES,
+    "maintain": STORES | HISTORIES,
     "get_s3_files": STORES | HISTORIES,
     "data-pipeline-get-s3-files": STORES | HISTORIES,
     "ingest_api": STORES | HISTORIES | {"http_record_source", "bronze_record_source"},
@@ -152,6 +155,10 @@ def test_each_pex_carries_only_its_own_distributions_and_adapters(pexes: dict[st
         assert ("pyyaml" in pex.distributions) == (pex.name == "data-pipeline"), pex.name
     # The point of per-job PEXes: a job that uses no PostgreSQL carries no asyncpg.
     assert "asyncpg" not in pexes["generate"].distributions
+    # maintain reaches the tables through delta-rs; the generator never touches them.
+    assert {"deltalake", "pyarrow"} <= pexes["maintain"].distributions
+    assert (pexes["maintain"].path / "etl_core" / "adapters" / "delta_maintenance.py").exists()
+    assert "deltalake" not in pexes["generate"].distributions
     assert "asyncpg" in pexes["agency_data_job"].distributions
     assert pexes["generate"].size < pexes["bronze_to_silver"].size < pexes["data-pipeline"].size
 
@@ -187,10 +194,9 @@ def test_the_main_job_runs_from_its_pex_against_a_local_store(
     pooled = bare(home, workdir, pexes["bronze_to_silver"], "--agency-id", "2", "--workers", "2",
                   "--store", store, "--history", history)  # fmt: skip
     assert pooled.returncode == 0, pooled.stderr[-3000:]
-    for agency_id in (1, 2):
-        silver = list((workdir / "store" / "silver" / f"agency_id={agency_id}").rglob("*.ndjson"))
-        assert silver, f"no silver files for agency {agency_id}"
-        assert all(path.stat().st_size > 0 for path in silver)
+    silver = DeltaTable(str(workdir / "store" / "silver")).to_pyarrow_table().to_pylist()
+    assert {row["agency_id"] for row in silver} == {1, 2}
+    assert len({(row["agency_id"], row["record_id"]) for row in silver}) == len(silver)
 
     runs = bare(home, workdir, pexes["data-pipeline"], "runs", "--history", history, "--json")
     assert runs.returncode == 0, runs.stderr[-3000:]
@@ -217,3 +223,22 @@ def test_a_url_whose_adapter_the_pex_lacks_is_a_configuration_error(
         " this binary does not include (it ships: sqlite). Use the data-pipeline binary"
     ) in result.stderr
     assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_maintain_runs_from_its_pex_on_the_tables_bronze_to_silver_wrote(
+    pexes: dict[str, Pex], home: Path, workdir: Path
+) -> None:
+    store, history = f"file://{workdir}/store", f"sqlite:///{workdir}/h.sqlite3"
+    generated = bare(home, workdir, pexes["generate"], "--records", "1000", "--files", "4",
+                     "--agencies", "2", "--out", store, "--history", history)  # fmt: skip
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    folded = bare(home, workdir, pexes["bronze_to_silver"], "--agency-id", "1", "--workers", "1",
+                  "--store", store, "--history", history)  # fmt: skip
+    assert folded.returncode == 0, folded.stderr[-3000:]
+
+    result = bare(home, workdir, pexes["maintain"], "--store", store, "--history", history,
+                  "--retention-hours", "0")  # fmt: skip
+
+    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
+    assert "checkpoint at v" in result.stdout
+    assert list((workdir / "store" / "silver" / "_delta_log").glob("*.checkpoint.parquet"))

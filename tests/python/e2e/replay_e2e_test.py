@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deltalake import DeltaTable
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
 
 from e2e.reference_transform import reference_transform
-from e2e.store_views import cli, manifests, snapshot, summary, unreferenced, views
+from e2e.store_views import cli, dead_letter_rows, silver_rows, snapshot, summary
 
 AGENCY = 1
 GENERATE = ["--records", "3000", "--files", "12", "--agencies", "3", "--seed", "21",
@@ -43,16 +44,9 @@ class World:
             "--history", self.history, "--workers", "1", "--log-format", "json", *extra,
         )  # fmt: skip
 
-    def dead(self, store: Path | None = None) -> list[dict[str, str]]:
-        """The current dead-letter rows of the agency, with their run_id."""
-        rows: list[dict[str, str]] = []
-        root = store or self.store
-        for partition, manifest in manifests(root).items():
-            if partition.startswith(f"agency_id={AGENCY}/"):
-                for key in manifest["files"]:
-                    if key.startswith("deadletter/"):
-                        rows.extend(json.loads(x) for x in (root / key).read_text().splitlines())
-        return rows
+    def dead(self, store: Path | None = None) -> list[dict[str, Any]]:
+        """The agency's committed dead-letter rows, with their line and run_id."""
+        return dead_letter_rows(store or self.store, AGENCY)
 
     def reference(self, bronze: Path | None = None) -> Any:
         """The reference transform of the agency's bronze with the corrections applied."""
@@ -76,25 +70,20 @@ class World:
 
 def silver_of(store: Path) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    for partition, view in views(store, AGENCY).items():
-        assert view is not None, partition
-        for line in view[0]:
-            row = json.loads(line)
-            assert row["record_id"] not in rows, f"{row['record_id']} twice in silver"
-            assert partition == f"agency_id={row['agency_id']}/dt={row['dt']}"
-            rows[row["record_id"]] = row
+    for row in silver_rows(store, AGENCY):
+        assert row["record_id"] not in rows, f"{row['record_id']} twice in silver"
+        rows[row["record_id"]] = row
     return rows
 
 
 def dead_of(store: Path) -> list[tuple[str, str, str]]:
-    return sorted(d for view in views(store, AGENCY).values() if view for d in view[1])
+    return sorted((d["reason"], d["source"], d["raw"]) for d in dead_letter_rows(store, AGENCY))
 
 
 def assert_matches_reference(store: Path, reference: Any) -> None:
     assert silver_of(store) == reference.silver
     expected = sorted((d["reason"], d["source"], d["raw"]) for d in reference.dead_letters)
     assert dead_of(store) == expected
-    assert unreferenced(store) == []
 
 
 def _corrections(world: World) -> Path:
@@ -118,7 +107,8 @@ def _corrections(world: World) -> Path:
             continue
         corrected = json.dumps(record)
         world.fixes[(row["source"], row["raw"])] = corrected
-        lines.append(json.dumps({**row, "corrected": corrected}))
+        shown = {name: row[name] for name in ("reason", "source", "line", "raw", "run_id")}
+        lines.append(json.dumps({**shown, "corrected": corrected}))
     assert still_failing == 1
     assert len(lines) >= 5
     path = world.root / "corrections.ndjson"
@@ -156,6 +146,27 @@ def test_corrected_rows_land_in_silver_exactly_once(
     landed = {json.loads(corrected).get("record_id") for corrected in world.fixes.values()}
     silver = silver_of(world.store)
     assert sum(1 for record_id in landed if record_id in silver) >= len(landed) - 1
+
+
+def test_the_replays_run_is_on_the_rows_it_resolved_and_its_note_names_them(
+    world: World, replayed: subprocess.CompletedProcess[str]
+) -> None:
+    note = world.store / "_replays" / f"agency_id={AGENCY}" / "rp-1.ndjson"
+    noted = [json.loads(line) for line in note.read_text().splitlines()]
+    lineage = {
+        (row["_source"], row["_line"]): row
+        for row in DeltaTable(str(world.store / "silver")).to_pyarrow_table().to_pylist()
+    }
+
+    run, partitions = world.ledger("rp-1")
+    landed = [n for n in noted if n["outcome"] == "silver"]
+    assert len(noted) == world.selected
+    assert len(landed) == run.counts.rows_out > 0
+    for n in landed:
+        row = lineage[(n["source"], n["line"])]
+        assert (row["record_id"], row["_run_id"]) == (n["record_id"], "rp-1")
+    assert note.relative_to(world.store).as_posix() in run.artifacts
+    assert {p.partition for p in partitions if p.artifacts} == {n["partition"] for n in noted}
 
 
 def test_rows_still_failing_stay_in_dead_letter_with_their_new_reason(
@@ -199,7 +210,7 @@ def test_a_second_replay_of_the_same_rows_writes_nothing(
     assert of_run.returncode == 0, of_run.stderr[-2000:]
     assert summary(again)["partitions"] == "nothing written: every selected row fails as it did"
     assert summary(again)["corrections"].endswith("nothing new to store")
-    # rp-1 rewrote the dead-letter files of the partitions it republished.
+    # rp-1 rebuilt the agency: every dead-letter row is its.
     rewritten = sum(1 for row in world.dead() if row["run_id"] == "rp-1")
     assert summary(of_run)["selected"].startswith(f"{rewritten} dead-letter rows")
     assert summary(of_run)["partitions"].startswith("nothing written")

@@ -1,7 +1,8 @@
-"""Read a local store the way readers must: through each partition's newest manifest."""
+"""Read a local store the way any reader does: through the Delta tables' committed versions."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -9,15 +10,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deltalake import DeltaTable
+
 SRC = Path(__file__).resolve().parents[3] / "src" / "python"
 
 View = tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]
-"""(silver lines, dead letters as (reason, source, raw)), each sorted, of one generation: its
-content whatever the split into files."""
+"""(silver rows as JSON, dead letters as (reason, source, raw)), each sorted."""
 
-
-class IncompleteView(AssertionError):
-    """A manifest lists a file that is missing: the partition shows a mix or a hole."""
+SILVER_FIELDS = (
+    "record_id", "agency_id", "dt", "agency_name", "agency_state", "record_type", "status",
+    "occurred_at", "updated_at", "officer_badge", "officer_last", "officer_first", "lat", "lon",
+    "amount", "tags",
+)  # fmt: skip
 
 
 def cli(
@@ -57,62 +61,50 @@ def summary(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
     return fields
 
 
-def manifests(root: Path) -> dict[str, dict[str, Any]]:
-    """partition -> its newest manifest."""
-    newest: dict[str, dict[str, Any]] = {}
-    base = root / "_manifests"
-    for path in sorted(base.rglob("*.json")) if base.exists() else []:
-        partition = path.parent.relative_to(base).as_posix()
-        newest[partition] = json.loads(path.read_bytes())  # sorted: the last one wins
-    return newest
-
-
-def view(root: Path, partition: str) -> View | None:
-    """The visible generation of partition (None if never committed). Raises IncompleteView."""
-    manifest = manifests(root).get(partition)
-    if manifest is None:
-        return None
-    silver: list[str] = []
-    dead: list[tuple[str, str, str]] = []
-    for key in manifest["files"]:
-        path = root / key
-        if not path.is_file():
-            raise IncompleteView(f"{partition}: manifest {manifest['seq']} lists missing {key}")
-        lines = path.read_text().splitlines()
-        if key.startswith("silver/"):
-            ids = [json.loads(line)["record_id"] for line in lines]
-            assert ids == sorted(ids), f"{key}: rows not ordered by record_id"
-            silver.extend(lines)
-        else:
-            rows = [json.loads(line) for line in lines]
-            assert all(list(row) == ["reason", "source", "raw", "run_id"] for row in rows), key
-            dead.extend((row["reason"], row["source"], row["raw"]) for row in rows)
-    return tuple(sorted(silver)), tuple(sorted(dead))
-
-
-def views(root: Path, agency_id: int) -> dict[str, View | None]:
-    """Every partition of the agency that has a manifest or data files."""
-    names = {p for p in manifests(root) if p.startswith(f"agency_id={agency_id}/")}
-    for kind in ("silver", "deadletter"):
-        base = root / kind
-        names |= {
-            path.parent.relative_to(base).as_posix()
-            for path in base.glob(f"agency_id={agency_id}/dt=*/*")
-        }
-    return {name: view(root, name) for name in sorted(names)}
-
-
-def unreferenced(root: Path) -> list[str]:
-    """Data files no newest manifest lists (what a sweep must remove)."""
-    listed = {key for manifest in manifests(root).values() for key in manifest["files"]}
-    return sorted(
-        path.relative_to(root).as_posix()
-        for kind in ("silver", "deadletter")
-        for path in (root / kind).rglob("*")
-        if path.is_file()
-        and not path.name.startswith(".etl-tmp-")
-        and path.relative_to(root).as_posix() not in listed
+def _table(root: Path, name: str, agency_id: int | None) -> list[dict[str, Any]]:
+    path = root / name
+    if not (path / "_delta_log").is_dir():
+        return []
+    partitions = None if agency_id is None else [("agency_id", "=", agency_id)]
+    rows: list[dict[str, Any]] = (
+        DeltaTable(str(path)).to_pyarrow_table(filters=partitions).to_pylist()
     )
+    return rows
+
+
+def silver_rows(root: Path, agency_id: int | None = None) -> list[dict[str, Any]]:
+    """Silver as any Delta reader sees it (only committed rows), as the reference shows rows:
+    timestamps as `YYYY-MM-DDTHH:MM:SSZ`, dt as text, no lineage columns."""
+    rows = []
+    for row in _table(root, "silver", agency_id):
+        shown = {
+            key: (
+                value.strftime("%Y-%m-%dT%H:%M:%SZ")
+                if isinstance(value, dt.datetime)
+                else value.isoformat()
+                if isinstance(value, dt.date)
+                else value
+            )
+            for key, value in row.items()
+            if not key.startswith("_")
+        }
+        rows.append({name: shown[name] for name in SILVER_FIELDS})
+    return sorted(rows, key=lambda row: (row["agency_id"], row["record_id"]))
+
+
+def dead_letter_rows(root: Path, agency_id: int | None = None) -> list[dict[str, Any]]:
+    """The committed dead-letter rows."""
+    return _table(root, "deadletter", agency_id)
+
+
+def view(root: Path, agency_id: int) -> View:
+    """What readers see of the agency: silver rows and dead letters as (reason, source, raw),
+    each sorted, whatever the split into files."""
+    silver = tuple(sorted(json.dumps(row, sort_keys=True) for row in silver_rows(root, agency_id)))
+    dead = tuple(
+        sorted((r["reason"], r["source"], r["raw"]) for r in dead_letter_rows(root, agency_id))
+    )
+    return silver, dead
 
 
 def snapshot(root: Path) -> dict[str, int]:

@@ -1,7 +1,9 @@
-"""agency_data_job as a subprocess: PostgreSQL record source, S3 (moto) artifacts, PG history."""
+"""agency_data_job as a subprocess: silver tables on S3 (moto) after bronze_to_silver, PostgreSQL
+and HTTP record sources, S3 artifacts, PostgreSQL history."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import functools
@@ -19,10 +21,14 @@ from data_pipeline.csv_export import csv_cells
 from data_pipeline.dedupe import Deduper
 from data_pipeline.transform import transform_file
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from deltalake import DeltaTable
 from etl_core.adapters.run_histories import open_run_history
 
 # Imported, not only run: dependency inference then ships the job with this test.
-from jobs import agency_data_job  # noqa: F401
+from jobs import (
+    agency_data_job,  # noqa: F401
+    bronze_to_silver,
+)
 
 from integration.cli_support import cli_async
 from integration.http_support import TOKEN, ApiServer
@@ -91,10 +97,108 @@ def _get(s3: Any, bucket: str, key: str) -> bytes:
     return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+def _table(bucket: str, name: str, moto_url: str) -> list[dict[str, Any]]:
+    """Agency AGENCY's committed rows of the Delta table `name` of the store s3://bucket/lake."""
+    options = {"AWS_ENDPOINT_URL": moto_url, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1"}
+    table = DeltaTable(f"s3://{bucket}/lake/{name}", storage_options=options)
+    return list(table.to_pyarrow_table(filters=[("agency_id", "=", AGENCY)]).to_pylist())
+
+
+def _silver_as_exported(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Silver rows as the export writes them: no lineage, text instants and dt, by record_id."""
+    shaped = []
+    for row in rows:
+        shaped.append(
+            {
+                **{name: value for name, value in row.items() if not name.startswith("_")},
+                "dt": row["dt"].isoformat(),
+                "occurred_at": row["occurred_at"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "updated_at": row["updated_at"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+    return sorted(shaped, key=lambda row: row["record_id"])
+
+
 @pytest.fixture()
 def s3_endpoint(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)  # the subprocess inherits it
     return moto_url
+
+
+async def test_export_from_the_silver_tables_on_s3_after_bronze_to_silver(
+    tmp_path: Path, s3_endpoint: str, s3: Any, bucket: str, pg_dsn: str, pg_schema: str
+) -> None:
+    for key, body in _files().items():
+        s3.put_object(Bucket=bucket, Key=f"lake/{key}", Body=body)
+    store, history = f"s3://{bucket}/lake", f"{pg_dsn}?schema={pg_schema}"
+    promote = ["--agency-id", str(AGENCY), "--store", store, "--history", history,
+               "--workers", "1", "--run-id", "it-b2s", "--log-format", "json"]  # fmt: skip
+    # In process, on a thread of its own: the job runs its own event loop.
+    assert await asyncio.to_thread(bronze_to_silver.entrypoint, promote) == 0
+
+    result = await cli_async(
+        tmp_path, "run", "agency_data_job", "--", "--agency-id", str(AGENCY),
+        "--store", store, "--history", history, "--run-id", RUN_ID, "--log-format", "json",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="lake/exports/")["Contents"]
+    assert sorted(item["Key"] for item in listed) == [
+        PREFIX + name
+        for name in ("deadletter.ndjson", "manifest.json", "records.csv", "records.ndjson")
+    ]
+    silver = _table(bucket, "silver", s3_endpoint)
+    records = [
+        json.loads(line) for line in _get(s3, bucket, PREFIX + "records.ndjson").splitlines()
+    ]
+    assert records == _silver_as_exported(silver)
+    header, *csv_rows = csv.reader(io.StringIO(_get(s3, bucket, PREFIX + "records.csv").decode()))
+    assert header[:3] == ["record_id", "agency_id", "dt"]
+    assert csv_rows == [csv_cells(row) for row in records]
+    table_dead = sorted(
+        _table(bucket, "deadletter", s3_endpoint), key=lambda row: (row["source"], row["line"])
+    )
+    dead = [
+        json.loads(line) for line in _get(s3, bucket, PREFIX + "deadletter.ndjson").splitlines()
+    ]
+    assert dead == [
+        {"reason": row["reason"], "source": row["source"], "raw": row["raw"], "run_id": "it-b2s",
+         "detail": row["detail"]}
+        for row in table_dead
+    ]  # fmt: skip
+    expected = json.loads(_files()["manifest.json"])["agencies"][str(AGENCY)]
+    async with open_run_history(history) as runs:
+        run = await runs.get_run(RUN_ID)
+        [ledger] = await runs.partitions(RUN_ID)
+    assert (run.status.value, run.job) == ("succeeded", "agency_data_job")
+    assert (run.counts.rows_out, run.counts.rows_dead_letter, run.counts.rows_duplicate) == (
+        expected["silver_rows"], expected["dead_letter_rows"], 0
+    )  # fmt: skip
+    assert run.counts.rows_in == len(silver) + len(table_dead)
+    assert (ledger.input_fingerprint, ledger.counts) == ("fold-1", run.counts)
+    assert run.parameters["source"] == "silver and dead-letter tables of the store"
+
+
+async def test_an_agency_with_nothing_in_silver_fails_without_uploading(
+    tmp_path: Path, s3_endpoint: str, s3: Any, bucket: str, pg_dsn: str, pg_schema: str
+) -> None:
+    for key, body in _files().items():  # bronze only: bronze_to_silver never ran
+        s3.put_object(Bucket=bucket, Key=f"lake/{key}", Body=body)
+    history = f"{pg_dsn}?schema={pg_schema}"
+
+    result = await cli_async(
+        tmp_path, "run", "agency_data_job", "--", "--agency-id", str(AGENCY),
+        "--store", f"s3://{bucket}/lake", "--history", history, "--run-id", "it-export-3",
+        "--log-format", "json",
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert f"agency {AGENCY}: nothing in silver for this agency" in result.stderr
+    assert f"run bronze_to_silver --agency-id {AGENCY} first" in result.stderr
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="lake/exports/")
+    async with open_run_history(history) as runs:
+        run = await runs.get_run("it-export-3")
+    assert run.status.value == "failed"
 
 
 async def test_export_from_postgres_to_s3_with_a_postgres_history(

@@ -70,6 +70,46 @@ async def test_concurrent_migrators_on_a_fresh_schema_all_succeed_once(pg_dsn, f
     assert tables == 4
 
 
+async def test_a_version_1_schema_upgrades_in_place_and_keeps_its_runs(pg_dsn, fresh_schema):
+    [(version, script)] = [m for m in MIGRATIONS if m[0] == 1]
+    started = now() - dt.timedelta(minutes=5)
+    connection = await asyncpg.connect(pg_dsn)
+    try:  # the schema as the first release left it, with one finished run and its ledger row
+        s = f'"{fresh_schema}"'
+        await connection.execute(
+            f"CREATE SCHEMA {s}; CREATE TABLE {s}.etl_schema_migrations"
+            " (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        await connection.execute(script.format(s=s))
+        await connection.execute(
+            f"INSERT INTO {s}.etl_schema_migrations VALUES ($1, clock_timestamp())", version
+        )
+        await connection.execute(
+            f"INSERT INTO {s}.etl_runs (run_id, job, parameters, status, started_at, rows_in,"
+            " rows_out, rows_duplicate, rows_dead_letter, bytes_in, bytes_out)"
+            " VALUES ('old', 'bronze_to_silver', '{}', 'succeeded', $1, 5, 3, 1, 1, 500, 300)",
+            started,
+        )
+        await connection.execute(
+            f"INSERT INTO {s}.etl_run_partitions (run_id, partition, job, input_fingerprint,"
+            " status, rows_in, rows_out, rows_duplicate, rows_dead_letter, bytes_in, bytes_out,"
+            " recorded_at) VALUES ('old', 'dt=2024-01-08', 'bronze_to_silver', 'sha256:x',"
+            " 'published', 5, 3, 1, 1, 500, 300, $1)",
+            started,
+        )
+    finally:
+        await connection.close()
+
+    async with open_pg_run_history(pg_dsn, schema=fresh_schema) as history:
+        await history.migrate()
+        old = await history.get_run("old")
+        [partition] = await history.partitions("old")
+
+    expected = Counts(rows_in=5, rows_out=3, rows_duplicate=1, rows_dead_letter=1,
+                      bytes_in=500, bytes_out=300)  # fmt: skip
+    assert old.counts == partition.counts == expected  # rows_inserted, rows_updated read as 0
+
+
 async def test_concurrent_lease_acquisition_from_separate_pools_has_one_winner(pg_dsn, migrated):
     name = f"job/agency={uuid.uuid4().int % 1000}"
 

@@ -16,7 +16,9 @@ from etl_core.errors import RunAlreadyExists, RunHistoryError, RunNotFound
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
 from etl_core.urls import redact
 
-_COUNTS = ("rows_in", "rows_out", "rows_duplicate", "rows_dead_letter", "bytes_in", "bytes_out")
+# Migration 1's count columns, frozen with it; migration 2 added the silver merge's two.
+_COUNTS_V1 = ("rows_in", "rows_out", "rows_duplicate", "rows_dead_letter", "bytes_in", "bytes_out")
+_COUNTS = (*_COUNTS_V1, "rows_inserted", "rows_updated")
 _C = ", ".join(_COUNTS)
 _RUN_COLUMNS = (
     "run_id, job, agency_id, parameters, status, started_at, heartbeat_at, finished_at,"
@@ -25,7 +27,20 @@ _RUN_COLUMNS = (
 _PARTITION_COLUMNS = (
     f"run_id, partition, job, agency_id, input_fingerprint, status, {_C}, artifacts, recorded_at"
 )
-_COUNT_TYPES = ", ".join(f"{name} BIGINT" for name in _COUNTS)
+_COUNT_TYPES = ", ".join(f"{name} BIGINT" for name in _COUNTS_V1)
+
+
+def _placeholders(columns: str, wrap: dict[str, str]) -> str:
+    """$1, $2, ... in the order of columns, each inside the wrap its column needs ('{}' if none)."""
+    names = columns.split(", ")
+    return ", ".join(wrap.get(name, "{}").format(f"${i}") for i, name in enumerate(names, 1))
+
+
+_RUN_VALUES = _placeholders(_RUN_COLUMNS, {"parameters": "{}::jsonb", "artifacts": "{}::jsonb"})
+_PARTITION_VALUES = _placeholders(
+    _PARTITION_COLUMNS,
+    {"artifacts": "{}::jsonb", "recorded_at": "COALESCE({}, clock_timestamp())"},
+)
 
 # Append-only: a released version is never edited, later changes get a new version. `{s}` is the
 # quoted schema. Index names are schema-local, so several schemas can share one database.
@@ -53,6 +68,16 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE TABLE {{s}}.etl_leases (
             name TEXT PRIMARY KEY, owner TEXT NOT NULL, acquired_at TIMESTAMPTZ NOT NULL,
             expires_at TIMESTAMPTZ NOT NULL);
+        """,
+    ),
+    (
+        # Nullable like the other counts (readers take NULL as 0). A column added without a
+        # default only changes the catalogue: instant on a large history.
+        2,
+        """
+        ALTER TABLE {s}.etl_runs ADD COLUMN rows_inserted BIGINT, ADD COLUMN rows_updated BIGINT;
+        ALTER TABLE {s}.etl_run_partitions
+            ADD COLUMN rows_inserted BIGINT, ADD COLUMN rows_updated BIGINT;
         """,
     ),
 )
@@ -107,10 +132,7 @@ class PgRunHistory:
             _utc(run.finished_at), _seconds(run.duration), *_counts(run.counts),
             json.dumps(list(run.artifacts)), run.error, run.trace_id, run.host, run.code_version,
         )  # fmt: skip
-        placeholders = ", ".join(
-            f"${i}::jsonb" if i in (4, 16) else f"${i}" for i in range(1, len(values) + 1)
-        )
-        sql = f"INSERT INTO {self._s}.etl_runs ({_RUN_COLUMNS}) VALUES ({placeholders})"
+        sql = f"INSERT INTO {self._s}.etl_runs ({_RUN_COLUMNS}) VALUES ({_RUN_VALUES})"
         with self._translated("start_run"):
             try:
                 await self.pool.execute(sql, *values)
@@ -138,10 +160,11 @@ class PgRunHistory:
         if status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
             raise ValueError(f"run {run_id}: finish_run needs SUCCEEDED or FAILED, got {status}")
         sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(_COUNTS, start=4))
+        after = 4 + len(_COUNTS)
         sql = (
             f"UPDATE {self._s}.etl_runs SET status = $2, finished_at = $3,"
             f" duration_s = EXTRACT(EPOCH FROM ($3 - started_at)), {sets},"
-            " artifacts = $10::jsonb, error = $11 WHERE run_id = $1 RETURNING 1"
+            f" artifacts = ${after}::jsonb, error = ${after + 1} WHERE run_id = $1 RETURNING 1"
         )
         args = (run_id, status.value, _utc(finished_at), *_counts(counts))
         with self._translated("finish_run"):
@@ -161,8 +184,7 @@ class PgRunHistory:
         )
         sql = (
             f"INSERT INTO {self._s}.etl_run_partitions ({_PARTITION_COLUMNS})"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb,"
-            " COALESCE($14, clock_timestamp()))"
+            f" VALUES ({_PARTITION_VALUES})"
             f" ON CONFLICT (run_id, partition) DO UPDATE SET {updates}"
         )
         with self._translated("record_partition"):
@@ -298,7 +320,7 @@ def _counts(counts: Counts) -> tuple[int, ...]:
 
 
 def _counts_of(row: Any) -> Counts:
-    return Counts(*(row[name] or 0 for name in _COUNTS))
+    return Counts(**{name: row[name] or 0 for name in _COUNTS})
 
 
 def _run(row: Any) -> RunRecord:

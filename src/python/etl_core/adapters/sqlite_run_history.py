@@ -22,7 +22,9 @@ from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
 
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
-_COUNTS = ("rows_in", "rows_out", "rows_duplicate", "rows_dead_letter", "bytes_in", "bytes_out")
+# Migration 1's count columns, frozen with it; migration 2 added the silver merge's two.
+_COUNTS_V1 = ("rows_in", "rows_out", "rows_duplicate", "rows_dead_letter", "bytes_in", "bytes_out")
+_COUNTS = (*_COUNTS_V1, "rows_inserted", "rows_updated")
 _C = ", ".join(_COUNTS)
 _RUN_COLUMNS = (
     "run_id, job, agency_id, parameters, status, started_at, heartbeat_at, finished_at,"
@@ -37,17 +39,25 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             run_id TEXT PRIMARY KEY, job TEXT NOT NULL, agency_id INTEGER, parameters TEXT NOT NULL,
             status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
             started_at TEXT NOT NULL, heartbeat_at TEXT, finished_at TEXT, duration_s REAL,
-            {" INTEGER, ".join(_COUNTS)} INTEGER, artifacts TEXT NOT NULL DEFAULT '[]',
+            {" INTEGER, ".join(_COUNTS_V1)} INTEGER, artifacts TEXT NOT NULL DEFAULT '[]',
             error TEXT, trace_id TEXT, host TEXT, code_version TEXT)""",
         "CREATE INDEX etl_runs_job_agency_started ON etl_runs (job, agency_id, started_at DESC)",
         "CREATE INDEX etl_runs_started ON etl_runs (started_at DESC)",
         f"""CREATE TABLE etl_run_partitions (
             run_id TEXT NOT NULL REFERENCES etl_runs (run_id), partition TEXT NOT NULL,
             job TEXT NOT NULL, agency_id INTEGER, input_fingerprint TEXT NOT NULL,
-            status TEXT NOT NULL, {" INTEGER NOT NULL, ".join(_COUNTS)} INTEGER NOT NULL,
+            status TEXT NOT NULL, {" INTEGER NOT NULL, ".join(_COUNTS_V1)} INTEGER NOT NULL,
             artifacts TEXT NOT NULL, recorded_at TEXT NOT NULL, PRIMARY KEY (run_id, partition))""",
         """CREATE TABLE etl_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL,
             acquired_at TEXT, expires_at TEXT NOT NULL)""",
+    )),
+    # Typed like their neighbours: nullable in etl_runs, NOT NULL in etl_run_partitions (where
+    # DEFAULT 0 fills the rows already there, and the rows a not-yet-upgraded writer inserts).
+    (2, (
+        "ALTER TABLE etl_runs ADD COLUMN rows_inserted INTEGER",
+        "ALTER TABLE etl_runs ADD COLUMN rows_updated INTEGER",
+        "ALTER TABLE etl_run_partitions ADD COLUMN rows_inserted INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE etl_run_partitions ADD COLUMN rows_updated INTEGER NOT NULL DEFAULT 0",
     )),
 )  # fmt: skip
 
@@ -399,7 +409,7 @@ def _counts(counts: Counts) -> tuple[int, ...]:
 
 
 def _counts_of(row: sqlite3.Row) -> Counts:
-    return Counts(*(row[name] or 0 for name in _COUNTS))
+    return Counts(**{name: row[name] or 0 for name in _COUNTS})
 
 
 def _run(row: sqlite3.Row) -> RunRecord:

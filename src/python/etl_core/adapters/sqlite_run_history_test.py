@@ -12,13 +12,18 @@ from typing import Any
 
 import pytest
 
-from etl_core.adapters.sqlite_run_history import SqliteRunHistory, open_sqlite_run_history
+from etl_core.adapters.sqlite_run_history import (
+    MIGRATIONS,
+    SqliteRunHistory,
+    open_sqlite_run_history,
+)
 from etl_core.clock import new_run_id
 from etl_core.errors import RunHistoryError
-from etl_core.model import Counts, RunRecord, RunStatus
+from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
 from etl_core.testing.fakes import FakeClock
 
 T0 = dt.datetime(2024, 1, 8, 12, 0, 0, 123456, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture()
@@ -51,7 +56,8 @@ async def test_opener_creates_the_directory_schema_and_wal(
     tables = {row[0] for row in _raw(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"etl_schema_migrations", "etl_runs", "etl_run_partitions", "etl_leases"} <= tables
     assert _raw(db, "PRAGMA journal_mode") == [("wal",)]
-    assert [row[0] for row in _raw(db, "SELECT version FROM etl_schema_migrations")] == [1]
+    versions = [row[0] for row in _raw(db, "SELECT version FROM etl_schema_migrations")]
+    assert versions == [version for version, _ in MIGRATIONS]
 
 
 async def test_migrating_again_and_reopening_keeps_one_migration_row(
@@ -62,7 +68,62 @@ async def test_migrating_again_and_reopening_keeps_one_migration_row(
     async with open_sqlite_run_history(db) as again:
         await again.migrate()
         assert (await again.get_run("kept")).run_id == "kept"
-    assert _raw(db, "SELECT count(*) FROM etl_schema_migrations") == [(1,)]
+    assert _raw(db, "SELECT count(*) FROM etl_schema_migrations") == [(len(MIGRATIONS),)]
+
+
+def _create_version_1(db: Path) -> None:
+    """A history as the first release left it: migration 1 only, one finished run and its row."""
+    [(version, statements)] = [m for m in MIGRATIONS if m[0] == 1]
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE etl_schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO etl_schema_migrations VALUES (?, ?)", (version, T0.isoformat()))
+        conn.execute(
+            "INSERT INTO etl_runs (run_id, job, agency_id, parameters, status, started_at,"
+            " finished_at, duration_s, rows_in, rows_out, rows_duplicate, rows_dead_letter,"
+            " bytes_in, bytes_out, artifacts) VALUES ('old', 'bronze_to_silver', 10, '{}',"
+            " 'succeeded', ?, ?, 60.0, 5, 3, 1, 1, 500, 300, '[]')",
+            (T0.isoformat(), (T0 + dt.timedelta(minutes=1)).isoformat()),
+        )
+        conn.execute(
+            "INSERT INTO etl_run_partitions (run_id, partition, job, agency_id, input_fingerprint,"
+            " status, rows_in, rows_out, rows_duplicate, rows_dead_letter, bytes_in, bytes_out,"
+            " artifacts, recorded_at) VALUES ('old', 'agency_id=10/dt=2024-01-08',"
+            " 'bronze_to_silver', 10, 'sha256:x', 'published', 5, 3, 1, 1, 500, 300, '[]', ?)",
+            (T0.isoformat(),),
+        )
+
+
+async def test_a_version_1_history_upgrades_in_place_and_keeps_its_runs(db: Path) -> None:
+    _create_version_1(db)
+    old_counts = Counts(rows_in=5, rows_out=3, rows_duplicate=1, rows_dead_letter=1,
+                        bytes_in=500, bytes_out=300)  # fmt: skip
+
+    async with open_sqlite_run_history(db) as history:
+        old = await history.get_run("old")
+        [partition] = await history.partitions("old")
+        new = _run(run_id="new", started_at=T0 + HOUR)
+        await history.start_run(new)
+        merged = Counts(rows_in=2, rows_out=2, rows_inserted=1, rows_updated=1)
+        await history.record_partition(
+            PartitionRecord("new", "job", "agency_id=10/dt=2024-01-08", "sha256:y", merged)
+        )
+        await history.finish_run("new", status=RunStatus.SUCCEEDED, finished_at=T0 + 2 * HOUR,
+                                 counts=merged)  # fmt: skip
+        [new_partition] = await history.partitions("new")
+        assert (await history.get_run("new")).counts == new_partition.counts == merged
+
+    assert (old.job, old.status, old.duration) == (
+        "bronze_to_silver", RunStatus.SUCCEEDED, dt.timedelta(minutes=1),
+    )  # fmt: skip
+    assert old.counts == partition.counts == old_counts  # rows_inserted, rows_updated read as 0
+    versions = _raw(db, "SELECT version FROM etl_schema_migrations ORDER BY version")
+    assert [row[0] for row in versions] == [version for version, _ in MIGRATIONS]
 
 
 async def test_timestamps_are_stored_as_iso_8601_utc_text(
@@ -180,7 +241,7 @@ def test_lease_has_one_winner_across_processes(db: Path) -> None:
     assert codes.count(0) == 1, f"exit codes {codes}: exactly one winner (0), losers exit 3"
     assert codes.count(3) == processes - 1, f"exit codes {codes}"
     assert _raw(db, "SELECT owner FROM etl_leases") == [(f"run-{codes.index(0)}",)]
-    assert _raw(db, "SELECT count(*) FROM etl_schema_migrations") == [(1,)]
+    assert _raw(db, "SELECT count(*) FROM etl_schema_migrations") == [(len(MIGRATIONS),)]
 
 
 async def test_open_retries_a_fresh_file_locked_by_another_opener(

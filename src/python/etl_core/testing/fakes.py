@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,8 +19,25 @@ from etl_core.errors import (
     RunHistoryError,
     RunNotFound,
     SourceError,
+    TableError,
 )
-from etl_core.model import Counts, ObjectInfo, PartitionRecord, RunRecord, RunStatus, SourceBatch
+from etl_core.model import (
+    Compaction,
+    Counts,
+    ObjectInfo,
+    PartitionRecord,
+    RunRecord,
+    RunStatus,
+    SourceBatch,
+    TableFile,
+    TableLayout,
+    TablePartition,
+)
+
+# The table fakes (rows are pyarrow Tables) live in fake_tables; tests import every fake from here.
+from etl_core.testing.fake_tables import FakeDeadLetterTable as FakeDeadLetterTable
+from etl_core.testing.fake_tables import FakeSilverTable as FakeSilverTable
+from etl_core.testing.fake_tables import FakeTables as FakeTables
 
 Clock = Callable[[], dt.datetime]
 
@@ -324,3 +342,108 @@ def _parse_checkpoint(checkpoint: str | None, total: int) -> int:
     if not checkpoint.isdigit() or int(checkpoint) > total:
         raise SourceError(f"fake source: bad checkpoint {checkpoint!r} (0..{total} expected)")
     return int(checkpoint)
+
+
+@attrs.define
+class FakeTableMaintenance:
+    """TableMaintenance of one table in memory, compacting roughly as delta-rs does.
+
+    `partitions` maps (agency_id, dt) to its files; `write` arranges files as a writer's commit
+    would. `removed` and `orphans` hold files with the time they left the table (or were written
+    without a commit), for vacuum; `folds` the agencies' fold versions; `version` is -1 until the
+    first commit. `compactions` records each compact call; `fail_on["compact"] = TableConflict()`
+    makes compact raise (likewise "layout", "checkpoint", "vacuum").
+    """
+
+    partitions: dict[tuple[int, dt.date], list[TableFile]] = attrs.field(factory=dict)
+    removed: list[tuple[TableFile, dt.datetime]] = attrs.field(factory=list)
+    orphans: list[tuple[TableFile, dt.datetime]] = attrs.field(factory=list)
+    folds: dict[int, int] = attrs.field(factory=dict)
+    version: int = -1
+    checkpoints: list[int] = attrs.field(factory=list)
+    compactions: list[tuple[int, tuple[dt.date, ...], str | None]] = attrs.field(factory=list)
+    clock: Clock = clock_module.now
+    fail_on: dict[str, BaseException] = attrs.field(factory=dict)
+    _serial: int = 0
+
+    def write(
+        self, agency_id: int, day: dt.date, *sizes: int, fold: int | None = None
+    ) -> tuple[TableFile, ...]:
+        """Commit one new file of each size to the partition (as fold `fold`, if given)."""
+        files = tuple(self._new_file(agency_id, day, size) for size in sizes)
+        self.partitions.setdefault((agency_id, day), []).extend(files)
+        if fold is not None:
+            self.folds[agency_id] = fold
+        self.version += 1
+        return files
+
+    def _new_file(self, agency_id: int, day: dt.date, size: int) -> TableFile:
+        self._serial += 1
+        return TableFile(f"agency_id={agency_id}/dt={day}/part-{self._serial:05d}.parquet", size)
+
+    async def layout(self, agency_id: int | None = None) -> TableLayout | None:
+        """The files by partition, of one agency or all; None before the first commit."""
+        _check_failure(self.fail_on, "layout")
+        if self.version < 0:
+            return None
+        return TableLayout(
+            version=self.version,
+            partitions=tuple(
+                TablePartition(agency, day, tuple(files))
+                for (agency, day), files in sorted(self.partitions.items())
+                if files and agency_id in (None, agency)
+            ),
+        )
+
+    async def fold_version(self, agency_id: int) -> int:
+        """The agency's fold version; 0 before its first."""
+        return self.folds.get(agency_id, 0)
+
+    async def compact(
+        self, agency_id: int, days: Sequence[dt.date], *, target_size: int, sort_by: str | None
+    ) -> Compaction:
+        """With sort_by every file of the days is rewritten; without, the files smaller than
+        target_size, where there are two or more. Output: ceil(size / target_size) even files."""
+        _check_failure(self.fail_on, "compact")
+        self.compactions.append((agency_id, tuple(days), sort_by))
+        if not days:
+            return Compaction()
+        added: list[TableFile] = []
+        removed: list[TableFile] = []
+        for day in sorted(set(days)):
+            files = self.partitions.get((agency_id, day), [])
+            chosen = files if sort_by else [f for f in files if f.size < target_size]
+            if not chosen or (sort_by is None and len(chosen) < 2):
+                continue
+            total = sum(f.size for f in chosen)
+            count = max(1, math.ceil(total / target_size))
+            sizes = [total // count + (1 if i < total % count else 0) for i in range(count)]
+            new = [self._new_file(agency_id, day, size) for size in sizes]
+            self.partitions[(agency_id, day)] = [f for f in files if f not in chosen] + new
+            added += new
+            removed += chosen
+        if not removed:
+            return Compaction(attempts=1)
+        self.version += 1
+        now = self.clock()
+        self.removed += [(f, now) for f in removed]
+        return Compaction(tuple(added), tuple(removed), self.version, attempts=1)
+
+    async def checkpoint(self) -> int:
+        """Record a checkpoint of the current version. Raises TableError before any commit."""
+        _check_failure(self.fail_on, "checkpoint")
+        if self.version < 0:
+            raise TableError("fake table: no table to checkpoint")
+        self.checkpoints.append(self.version)
+        return self.version
+
+    async def vacuum(self, retention_hours: int, *, full: bool, dry_run: bool) -> tuple[str, ...]:
+        """Delete removed files (with full, also orphans) that left at least retention ago."""
+        _check_failure(self.fail_on, "vacuum")
+        cutoff = self.clock() - dt.timedelta(hours=retention_hours)
+        removed = [f for f, when in self.removed if when <= cutoff]
+        orphans = [f for f, when in self.orphans if when <= cutoff] if full else []
+        if not dry_run:
+            self.removed = [(f, w) for f, w in self.removed if f not in removed]
+            self.orphans = [(f, w) for f, w in self.orphans if f not in orphans]
+        return tuple(sorted(f.path for f in removed + orphans))

@@ -117,6 +117,30 @@ class RunHistoryContract:
         )
         assert done.duration == finished_at - run.started_at
 
+    async def test_inserted_and_updated_counts_persist_per_run_and_per_partition(
+        self, history: RunHistory, job: str
+    ) -> None:
+        run = self.new_run(job, agency_id=10)
+        await history.start_run(run)
+        merged = Counts(rows_in=5, rows_out=5, rows_inserted=3, rows_updated=2)
+        first = self.new_partition(run, "agency_id=10/dt=2024-01-08", counts=merged)
+        second = self.new_partition(
+            run, "agency_id=10/dt=2024-01-09", counts=Counts(rows_in=4, rows_out=4, rows_inserted=4)
+        )
+        earlier = attrs.evolve(first, counts=Counts(rows_in=5, rows_out=5, rows_inserted=5))
+        for partition in (earlier, first, second):  # first's upsert replaces earlier's counts
+            await history.record_partition(partition)
+        total = first.counts + second.counts
+        await history.finish_run(
+            run.run_id, status=RunStatus.SUCCEEDED, finished_at=now(), counts=total
+        )
+
+        assert [p.counts for p in await history.partitions(run.run_id)] == [merged, second.counts]
+        stored = await history.get_run(run.run_id)
+        assert (stored.counts.rows_inserted, stored.counts.rows_updated) == (7, 2)
+        assert stored.counts == total
+        assert [r.counts for r in await history.list_runs(job=job)] == [total]
+
     async def test_failed_run_keeps_its_error_text(self, history: RunHistory, job: str) -> None:
         run = self.new_run(job)
         await history.start_run(run)

@@ -1,0 +1,57 @@
+"""DeltaDeadLetterTable: the DeadLetterTable port on a Delta Lake table (local disk or S3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from etl_core.adapters.delta_files import DeltaFiles, without_partition_columns
+from etl_core.errors import TableError
+
+
+@attrs.define
+class DeltaDeadLetterTable:
+    """Dead-letter rows of every agency in one Delta table partitioned by agency_id, dt.
+
+    A fold's files carry its version in their names (part-<version>-<uuid>.parquet), so writing
+    a version again (the re-run of a run that crashed after this commit but before silver's)
+    removes the earlier attempt's files in the same commit. In a dry run nothing is written.
+    """
+
+    files: DeltaFiles
+    dry_run: bool = False
+    run_id: str | None = None
+
+    async def version(self, agency_id: int) -> int:
+        """The agency's last committed fold version here; 0 before its first commit."""
+        return await self.files.fold_version(await self.files.load(), agency_id)
+
+    async def write(self, agency_id: int, version: int, rows: Any, *, replace: bool = False) -> int:
+        """See DeadLetterTable.write."""
+        if not isinstance(rows, pa.Table):
+            raise TypeError(f"dead-letter rows must be a pyarrow.Table, got {type(rows).__name__}")
+        if rows.num_rows and pc.any(pc.not_equal(rows["agency_id"], agency_id)).as_py():
+            raise TableError(f"dead letters for agency {agency_id} hold rows of another agency")
+        if self.dry_run:
+            return int(rows.num_rows)
+        table = await self.files.load()
+        if table is None:
+            table = await self.files.create(rows.schema)
+        stored = await self.files.agency_files(table, agency_id)
+        marker = f"/part-{version:010d}-"
+        removes = [f for f in stored if replace or marker in f.path]
+        adds = []
+        days = rows["dt"]
+        for day in pc.unique(days).to_pylist():
+            part = without_partition_columns(rows.filter(pc.equal(days, day)))
+            action, _ = await self.files.write_file(agency_id, day.isoformat(), version, part)
+            adds.append(action)
+        await self.files.commit(table, agency_id, version, adds, removes, rows.schema, self.run_id)
+        return int(rows.num_rows)
+
+    async def read(self, agency_id: int | None = None) -> Any:
+        """The committed rows of one agency (or all); None if no table yet."""
+        return await self.files.read(agency_id)

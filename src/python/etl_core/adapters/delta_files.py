@@ -1,0 +1,277 @@
+"""Delta Lake plumbing shared by the table adapters: open or create a table, list one agency's
+data files with their record_id bounds, write Parquet files through the ObjectStore, and commit
+add/remove actions together with the agency's fold version (a Delta app transaction).
+
+Data files are written by us, not by delta-rs' writer, so that a merge rewrites only the files
+that hold a replaced key (delta-rs 1.6 merges are copy-on-write over every file its predicate
+reaches). The commit itself is delta-rs': one JSON log entry, put with a conditional write on
+local disk and on S3, so a reader sees all of a commit or none of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
+
+from etl_core.errors import TableConflict, TableError
+from etl_core.failpoints import failpoint
+from etl_core.ports import ObjectStore
+
+PARTITION_BY = ("agency_id", "dt")
+_STATS_MAX_KEY = 64  # longer record_ids get no bounds (a truncated max would not be an upper bound)
+_CONCURRENCY = 8
+# How often a commit is replayed on a newer snapshot after other agencies' commits won (see
+# DeltaFiles.commit). Each replay follows at least one commit of another agency, so the workload's
+# 20 agencies committing at once need fewer than 20.
+_REBASES = 100
+
+
+@attrs.frozen
+class DataFile:
+    """One committed data file of an agency."""
+
+    path: str  # relative to the table root
+    size: int
+    day: str  # its dt partition value
+    rows: int | None
+    min_key: str | None
+    max_key: str | None
+
+    def may_hold(
+        self, sorted_keys: Sequence[str], bisect: Callable[[Sequence[str], str], int]
+    ) -> bool:
+        """Whether any of sorted_keys can be in this file, by its record_id bounds."""
+        if self.min_key is None or self.max_key is None:
+            return True
+        index = bisect(sorted_keys, self.min_key)
+        return index < len(sorted_keys) and sorted_keys[index] <= self.max_key
+
+
+@attrs.define
+class DeltaFiles:
+    """One Delta table at `uri`, whose files live under `prefix` of `store`."""
+
+    uri: str
+    storage_options: Mapping[str, str] = attrs.field(repr=False)
+    store: ObjectStore
+    prefix: str  # the table root's key in store, e.g. "silver"
+    name: str  # "silver" / "deadletter": the app id and error messages name it
+
+    def app_id(self, agency_id: int) -> str:
+        return f"etl-platform/{self.name}/agency_id={agency_id}"
+
+    async def load(self) -> DeltaTable | None:
+        """The newest snapshot, or None when the table does not exist yet."""
+        return await asyncio.to_thread(self._load)
+
+    def _load(self) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.uri, storage_options=dict(self.storage_options))
+        except TableNotFoundError:
+            return None
+        except (DeltaError, OSError) as exc:
+            raise TableError(f"{self.name} table {self.uri}: cannot open: {exc}") from exc
+
+    async def create(self, schema: pa.Schema) -> DeltaTable:
+        """Create the table if absent (another run may create it at the same moment)."""
+        return await asyncio.to_thread(self._create, schema)
+
+    def _create(self, schema: pa.Schema) -> DeltaTable:
+        try:
+            return DeltaTable.create(
+                self.uri,
+                schema,
+                mode="ignore",
+                partition_by=list(PARTITION_BY),
+                name=self.name,
+                storage_options=dict(self.storage_options),
+                # No retry: delta-rs would retry a lost creation race as a second CREATE TABLE
+                # commit (a new table id at version 1) that fails every concurrent writer with
+                # "Metadata changed". The loser loads the winner's table instead (below).
+                commit_properties=CommitProperties(max_commit_retries=0),
+            )
+        except (DeltaError, OSError) as exc:
+            table = self._load()  # lost a creation race: the winner's table is as good
+            if table is None:
+                raise TableError(f"{self.name} table {self.uri}: cannot create: {exc}") from exc
+            return table
+
+    async def fold_version(self, table: DeltaTable | None, agency_id: int) -> int:
+        if table is None:
+            return 0
+        version = await asyncio.to_thread(table.transaction_version, self.app_id(agency_id))
+        return int(version or 0)
+
+    async def agency_files(self, table: DeltaTable | None, agency_id: int) -> list[DataFile]:
+        """The agency's committed data files, with their record_id bounds where known."""
+        if table is None:
+            return []
+        return await asyncio.to_thread(self._agency_files, table, agency_id)
+
+    def _agency_files(self, table: DeltaTable, agency_id: int) -> list[DataFile]:
+        actions = pa.table(table.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return []
+        mine = actions.filter(pc.equal(actions["partition.agency_id"], agency_id))
+        names = set(mine.column_names)
+
+        def column(name: str) -> list[Any]:
+            return mine[name].to_pylist() if name in names else [None] * mine.num_rows
+
+        return [
+            DataFile(path, size, day.isoformat(), rows, low, high)
+            for path, size, day, rows, low, high in zip(
+                column("path"),
+                column("size_bytes"),
+                column("partition.dt"),
+                column("num_records"),
+                column("min.record_id"),
+                column("max.record_id"),
+                strict=True,
+            )
+        ]
+
+    async def read_files(
+        self, files: Iterable[DataFile], columns: Sequence[str] | None = None
+    ) -> list[pa.Table]:
+        """Read data files through the store (partition columns are not in them)."""
+        limit = asyncio.Semaphore(_CONCURRENCY)
+
+        async def one(file: DataFile) -> pa.Table:
+            async with limit:
+                body = await self.store.get(f"{self.prefix}/{file.path}")
+            return await asyncio.to_thread(
+                pq.read_table, io.BytesIO(body), columns=list(columns) if columns else None
+            )
+
+        return list(await asyncio.gather(*(one(file) for file in files)))
+
+    async def write_file(
+        self, agency_id: int, day: str, version: int, rows: pa.Table
+    ) -> tuple[AddAction, int]:
+        """Write rows (without partition columns) as one Parquet file of partition
+        agency_id/dt=day; returns its add action and size. The name carries the fold version."""
+        body = await asyncio.to_thread(_parquet, rows)
+        path = f"agency_id={agency_id}/dt={day}/part-{version:010d}-{uuid.uuid4().hex}.parquet"
+        await self.store.put(f"{self.prefix}/{path}", body)
+        stats: dict[str, Any] = {"numRecords": rows.num_rows}
+        if "record_id" in rows.column_names and rows.num_rows:
+            bounds = pc.min_max(rows["record_id"]).as_py()
+            low, high = bounds["min"], bounds["max"]
+            if len(low) <= _STATS_MAX_KEY and len(high) <= _STATS_MAX_KEY:
+                stats["minValues"] = {"record_id": low}
+                stats["maxValues"] = {"record_id": high}
+                stats["nullCount"] = {"record_id": 0}
+        action = AddAction(
+            path,
+            len(body),
+            {"agency_id": str(agency_id), "dt": day},
+            int(time.time() * 1000),
+            True,
+            orjson.dumps(stats).decode(),
+        )
+        return action, len(body)
+
+    async def commit(
+        self,
+        table: DeltaTable,
+        agency_id: int,
+        version: int,
+        adds: Sequence[AddAction],
+        removes: Sequence[DataFile],
+        schema: pa.Schema,
+        run_id: str | None = None,
+    ) -> None:
+        """One atomic commit of adds and removes, stamped with the agency's fold version.
+
+        delta-rs checks a lost race as if this write had read every file of its snapshot: a
+        concurrent commit of another agency that removed any file fails it (ConcurrentDeleteRead),
+        though our actions depend on this agency's files alone. So when the newest snapshot still
+        holds exactly the agency's files and fold version that `table` held, the same actions are
+        committed again on it; otherwise the agency itself changed: TableConflict."""
+        now = int(time.time() * 1000)
+        actions: list[AddAction | RemoveAction] = [
+            RemoveAction(f.path, True, now, f.size, {"agency_id": str(agency_id), "dt": f.day})
+            for f in removes
+        ]
+        actions.extend(adds)
+        metadata = {"etl.agency_id": str(agency_id), "etl.fold": str(version)}
+        if run_id:
+            metadata["etl.run_id"] = run_id
+        properties = CommitProperties(
+            app_transactions=[Transaction(self.app_id(agency_id), version)],
+            custom_metadata=metadata,
+        )
+        failpoint(f"delta.{self.name}.before_commit")
+        for attempt in range(_REBASES + 1):
+            try:
+                await asyncio.to_thread(
+                    table.create_write_transaction,
+                    actions,
+                    "append",
+                    schema,
+                    partition_by=list(PARTITION_BY),
+                    commit_properties=properties,
+                )
+                break
+            except CommitFailedError as exc:
+                if attempt == _REBASES or not await self._rebase(table, agency_id):
+                    raise TableConflict(
+                        f"{self.name} table: commit of agency {agency_id} fold {version} lost to "
+                        f"a concurrent commit: {exc}"
+                    ) from exc
+            except (DeltaError, OSError) as exc:
+                raise TableError(
+                    f"{self.name} table: commit of agency {agency_id} fold {version} failed: {exc}"
+                ) from exc
+        failpoint(f"delta.{self.name}.after_commit")
+
+    async def _rebase(self, table: DeltaTable, agency_id: int) -> bool:
+        """Bring table to the newest version; whether the agency's files and fold version are
+        still those it held before."""
+
+        def rebase() -> bool:
+            def state() -> tuple[int, set[str]]:
+                files = {f.path for f in self._agency_files(table, agency_id)}
+                return int(table.transaction_version(self.app_id(agency_id)) or 0), files
+
+            seen = state()
+            table.update_incremental()
+            return state() == seen
+
+        try:
+            return await asyncio.to_thread(rebase)
+        except (DeltaError, OSError) as exc:
+            raise TableError(
+                f"{self.name} table {self.uri}: cannot read its newest version: {exc}"
+            ) from exc
+
+    async def read(self, agency_id: int | None) -> pa.Table | None:
+        table = await self.load()
+        if table is None:
+            return None
+        partitions = None if agency_id is None else [("agency_id", "=", agency_id)]
+        return await asyncio.to_thread(lambda: pa.table(table.to_pyarrow_table(filters=partitions)))
+
+
+def _parquet(rows: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(rows, sink, compression="zstd", compression_level=1)
+    return sink.getvalue()
+
+
+def without_partition_columns(rows: pa.Table) -> pa.Table:
+    return rows.drop_columns([name for name in PARTITION_BY if name in rows.column_names])
