@@ -64,16 +64,19 @@ def name_part(column: pl.Expr) -> pl.Expr:
     return pl.when(part != "").then(part.str.to_lowercase().str.to_titlecase())
 
 
+def lines_of(source: str, body: bytes) -> pl.DataFrame:
+    """One bronze file's lines (blank ones too): line, line_no (1-based), source, day."""
+    day = re.search(r"dt=(\d{4}-\d{2}-\d{2})/", source)
+    assert day is not None, source
+    lines = body.decode("utf-8", errors="replace").split("\n")
+    frame = pl.DataFrame({"line": lines}).with_row_index("line_no", offset=1)
+    return frame.with_columns(source=pl.lit(source), day=pl.lit(day.group(1)))
+
+
 def _lines(store: Path) -> pl.DataFrame:
-    frames = []
-    for path in sorted((store / "bronze").rglob("*.ndjson")):
-        source = path.relative_to(store / "bronze").as_posix()
-        day = re.search(r"dt=(\d{4}-\d{2}-\d{2})/", source)
-        assert day is not None, source
-        lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")
-        frame = pl.DataFrame({"line": lines}).with_row_index("line_no", offset=1)
-        frames.append(frame.with_columns(source=pl.lit(source), day=pl.lit(day.group(1))))
-    return pl.concat(frames).filter(pl.col("line").str.strip_chars(WS) != "")
+    bronze = store / "bronze"
+    paths = sorted(bronze.rglob("*.ndjson"))
+    return pl.concat([lines_of(p.relative_to(bronze).as_posix(), p.read_bytes()) for p in paths])
 
 
 def _with_local_times(frame: pl.DataFrame) -> pl.DataFrame:
@@ -91,14 +94,22 @@ def _with_local_times(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts)
 
 
+def read_agencies(body: bytes) -> pl.DataFrame:
+    return pl.read_csv(body, schema_overrides={"agency_id": pl.Int64})
+
+
 def _checked(store: Path) -> pl.DataFrame:
-    """Every non-blank line with its typed fields and reason (null when valid)."""
+    return check_lines(_lines(store), read_agencies((store / "agencies.csv").read_bytes()))
+
+
+def check_lines(lines: pl.DataFrame, agencies: pl.DataFrame) -> pl.DataFrame:
+    """Every non-blank line of `lines` (lines_of) with its typed fields and reason (null when
+    valid); agencies from read_agencies."""
     line = pl.col("line").str
-    frame = _lines(store).with_columns(
+    frame = lines.filter(line.strip_chars(WS) != "").with_columns(
         is_object=line.json_path_match("$").str.starts_with("{").fill_null(False),
         **{name: line.json_path_match(f"$.{path}") for name, path in FIELDS.items()},
     )
-    agencies = pl.read_csv(store / "agencies.csv", schema_overrides={"agency_id": pl.Int64})
     frame = frame.with_columns(agency_id=pl.col("agency_s").cast(pl.Int64, strict=False))
     frame = _with_local_times(frame.join(agencies, on="agency_id", how="left"))
     occ = pl.col("occ_s")

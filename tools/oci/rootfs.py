@@ -20,6 +20,13 @@ STDLIB = "/usr/lib/python3.11"
 PYTHON_PACKAGES = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
 # zoneinfo needs the system tz database (the workload has agencies in many time zones).
 DATA_PACKAGES = ("tzdata",)
+# The system libraries a manylinux wheel may link against (PEP 600's policy), which ldd of the
+# interpreter does not list: pyarrow and deltalake load libdl, librt, libstdc++ and libgcc_s.
+MANYLINUX_LIBRARIES = (
+    "libdl.so.2", "libgcc_s.so.1", "libm.so.6", "libpthread.so.0", "libresolv.so.2",
+    "librt.so.1", "libstdc++.so.6", "libutil.so.1",
+)  # fmt: skip
+LIBRARY_DIR = "/usr/lib/x86_64-linux-gnu"
 # Never wanted in a batch-job image: tests, GUI/terminal UI, 2to3, and their extension modules.
 _DROP_DIRS = frozenset(
     {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "curses"}
@@ -177,7 +184,13 @@ def base_rootfs(staging: Path, *, python: str = PYTHON, compile_pyc: bool = True
         rootfs.add_host_path(path)
     rootfs.add(symlink_entry("/usr/bin/python3", "python3.11"))
     extensions = [p for p in files if p.endswith(".so")]
-    libraries = shared_libraries([python, *extensions])
+    wheel_libraries = [
+        f"{LIBRARY_DIR}/{name}"
+        for name in MANYLINUX_LIBRARIES
+        if os.path.exists(f"{LIBRARY_DIR}/{name}")
+    ]
+    libraries = sorted({*shared_libraries([python, *extensions, *wheel_libraries]),
+                        *wheel_libraries})  # fmt: skip
     for lib in libraries:
         rootfs.add_host_path(lib)
     rootfs.packages = {*PYTHON_PACKAGES, *DATA_PACKAGES} | owning_packages(libraries)

@@ -4,8 +4,9 @@ Flow: list the agency's bronze -> compare it with the ledger of silver's committ
 (fold_ledger) -> split the files not folded in before into batches of ~256 MB -> per batch:
 transform (transform, parallel), dedupe among themselves (dedupe, accounting), then fold_commit:
 write the fold's ledger -> commit its dead letters -> merge its survivors into silver (the
-publish: silver's commit records the fold version) -> record per-partition counts. A folded file that changed or vanished, another agencies file, or
---reprocess rebuilds the agency from its whole bronze instead.
+publish: silver's commit records the fold version) -> record per-partition counts. A folded
+file that changed or vanished, another agencies file, or --reprocess rebuilds the agency from
+its whole bronze instead.
 
 Crash safety: every step before silver's commit is redone by the re-run under the same fold
 version (the ledger is overwritten, the dead-letter table replaces the version's earlier attempt),

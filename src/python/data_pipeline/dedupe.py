@@ -17,6 +17,15 @@ Partition = tuple[int, str]  # (agency_id, dt)
 _Kept = tuple[int, str, int, Partition, bytes]
 
 
+class SurvivorColumns(NamedTuple):
+    """The surviving rows as columns: silver JSON, source, line, dt."""
+
+    silver: list[bytes]
+    sources: list[str]
+    lines: list[int]
+    days: list[str]
+
+
 class Survivor(NamedTuple):
     """A surviving silver row (JSON) and where it came from."""
 
@@ -82,6 +91,16 @@ class Deduper:
             entry = self._kept[record_id]
             grouped.setdefault(entry[3], []).append(entry[4])
         return dict(sorted(grouped.items()))
+
+    def survivor_columns(self) -> SurvivorColumns:
+        """Every surviving row with its lineage, column by column, in no particular order."""
+        kept = list(self._kept.values())
+        return SurvivorColumns(
+            silver=[entry[4] for entry in kept],
+            sources=[entry[1] for entry in kept],
+            lines=[entry[2] for entry in kept],
+            days=[entry[3][1] for entry in kept],
+        )
 
     def survivors(self) -> Iterator[Survivor]:
         """Every surviving row with its lineage, in no particular order."""

@@ -79,15 +79,11 @@ async def commit_fold(
     counts = accounting.deduper.counts
     if not counts.balanced or counts.rows_duplicate < 0:
         raise InvariantViolation(f"agency {agency_id}: totals do not balance: {counts}")
-    survivors = list(accounting.deduper.survivors())
+    survivors = accounting.deduper.survivor_columns()
     silver = await asyncio.to_thread(
-        silver_batch,
-        [s.silver for s in survivors],
-        [s.source for s in survivors],
-        [s.line for s in survivors],
-        ctx.run_id,
+        silver_batch, survivors.silver, survivors.sources, survivors.lines, ctx.run_id
     )
-    kept_per_day = collections.Counter(s.dt for s in survivors)
+    kept_per_day = collections.Counter(survivors.days)
     del survivors
     dead: list[tuple[dt.date, DeadLetter]] = [
         (dt.date.fromisoformat(day), letter)

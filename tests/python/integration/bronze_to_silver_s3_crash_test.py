@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 from etl_core.adapters.delta_tables import storage_options, table_uri
 
 from integration.cli_support import cli
@@ -43,9 +44,7 @@ def _env(moto_url: str) -> dict[str, str]:
     return {"AWS_ENDPOINT_URL_S3": moto_url}
 
 
-def _run(
-    tmp_path: Path, bronze: Path, store: str, history: str, env: dict[str, str]
-) -> Any:
+def _run(tmp_path: Path, bronze: Path, store: str, history: str, env: dict[str, str]) -> Any:
     return cli(tmp_path, "run", "bronze_to_silver", "--", "--agency-id", str(AGENCY),
                "--bronze", str(bronze), "--store", store, "--history", history,
                "--lease-ttl-seconds", "1", "--workers", "1", "--log-format", "json",
@@ -58,7 +57,7 @@ def _view(store: str, moto_url: str) -> View:
     def rows(name: str, drop: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
         try:
             table = DeltaTable(table_uri(store, name), storage_options=options)
-        except Exception:  # noqa: BLE001 -- no table yet: nothing committed
+        except TableNotFoundError:  # no table yet: nothing committed
             return ()
         found = table.to_pyarrow_table(filters=[("agency_id", "=", AGENCY)]).to_pylist()
         return tuple(sorted(tuple(v for k, v in sorted(r.items()) if k not in drop) for r in found))
@@ -77,7 +76,8 @@ def expected(bronze: Path, moto_url: str, tmp_path_factory: pytest.TempPathFacto
     result = _run(root, bronze, store, f"sqlite:///{root}/h.sqlite3", _env(moto_url))
     assert result.returncode == 0, result.stderr[-3000:]
     view = _view(store, moto_url)
-    assert view[0] and view[1]
+    assert view[0]
+    assert view[1]
     return view
 
 

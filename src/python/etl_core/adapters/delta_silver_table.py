@@ -4,7 +4,6 @@ and rewriting only the data files that hold a replaced row."""
 from __future__ import annotations
 
 import bisect
-import collections
 import datetime as dt
 from typing import Any
 
@@ -201,5 +200,5 @@ def _check_rows(rows: Any, agency_id: int) -> None:
 def _per_day(rows: pa.Table) -> dict[dt.date, int]:
     if rows.num_rows == 0:
         return {}
-    counts = collections.Counter(rows["dt"].to_pylist())
-    return dict(sorted(counts.items()))
+    counts = pc.value_counts(rows["dt"]).to_pylist()
+    return dict(sorted((entry["values"], entry["counts"]) for entry in counts))
