@@ -17,12 +17,8 @@ prints the run's counts as JSON.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
-import json
-import os
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -37,6 +33,7 @@ from peers.incremental_common import (
     SILVER_SCHEMA,
     list_bronze,
     open_fs,
+    peer_main,
     read,
     to_fold,
     transform,
@@ -139,19 +136,5 @@ def run(agency_id: int, store: str) -> dict[str, Any]:
     return counts
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agency-id", type=int, required=True)
-    parser.add_argument("store")
-    args = parser.parse_args(argv)
-    counts = run(args.agency_id, args.store)
-    sys.stdout.write(json.dumps(counts) + "\n")
-    sys.stdout.flush()
-    return 0
-
-
 if __name__ == "__main__":
-    # delta-rs can abort at interpreter exit after merges (delta-rs issue 2184): leave directly.
-    code = main(sys.argv[1:])
-    sys.stderr.flush()
-    os._exit(code)
+    peer_main(__doc__.splitlines()[0], run)

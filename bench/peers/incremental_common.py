@@ -9,11 +9,13 @@ its own venv.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
-from collections.abc import Mapping
-from typing import Any, Final
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, Final, NoReturn
 
 import polars as pl
 import pyarrow as pa
@@ -199,3 +201,17 @@ def _silver_columns(run_id: str) -> dict[str, Any]:
 
 def _arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
     return frame.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(schema)
+
+
+def peer_main(description: str, run: Callable[[int, str], Mapping[str, Any]]) -> NoReturn:
+    """`peer --agency-id N STORE`: run, print its counts as one JSON line, and leave directly:
+    delta-rs can abort at interpreter exit after merges (delta-rs issue 2184)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--agency-id", type=int, required=True)
+    parser.add_argument("store")
+    args = parser.parse_args(sys.argv[1:])
+    counts = run(args.agency_id, args.store)
+    sys.stdout.write(json.dumps(counts) + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

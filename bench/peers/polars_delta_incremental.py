@@ -15,10 +15,6 @@ s3://bucket[/prefix], AWS_* variables for S3); prints the run's counts as JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 import uuid
 
 import pyarrow as pa
@@ -31,6 +27,7 @@ from peers.incremental_common import (
     list_bronze,
     load_folded,
     open_fs,
+    peer_main,
     read,
     save_folded,
     storage_options,
@@ -103,19 +100,5 @@ def run(agency_id: int, store: str) -> dict[str, int]:
     return counts
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agency-id", type=int, required=True)
-    parser.add_argument("store")
-    args = parser.parse_args(argv)
-    counts = run(args.agency_id, args.store)
-    sys.stdout.write(json.dumps(counts) + "\n")
-    sys.stdout.flush()
-    return 0
-
-
 if __name__ == "__main__":
-    # delta-rs can abort at interpreter exit after merges (delta-rs issue 2184): leave directly.
-    code = main(sys.argv[1:])
-    sys.stderr.flush()
-    os._exit(code)
+    peer_main(__doc__.splitlines()[0], run)

@@ -17,6 +17,7 @@ from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import add_common_arguments, settings_from_args
 from etl_core.urls import redact
 
+from jobs._agency_ids import parse_agencies
 from jobs._promote_args import add_promote_arguments
 from jobs.bronze_to_silver import BronzeToSilverSettings
 
@@ -64,14 +65,6 @@ class BackfillSettings(BronzeToSilverSettings):
         if self.agency_id is not None:
             return (self.agency_id,)
         return None if self.agencies is None else parse_agencies(self.agencies)
-
-
-def parse_agencies(text: str) -> tuple[int, ...] | None:
-    """Sorted distinct ids of `1,2,3`; None if any item is not a non-negative integer."""
-    items = [item.strip() for item in text.split(",")]
-    if not items or not all(item.isascii() and item.isdigit() for item in items):
-        return None
-    return tuple(sorted({int(item) for item in items}))
 
 
 def _parser() -> argparse.ArgumentParser:

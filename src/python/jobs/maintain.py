@@ -14,6 +14,8 @@ from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 
+from jobs._agency_ids import parse_agencies
+
 if TYPE_CHECKING:
     from data_pipeline.maintenance import MaintenanceOptions
 
@@ -64,17 +66,6 @@ class MaintainSettings(CommonSettings):
         if self.agency_id is not None:
             return (self.agency_id,)
         return None if self.agencies is None else parse_agencies(self.agencies)
-
-
-def parse_agencies(text: str) -> tuple[int, ...] | None:
-    """Sorted distinct ids of `1,2,3`; None if any item is not a non-negative integer.
-
-    As jobs.backfill.parse_agencies; not imported, since that module's imports would ship the
-    whole bronze -> silver transform in this job's PEX."""
-    items = [item.strip() for item in text.split(",")]
-    if not all(item.isascii() and item.isdigit() for item in items):
-        return None
-    return tuple(sorted({int(item) for item in items}))
 
 
 def _parser() -> argparse.ArgumentParser:
