@@ -16,6 +16,7 @@ from etl_core.errors import TableError
 from etl_core.model import MergeOutcome
 
 _ORDER = ("updated_at", "_source", "_line")  # which version of a key is newer, in this order
+_STORED = ["record_id", "updated_at__stored", "_source__stored", "_line__stored", "_file"]
 DEFAULT_ROWS_PER_FILE = 20_000
 
 
@@ -50,15 +51,15 @@ class DeltaSilverTable:
             older: dict[dt.date, int] = {}
             inserted = _per_day(rows)
         else:
-            winners, updated_keys, inserted, updated, older = await self._decide(rows, stored)
-            removes = await self._holding(stored, updated_keys)
+            winners, removes, updated_keys, inserted, updated, older = await self._decide(
+                rows, stored
+            )
         if self.dry_run:
             return MergeOutcome(inserted=inserted, updated=updated, older=older)
         if table is None:
             table = await self.files.create(rows.schema)
         adds, rewritten, written = [], 0, 0
-        replaced = set(winners["record_id"].to_pylist()) if not replace else set()
-        kept = await self._rewrite(removes, replaced, agency_id, version) if not replace else []
+        kept = [] if replace else await self._rewrite(removes, updated_keys, agency_id, version)
         for action, size, count in kept:
             adds.append(action)
             written += size
@@ -83,13 +84,21 @@ class DeltaSilverTable:
 
     async def _decide(
         self, rows: pa.Table, stored: list[DataFile]
-    ) -> tuple[pa.Table, set[str], dict[dt.date, int], dict[dt.date, int], dict[dt.date, int]]:
-        """Split incoming rows into winners (new keys and newer versions) and older ones."""
+    ) -> tuple[
+        pa.Table,
+        list[DataFile],
+        pa.Array,
+        dict[dt.date, int],
+        dict[dt.date, int],
+        dict[dt.date, int],
+    ]:
+        """Split incoming rows into winners (new keys and newer versions) and older ones; also
+        the stored files that hold a key a winner replaces, and those keys."""
         keys = sorted(rows["record_id"].to_pylist())
         candidates = [f for f in stored if f.may_hold(keys, bisect.bisect_left)]
         current = await self._current(candidates, pa.array(keys, pa.string()))
         if current.num_rows == 0:
-            return rows, set(), _per_day(rows), {}, {}
+            return rows, [], pa.array([], pa.string()), _per_day(rows), {}, {}
         slim = rows.select(["record_id", "dt", *_ORDER])
         joined = slim.append_column("_row", pa.array(range(rows.num_rows), pa.int64())).join(
             current, keys="record_id", join_type="left outer", right_suffix="__stored"
@@ -117,19 +126,25 @@ class DeltaSilverTable:
         updates = joined.filter(pc.and_(matched, newer))
         losers = joined.filter(pc.invert(wins))
         inserts = joined.filter(pc.invert(matched))
+        holding = [candidates[i] for i in sorted(set(updates["_file"].to_pylist()))]
         return (
             winners,
-            set(updates["record_id"].to_pylist()),
+            holding,
+            updates["record_id"].combine_chunks(),
             _per_day(inserts),
             _per_day(updates),
             _per_day(losers),
         )
 
     async def _current(self, candidates: list[DataFile], keys: pa.Array) -> pa.Table:
-        """The stored (record_id, updated_at, _source, _line) of those keys."""
+        """The stored (record_id, updated_at, _source, _line) of those keys, with the index in
+        candidates of the file holding each (`_file`)."""
         tables = await self.files.read_files(candidates, ["record_id", *_ORDER])
-        found = [t.filter(pc.is_in(t["record_id"], value_set=keys)) for t in tables]
-        found = [t for t in found if t.num_rows]
+        found = [
+            hits.append_column("_file", pa.repeat(pa.scalar(index, pa.int64()), hits.num_rows))
+            for index, table in enumerate(tables)
+            if (hits := table.filter(pc.is_in(table["record_id"], value_set=keys))).num_rows
+        ]
         if not found:
             return pa.table(
                 {
@@ -137,39 +152,21 @@ class DeltaSilverTable:
                     "updated_at": pa.array([], pa.timestamp("us", tz="UTC")),
                     "_source": pa.array([], pa.string()),
                     "_line": pa.array([], pa.int64()),
+                    "_file": pa.array([], pa.int64()),
                 }
-            ).rename_columns(
-                ["record_id", "updated_at__stored", "_source__stored", "_line__stored"]
-            )
+            ).rename_columns(_STORED)
         current = pa.concat_tables(found)
         if len(pc.unique(current["record_id"])) != current.num_rows:
             raise TableError("silver table: a record_id is stored twice for one agency")
-        return current.rename_columns(
-            ["record_id", "updated_at__stored", "_source__stored", "_line__stored"]
-        )
-
-    async def _holding(self, stored: list[DataFile], keys: set[str]) -> list[DataFile]:
-        """The stored files that hold any of keys (bounds first, then their record_ids)."""
-        if not keys:
-            return []
-        ordered = sorted(keys)
-        candidates = [f for f in stored if f.may_hold(ordered, bisect.bisect_left)]
-        tables = await self.files.read_files(candidates, ["record_id"])
-        wanted = pa.array(ordered, pa.string())
-        return [
-            file
-            for file, t in zip(candidates, tables, strict=True)
-            if pc.any(pc.is_in(t["record_id"], value_set=wanted)).as_py()
-        ]
+        return current.rename_columns(_STORED)
 
     async def _rewrite(
-        self, files: list[DataFile], replaced: set[str], agency_id: int, version: int
+        self, files: list[DataFile], replaced: pa.Array, agency_id: int, version: int
     ) -> list[tuple[Any, int, int]]:
         """Each file without the replaced keys, written anew (nothing if no row is left)."""
         out: list[tuple[Any, int, int]] = []
-        wanted = pa.array(sorted(replaced), pa.string())
         for file, data in zip(files, await self.files.read_files(files), strict=True):
-            left = data.filter(pc.invert(pc.is_in(data["record_id"], value_set=wanted)))
+            left = data.filter(pc.invert(pc.is_in(data["record_id"], value_set=replaced)))
             if left.num_rows:
                 action, size = await self.files.write_file(agency_id, file.day, version, left)
                 out.append((action, size, left.num_rows))
