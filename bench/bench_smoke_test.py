@@ -1,4 +1,5 @@
-"""The benchmark in quick mode (10k rows, local store, plain peer): it must still run and check."""
+"""The benchmark in quick mode (10k rows, local store, a backfill, the plain peer): it must still
+run and check."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def _rows(report: Path) -> list[dict[str, str]]:
     return [dict(zip(HEADER, row, strict=True)) for row in cells[2:]]
 
 
-def test_quick_mode_reports_the_invariant_ok_for_the_job_and_the_plain_peer(
+def test_quick_mode_reports_the_invariant_ok_for_the_job_the_backfill_and_the_plain_peer(
     tmp_path: Path,
 ) -> None:
     quick = ["--sizes", "10000", "--stores", "local", "--peers", "plain"]
@@ -29,6 +30,10 @@ def test_quick_mode_reports_the_invariant_ok_for_the_job_and_the_plain_peer(
     (report,) = (tmp_path / "out").glob("*.md")
     rows = _rows(report)
     assert code == 0
-    assert [row["implementation"] for row in rows] == ["job", "plain_orjson"]
+    assert [row["implementation"] for row in rows] == [
+        "job",
+        "backfill --max-parallel 2",
+        "plain_orjson",
+    ]
     assert all(row["invariant"] == "ok" for row in rows), rows
-    assert [row["same output"] for row in rows] == ["ref", "yes"]
+    assert [row["same output"] for row in rows] == ["ref", "yes", "yes"]

@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also deal the agencies to K processes running theirs in-process, one row per K",
     )
     parser.add_argument(
+        "--backfill",
+        type=_csv,
+        default=["2"],
+        help="also run one `backfill --all-agencies --max-parallel K` over the whole dataset "
+        "(a full build), one row per K (default 2; empty to skip)",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each row, interleaved; the fastest is shown"
     )
     parser.add_argument(
@@ -103,6 +110,10 @@ def _plans(
     for batched in args.batched:
         where = work / f"job-batched-{batched}"
         plan = functools.partial(run_job, dataset, where, store="local", batched=int(batched))
+        plans.append(functools.partial(plan, workers=configs[0][0]))
+    for parallel in args.backfill:
+        where = work / f"job-backfill-{parallel}"
+        plan = functools.partial(run_job, dataset, where, store="local", backfill=int(parallel))
         plans.append(functools.partial(plan, workers=configs[0][0]))
     for name in runnable:
         module, _, semantics, note = PEERS[name]

@@ -39,6 +39,11 @@ class Dataset:
         return sorted(int(agency_id) for agency_id in self.manifest["agencies"])
 
     @property
+    def days(self) -> list[str]:
+        """The dt of every bronze partition, sorted."""
+        return sorted({p.name.removeprefix("dt=") for p in (self.root / "bronze").glob("*/dt=*")})
+
+    @property
     def bronze_files(self) -> list[Path]:
         return sorted(p for p in (self.root / "bronze").rglob("*") if p.is_file())
 

@@ -64,13 +64,15 @@ def run_job(
     *,
     store: str,
     batched: int = 0,
+    backfill: int = 0,
     workers: int | None = None,
     at_once: int = 1,
     endpoint: str | None = None,
 ) -> Outcome:
     """bronze_to_silver once per agency through the CLI (a process each, as in production), or
     with batched=K the agencies dealt to K processes that run theirs one after another in-process
-    (all K at once); output read back through the Delta tables."""
+    (all K at once), or with backfill=K one `backfill --all-agencies --max-parallel K` over the
+    dataset's whole date range (a full build); output read back through the Delta tables."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     env = clean_env()
@@ -92,7 +94,13 @@ def run_job(
         common += ["--workers", str(workers)]
     agencies = [str(agency_id) for agency_id in dataset.agencies]
     commands: list[Sequence[str]]
-    if batched:
+    if backfill:
+        first, last = dataset.days[0], dataset.days[-1]
+        commands = [
+            [sys.executable, "-m", "jobs.cli", "run", "backfill", "--", "--all-agencies",
+             "--from", first, "--to", last, "--max-parallel", str(backfill), *common]
+        ]  # fmt: skip
+    elif batched:
         at_once = batched
         commands = [
             [
@@ -111,7 +119,7 @@ def run_job(
     load = os.getloadavg()[0]
     server_cpu = _self_cpu()
     usage = run_measured(commands, env=env, cwd=work, logs=work / "logs", at_once=at_once)
-    note = _job_note(len(commands), workers, at_once, batched)
+    note = _job_note(len(commands), workers, at_once, batched, backfill)
     duplicates = asyncio.run(_duplicates(work / "history.sqlite3"))
     if store == "s3":
         note += f"; moto server CPU {_self_cpu() - server_cpu:.1f} s (not in CPU s)"
@@ -124,11 +132,17 @@ def run_job(
     if store != "s3":
         shutil.rmtree(work / "store")  # checked: ~0.4 GB a row at 1M; the logs stay
     name = f"job (batched x{batched})" if batched else "job"
+    if backfill:
+        name = f"backfill --max-parallel {backfill}"
     return Outcome(name, dataset, store, usage, readback, "exact", load, note)
 
 
-def _job_note(processes: int, workers: int | None, at_once: int, batched: int) -> str:
+def _job_note(
+    processes: int, workers: int | None, at_once: int, batched: int, backfill: int
+) -> str:
     pool = f"--workers {workers}" if workers is not None else "workers: job default"
+    if backfill:
+        return f"one backfill process, agencies {backfill} at a time, {pool}"
     if batched:
         return f"agencies in-process, {processes} process(es) at once, {pool}"
     return f"{processes} processes, {at_once} at a time, {pool}"

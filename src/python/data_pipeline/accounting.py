@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import attrs
+import pyarrow.compute as pc
 from etl_core.errors import InvariantViolation
 from etl_core.model import Counts, DeadLetter
 
-from data_pipeline.dedupe import Deduper
-from data_pipeline.transform import FileResult
+from data_pipeline.dedupe import BatchDeduper
+from data_pipeline.transform import FileBatch
 
 
 @attrs.define
@@ -48,17 +49,18 @@ def _source(entry: tuple[str, tuple[DeadLetter, ...]]) -> str:
 
 @attrs.define
 class Accounting:
-    """Folds FileResults of the agency's whole bronze into the Deduper (the dedupe scope) and
-    keeps tallies and dead letters only for the partitions in scope (`days`)."""
+    """Folds the FileBatches of one fold of an agency's bronze into the BatchDeduper (the dedupe
+    scope) and keeps tallies and dead letters only for the partitions in scope (`days`)."""
 
+    agency_id: int
     days: Collection[str]
-    deduper: Deduper = attrs.field(factory=Deduper)
+    deduper: BatchDeduper = attrs.field(factory=BatchDeduper)
     tallies: dict[str, PartitionTally] = attrs.field(factory=dict)
     files: int = 0
 
-    def add(self, result: FileResult) -> None:
+    def add(self, result: FileBatch) -> None:
         """Fold one file in. Raises InvariantViolation if its rows do not add up."""
-        valid, dead = len(result.valid_rows), len(result.dead_letters)
+        valid, dead = result.valid.num_rows, len(result.dead_letters)
         if result.rows_in != valid + dead:
             raise InvariantViolation(
                 f"{result.source}: {result.rows_in} rows in != {valid} valid + {dead} dead-letter"
@@ -74,22 +76,21 @@ class Accounting:
         if dead:
             tally.dead_by_file.append((result.source, result.dead_letters))
 
-    def survivors(self, agency_id: int) -> dict[str, list[bytes]]:
-        """dt -> surviving silver rows (by record_id) of the agency, every partition.
+    def kept_per_day(self) -> dict[str, int]:
+        """dt -> how many of the agency's rows survived dedupe there.
 
-        Raises InvariantViolation if the agency's totals do not balance.
+        Raises InvariantViolation if the totals do not balance or a survivor names another
+        agency than agency_id.
         """
         counts = self.deduper.counts
         if not counts.balanced or counts.rows_duplicate < 0:
-            raise InvariantViolation(f"agency {agency_id}: totals do not balance: {counts}")
-        grouped: dict[str, list[bytes]] = {}
-        for (agency, day), rows in self.deduper.partitions().items():
-            if agency != agency_id:
-                raise InvariantViolation(f"agency {agency_id}: a survivor names agency {agency}")
-            grouped[day] = rows
-        if sum(len(rows) for rows in grouped.values()) != counts.rows_out:
-            raise InvariantViolation(f"agency {agency_id}: survivors lost while grouping")
-        return grouped
+            raise InvariantViolation(f"agency {self.agency_id}: totals do not balance: {counts}")
+        survivors = self.deduper.survivors()
+        others = pc.unique(survivors["agency_id"]).to_pylist()
+        if others and others != [self.agency_id]:
+            raise InvariantViolation(f"agency {self.agency_id}: survivors name agencies {others}")
+        per_day = pc.value_counts(survivors["dt"]).to_pylist()
+        return {entry["values"].isoformat(): entry["counts"] for entry in per_day}
 
     def partition_counts(self, day: str, rows_out: int) -> Counts:
         """The partition's counts. Raises InvariantViolation unless they balance."""

@@ -9,7 +9,8 @@ from etl_core.model import DeadLetter
 
 from data_pipeline.accounting import Accounting
 from data_pipeline.agencies import Agency
-from data_pipeline.transform import FileResult, transform_file
+from data_pipeline.silver_arrow import VALID_SCHEMA
+from data_pipeline.transform import FileBatch, transform_batch
 
 AGENCIES = {1: Agency(1, "Los Angeles Police Department", "CA", "America/Los_Angeles")}
 LINE = (
@@ -18,19 +19,17 @@ LINE = (
 )
 
 
-def _file(day: str, *lines: bytes, part: int = 0) -> FileResult:
+def _file(day: str, *lines: bytes, part: int = 0) -> FileBatch:
     key = f"bronze/agency_id=1/dt={day}/part-{part}.ndjson"
-    return transform_file(key, b"\n".join(lines) + b"\n", AGENCIES)
+    return transform_batch(key, b"\n".join(lines) + b"\n", AGENCIES)
 
 
 def test_a_later_duplicate_counts_against_the_partition_it_came_from() -> None:
-    accounting = Accounting(days={"2024-01-08", "2024-01-09"})
+    accounting = Accounting(1, {"2024-01-08", "2024-01-09"})
     accounting.add(_file("2024-01-08", LINE % (b"A1", b"2024-01-08T10:00:00Z"), b"{bad"))
     accounting.add(_file("2024-01-09", LINE % (b"A1", b"2024-01-09T10:00:00Z")))
 
-    survivors = accounting.survivors(1)
-
-    assert {day: len(rows) for day, rows in survivors.items()} == {"2024-01-09": 1}
+    assert accounting.kept_per_day() == {"2024-01-09": 1}
     early = accounting.partition_counts("2024-01-08", 0)
     assert (early.rows_in, early.rows_out, early.rows_duplicate, early.rows_dead_letter) == (
         2, 0, 1, 1,
@@ -40,7 +39,7 @@ def test_a_later_duplicate_counts_against_the_partition_it_came_from() -> None:
 
 
 def test_partitions_out_of_scope_feed_dedupe_but_keep_no_tally() -> None:
-    accounting = Accounting(days={"2024-01-08"})
+    accounting = Accounting(1, {"2024-01-08"})
     accounting.add(_file("2024-01-08", LINE % (b"A1", b"2024-01-08T10:00:00Z")))
     accounting.add(_file("2024-01-09", LINE % (b"A1", b"2024-01-09T10:00:00Z"), b"{bad"))
 
@@ -50,7 +49,7 @@ def test_partitions_out_of_scope_feed_dedupe_but_keep_no_tally() -> None:
 
 
 def test_dead_letters_come_out_by_source_then_line() -> None:
-    accounting = Accounting(days={"2024-01-08"})
+    accounting = Accounting(1, {"2024-01-08"})
     accounting.add(_file("2024-01-08", b"{b1", b"{b2", part=1))
     accounting.add(_file("2024-01-08", b"{a1", part=0))
 
@@ -64,14 +63,29 @@ def test_a_file_whose_rows_do_not_add_up_is_an_invariant_violation() -> None:
     broken = attrs.evolve(result, rows_in=2)
 
     with pytest.raises(InvariantViolation, match="2 rows in != 1 valid"):
-        Accounting(days=set()).add(broken)
+        Accounting(1, set()).add(broken)
+
+
+def test_survivors_of_another_agency_are_an_invariant_violation() -> None:
+    accounting = Accounting(2, {"2024-01-08"})
+    accounting.add(_file("2024-01-08", LINE % (b"A1", b"2024-01-08T10:00:00Z")))
+
+    with pytest.raises(InvariantViolation, match="survivors name agencies \\[1\\]"):
+        accounting.kept_per_day()
 
 
 def test_more_survivors_than_valid_rows_is_an_invariant_violation() -> None:
-    accounting = Accounting(days={"2024-01-08"})
+    accounting = Accounting(1, {"2024-01-08"})
     dead = DeadLetter("invalid_json", "agency_id=1/dt=2024-01-08/part-0.ndjson", "{")
     accounting.add(
-        FileResult("agency_id=1/dt=2024-01-08/part-0.ndjson", "2024-01-08", 1, 1, (), (dead,))
+        FileBatch(
+            "agency_id=1/dt=2024-01-08/part-0.ndjson",
+            "2024-01-08",
+            1,
+            1,
+            VALID_SCHEMA.empty_table(),
+            (dead,),
+        )
     )
 
     with pytest.raises(InvariantViolation, match="partition dt=2024-01-08"):

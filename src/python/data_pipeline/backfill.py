@@ -38,6 +38,7 @@ from data_pipeline.bronze_to_silver import DRY_RUN as DRY_RUN_RECORD
 from data_pipeline.bronze_to_silver import JOB as PROMOTE_JOB
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.child_runs import ChildResult, describe, run_child
+from data_pipeline.parallel import SMALL_INPUT_BYTES, TransformPool
 
 TablesFor = Callable[[str], SilverTables]
 """The tables a child run commits to, given its run_id (which the adapters stamp on commits)."""
@@ -138,6 +139,22 @@ def child_workers(requested: int | None, max_parallel: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // max_parallel)
 
 
+def shared_workers(options: BackfillOptions, plans: tuple[AgencyPlan, ...]) -> int:
+    """Worker processes for one pool every agency feeds (0: none, each agency decides), used
+    when agencies run in parallel without --workers and the bronze to read is large enough to
+    pay for starting them: then a full build keeps every core busy, however small each agency
+    is, instead of running each agency's transform inline beside the others on one core."""
+    if options.workers is not None or options.max_parallel <= 1 or _cpus() <= 1:
+        return 0
+    if sum(plan.bytes_in for plan in plans) < SMALL_INPUT_BYTES:
+        return 0
+    return _cpus()
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 1
+
+
 async def run_backfill(
     ctx: RunContext,
     store: ObjectStore,
@@ -147,6 +164,22 @@ async def run_backfill(
     options: BackfillOptions,
 ) -> BackfillReport:
     """Run every planned agency as a child run of ctx; failures are results, not exceptions."""
+    shared = shared_workers(options, plans)
+    if shared:
+        async with TransformPool(shared) as pool:
+            return await _run_agencies(ctx, store, bronze, tables, plans, options, pool)
+    return await _run_agencies(ctx, store, bronze, tables, plans, options, None)
+
+
+async def _run_agencies(
+    ctx: RunContext,
+    store: ObjectStore,
+    bronze: ObjectStore,
+    tables: TablesFor,
+    plans: tuple[AgencyPlan, ...],
+    options: BackfillOptions,
+    pool: TransformPool | None,
+) -> BackfillReport:
     gate = asyncio.Semaphore(max(1, options.max_parallel))
     stopped: list[int] = []  # agencies whose failure stops the rest (without continue_on_error)
     workers = child_workers(options.workers, options.max_parallel)
@@ -161,6 +194,7 @@ async def run_backfill(
             workers=workers,
             in_flight=options.in_flight,
             agencies_key=options.agencies_key,
+            pool=pool,
         )
         return await promote(child, store, bronze, tables(child.run_id), promote_options)
 

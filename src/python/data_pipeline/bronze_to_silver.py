@@ -1,7 +1,7 @@
 """Fold one agency's new bronze into the silver and dead-letter tables, exactly once.
 
 Flow: list the agency's bronze -> compare it with the ledger of silver's committed fold version
-(fold_ledger) -> split the files not folded in before into batches of ~256 MB -> per batch:
+(fold_ledger) -> split the files not folded in before into batches of ~64 MB -> per batch:
 transform (transform, parallel), dedupe among themselves (dedupe, accounting), then fold_commit:
 write the fold's ledger -> commit its dead letters -> merge its survivors into silver (the
 publish: silver's commit records the fold version) -> record per-partition counts. A folded
@@ -38,9 +38,9 @@ from data_pipeline.fold_commit import (
 )
 from data_pipeline.fold_ledger import FoldedFile, FoldLedger, load_ledger
 from data_pipeline.legacy_layout import legacy_files, remove_legacy_files
-from data_pipeline.parallel import FileTransformer, choose_workers
+from data_pipeline.parallel import FileTransformer, TransformPool, choose_workers
 from data_pipeline.plan import Plan, in_range, make_plan
-from data_pipeline.transform import FileResult
+from data_pipeline.transform import FileBatch
 
 __all__ = ["DRY_RUN", "JOB", "MERGED", "REBUILT", "PromoteOptions", "promote"]
 
@@ -61,8 +61,10 @@ class PromoteOptions:
     in_flight: int | None = None  # bronze files read and not yet folded; None: 2 per worker
     agencies_key: str = "agencies.csv"
     fold_bytes: int = DEFAULT_FOLD_BYTES  # bronze folded per commit: bounds memory
+    # Worker processes shared with other agencies of the run (a backfill); None: promote's own.
+    pool: TransformPool | None = attrs.field(default=None, eq=False)
     # Sees each bronze file's result as it is folded in (replay_dead_letters follows its rows).
-    on_file: Callable[[FileResult], None] | None = attrs.field(default=None, eq=False)
+    on_file: Callable[[FileBatch], None] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -220,14 +222,15 @@ async def _transform(
         ctx.log.warning(
             "agency %s is not in %s: its rows go to dead-letter", plan.agency_id, plan.agencies.key
         )
-    workers = choose_workers(options.workers, files)
+    workers = options.pool.workers if options.pool else choose_workers(options.workers, files)
     in_flight = options.in_flight or 2 * workers
     days = frozenset(plan.day_of(info.key) for info in files)
-    accounting = Accounting(days=days)
+    accounting = Accounting(plan.agency_id, days)
     rows = 0
     bytes_in = sum(info.size for info in files)
     with ctx.span("transform", files=len(files), workers=workers, bytes_in=bytes_in):
-        async with FileTransformer(agencies, plan.agency_id, workers, in_flight) as transformer:
+        transformer = FileTransformer(agencies, plan.agency_id, workers, in_flight, options.pool)
+        async with transformer:
             async for result in transformer.results(bronze, files):
                 accounting.add(result)
                 if options.on_file is not None:

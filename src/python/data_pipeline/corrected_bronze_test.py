@@ -22,7 +22,7 @@ from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.corrected_bronze import CorrectedBronze, with_corrections
 from data_pipeline.corrections import Correction, corrections_body, line_key
-from data_pipeline.transform import FileResult
+from data_pipeline.transform import FileBatch
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 
 KEY = "bronze/agency_id=1/dt=2024-01-08/part-0.ndjson"
@@ -93,7 +93,7 @@ async def _promote(
     store: LocalObjectStore,
     bronze: FakeObjectStore,
     *,
-    on_file: Callable[[FileResult], None] | None = None,
+    on_file: Callable[[FileBatch], None] | None = None,
 ) -> JobOutcome:
     history = FakeRunHistory()
     now = dt.datetime.now(dt.UTC)
@@ -142,7 +142,7 @@ async def test_promote_applies_stored_corrections_and_rebuilds_when_they_change(
 
 async def test_promote_shows_every_file_result_to_the_observer(tmp_path: Path) -> None:
     bronze = FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
-    seen: list[FileResult] = []
+    seen: list[FileBatch] = []
 
     await _promote("r1", LocalObjectStore(tmp_path, durable=False), bronze, on_file=seen.append)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
 from etl_core.model import Counts
 
-from data_pipeline.transform import FileResult
+from data_pipeline.silver_arrow import VALID_SCHEMA
+from data_pipeline.transform import FileBatch, FileResult
 
 Partition = tuple[int, str]  # (agency_id, dt)
 
@@ -113,3 +116,85 @@ class Deduper:
 
     def __len__(self) -> int:
         return len(self._kept)
+
+
+_ORDER: Final = [
+    ("record_id", "ascending"),
+    ("_updated_us", "descending"),
+    ("_source", "descending"),
+    ("_line", "descending"),
+]
+
+
+@attrs.define
+class BatchDeduper:
+    """Deduper's rule over FileBatches, column by column: per record_id the valid row with the
+    greatest updated_at instant survives, ties to the later source path, then the later line.
+
+    Holds the batches' Arrow tables until survivors() (one fold's worth: the fold's bronze
+    bounds it); only rows whose record_id occurs more than once are sorted.
+    """
+
+    _tables: list[pa.Table] = attrs.field(factory=list, init=False)
+    _survivors: pa.Table | None = attrs.field(default=None, init=False)
+    _rows_in: int = attrs.field(default=0, init=False)
+    _valid: int = attrs.field(default=0, init=False)
+    _dead_letter: int = attrs.field(default=0, init=False)
+    _bytes_in: int = attrs.field(default=0, init=False)
+
+    def add(self, batch: FileBatch) -> None:
+        """Fold one file's valid rows in and count its input and dead letters."""
+        if self._survivors is not None:
+            raise RuntimeError("BatchDeduper.add after survivors()")
+        self._rows_in += batch.rows_in
+        self._dead_letter += len(batch.dead_letters)
+        self._bytes_in += batch.bytes_in
+        self._valid += batch.valid.num_rows
+        if batch.valid.num_rows:
+            source = pa.repeat(pa.scalar(batch.source, pa.string()), batch.valid.num_rows)
+            self._tables.append(batch.valid.append_column("_source", source))
+
+    @property
+    def counts(self) -> Counts:
+        """The run's accounting: survivors are rows_out, displaced valid rows rows_duplicate."""
+        kept = self.survivors().num_rows
+        return Counts(
+            rows_in=self._rows_in,
+            rows_out=kept,
+            rows_duplicate=self._valid - kept,
+            rows_dead_letter=self._dead_letter,
+            bytes_in=self._bytes_in,
+        )
+
+    def survivors(self) -> pa.Table:
+        """The surviving rows (VALID_SCHEMA plus `_source`), in no particular order."""
+        if self._survivors is None:
+            self._survivors = _survivors(self._tables)
+            self._tables = []
+        return self._survivors
+
+
+def _survivors(tables: list[pa.Table]) -> pa.Table:
+    schema = VALID_SCHEMA.append(pa.field("_source", pa.string()))
+    if not tables:
+        return schema.empty_table()
+    ids = pa.chunked_array([table["record_id"] for table in tables], pa.string())
+    counts = pa.table({"id": ids}).group_by("id").aggregate([("id", "count")])
+    repeated = counts.filter(pc.greater(counts["id_count"], 1))["id"]
+    if not len(repeated):
+        return pa.concat_tables(tables)
+    # One file at a time, each dropped once split: the fold's rows are held about once, not twice.
+    singles: list[pa.Table] = []
+    rivals: list[pa.Table] = []
+    while tables:
+        table = tables.pop()
+        is_repeated = pc.is_in(table["record_id"], repeated)
+        singles.append(table.filter(pc.invert(is_repeated)))
+        rivals.append(table.filter(is_repeated))
+        del table
+    contest = pa.concat_tables(rivals)
+    contest = contest.take(pc.sort_indices(contest, sort_keys=_ORDER))
+    order = contest["record_id"].combine_chunks()
+    first = pc.not_equal(order.slice(1), order.slice(0, len(order) - 1))
+    keep = pa.concat_arrays([pa.array([True]), first])
+    return pa.concat_tables([*singles, contest.filter(keep)])

@@ -13,7 +13,7 @@ from etl_core.testing.fakes import FakeObjectStore
 
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.parallel import SMALL_INPUT_BYTES, FileTransformer, choose_workers
-from data_pipeline.transform import FileResult
+from data_pipeline.transform import FileBatch
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 
 WORKLOAD = WorkloadOptions(records=400, files=8, agencies=2, bad_rate=0.05, seed=5)
@@ -27,7 +27,7 @@ async def _files(store: FakeObjectStore, agency_id: int = 1) -> list[ObjectInfo]
     return [info async for info in store.list(f"bronze/agency_id={agency_id}/")]
 
 
-async def _results(store: FakeObjectStore, workers: int, in_flight: int = 2) -> list[FileResult]:
+async def _results(store: FakeObjectStore, workers: int, in_flight: int = 2) -> list[FileBatch]:
     agencies = parse_agencies(store.objects["agencies.csv"])
     async with FileTransformer(agencies, 1, workers, in_flight) as transformer:
         results = [r async for r in transformer.results(store, await _files(store))]
@@ -82,7 +82,7 @@ async def test_a_failed_read_propagates_and_cancels_the_rest() -> None:
 
 
 async def test_results_outside_the_context_manager_are_refused() -> None:
-    iterator: AsyncIterator[FileResult] = FileTransformer({}, 1, 1, 1).results(_bronze(), [])
+    iterator: AsyncIterator[FileBatch] = FileTransformer({}, 1, 1, 1).results(_bronze(), [])
     with pytest.raises(RuntimeError, match="async with"):
         await iterator.__anext__()
 

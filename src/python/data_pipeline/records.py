@@ -16,9 +16,8 @@ from etl_core.model import DeadLetter
 from etl_core.raw_records import payload, provenance, raw_text
 
 from data_pipeline import reasons
-from data_pipeline.parallel import AGENCY_MISMATCH
 from data_pipeline.timeparse import parse_occurred_at
-from data_pipeline.transform import FileResult
+from data_pipeline.transform import AGENCY_MISMATCH, FileResult
 from data_pipeline.validate import AgencyInfo, Rejected, ValidRow, validate_line
 
 _PARTITION_DAY = "/dt="

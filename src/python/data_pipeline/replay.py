@@ -48,7 +48,6 @@ from data_pipeline.fingerprint import input_fingerprint
 from data_pipeline.fold_ledger import FoldLedger, load_ledger
 from data_pipeline.layout import BRONZE_PREFIX
 from data_pipeline.leased import agency_lease, run_leased
-from data_pipeline.parallel import transform_for_agency
 from data_pipeline.put_once import put_once
 from data_pipeline.replay_select import (
     DeadRow,
@@ -66,6 +65,7 @@ from data_pipeline.replay_track import (
     unchanged_tallies,
     watching_view,
 )
+from data_pipeline.transform import AGENCY_MISMATCH, transform_file
 from data_pipeline.validate import ValidRow
 
 UNCHANGED = "unchanged"
@@ -210,8 +210,11 @@ def _judge(
     source, key = place
     if "\ufffd" in text and stored.replacement(source, key) is None:
         return None
-    result = transform_for_agency(BRONZE_PREFIX + source, text.encode("utf-8"), agencies, agency_id)
-    return result.valid_rows[0] if result.valid_rows else result.dead_letters[0].reason
+    result = transform_file(BRONZE_PREFIX + source, text.encode("utf-8"), agencies)
+    if not result.valid_rows:
+        return result.dead_letters[0].reason
+    row = result.valid_rows[0]
+    return row if row.agency_id == agency_id else AGENCY_MISMATCH
 
 
 def _changes(

@@ -17,7 +17,7 @@ from data_pipeline.corrections import StoredCorrections
 from data_pipeline.layout import BRONZE_PREFIX
 from data_pipeline.ndjson import join_lines
 from data_pipeline.replay_select import Group
-from data_pipeline.transform import FileResult
+from data_pipeline.transform import FileBatch
 
 Winner = tuple[int, str, int]  # (updated_us, source, line_no): the Deduper's order
 SILVER, DUPLICATE, DEAD_LETTER = "silver", "duplicate", "dead_letter"
@@ -98,17 +98,17 @@ class Tracker:
             watched.setdefault(group.source, set()).update(n for n in group.lines if n is not None)
         return cls(view, record_ids, {s: frozenset(lines) for s, lines in watched.items()})
 
-    def __call__(self, result: FileResult) -> None:
+    def __call__(self, result: FileBatch) -> None:
         self.files += 1
         source, lines = result.source, self.watched.get(result.source, frozenset())
         winners, ids = self.winners, self.record_ids
-        for row in result.valid_rows:
-            if row.record_id in ids:
-                candidate = (row.updated_us, source, row.line_no)
-                if row.record_id not in winners or candidate > winners[row.record_id]:
-                    winners[row.record_id] = candidate
-            if row.line_no in lines:
-                self.valid_at[(source, row.line_no)] = (row.record_id, row.updated_us)
+        for record_id, updated_us, line_no in result.valid_keys():
+            if record_id in ids:
+                candidate = (updated_us, source, line_no)
+                if record_id not in winners or candidate > winners[record_id]:
+                    winners[record_id] = candidate
+            if line_no in lines:
+                self.valid_at[(source, line_no)] = (record_id, updated_us)
         if lines:
             self.dead_at.update(
                 ((source, d.line), d.reason) for d in result.dead_letters if d.line in lines

@@ -62,6 +62,53 @@ _JSON_SCHEMA: Final = pa.schema(
 )
 
 
+NAMES: Final = pa.dictionary(pa.int32(), pa.string())
+"""The agency's name and state while rows wait for dedupe: an index a row, not a copy."""
+
+VALID_SCHEMA: Final = pa.schema(
+    [
+        pa.field(field.name, NAMES) if field.name in ("agency_name", "agency_state") else field
+        for field in SILVER_SCHEMA
+        if not field.name.startswith("_")
+    ]
+    + [pa.field("_updated_us", pa.int64(), nullable=False), pa.field("_line", pa.int64())]
+)
+"""One bronze file's valid rows before dedupe: the silver values, updated_at in epoch
+microseconds (the dedupe order) and the 1-based line."""
+
+
+def valid_table(
+    rows: Sequence[bytes], updated_us: Sequence[int], lines: Sequence[int], day: str
+) -> pa.Table:
+    """The VALID_SCHEMA table of silver rows as JSON objects (validate.py's ValidRow.silver)."""
+    if not rows:
+        return VALID_SCHEMA.empty_table()
+    table = _read_silver_json(rows)
+    table = table.set_column(
+        table.schema.get_field_index("dt"), "dt", pa.repeat(dt.date.fromisoformat(day), len(rows))
+    )
+    table = table.append_column("_updated_us", pa.array(updated_us, pa.int64()))
+    table = table.append_column("_line", pa.array(lines, pa.int64()))
+    return table.select(VALID_SCHEMA.names).cast(VALID_SCHEMA)
+
+
+def silver_from_valid(table: pa.Table, run_id: str) -> pa.Table:
+    """The silver table of deduped valid rows carrying `_source` (SILVER_SCHEMA, with run_id)."""
+    table = table.append_column("_run_id", pa.repeat(run_id, table.num_rows).cast(pa.string()))
+    return table.select(SILVER_SCHEMA.names).cast(SILVER_SCHEMA)
+
+
+def _read_silver_json(rows: Sequence[bytes]) -> pa.Table:
+    body = b"\n".join(rows)
+    return pa_json.read_json(
+        io.BytesIO(body),
+        read_options=pa_json.ReadOptions(block_size=max(1 << 20, len(body) + 1)),
+        parse_options=pa_json.ParseOptions(
+            explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="error"
+        ),
+    )
+
+
 def silver_batch(
     rows: Sequence[bytes], sources: Sequence[str], lines: Sequence[int], run_id: str
 ) -> pa.Table:
@@ -69,14 +116,7 @@ def silver_batch(
     lineage: the bronze key relative to bronze/, the 1-based line, the run writing them."""
     if not rows:
         return SILVER_SCHEMA.empty_table()
-    body = b"\n".join(rows)
-    table = pa_json.read_json(
-        io.BytesIO(body),
-        read_options=pa_json.ReadOptions(block_size=max(1 << 20, len(body) + 1)),
-        parse_options=pa_json.ParseOptions(
-            explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="error"
-        ),
-    )
+    table = _read_silver_json(rows)
     table = table.set_column(
         table.schema.get_field_index("dt"), "dt", pc.cast(table["dt"], pa.date32())
     )

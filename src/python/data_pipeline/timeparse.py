@@ -125,6 +125,21 @@ def parse_iso_us(text: str) -> int | None:
     return seconds * 1_000_000 + micros
 
 
+def iso_day_number(text: str) -> int | None:
+    """Days since 1970-01-01 of `YYYY-MM-DD` (a real date), else None: parse_iso_us's day."""
+    days = _iso_days.get(text)
+    return days if days is not None else _learn_iso_day(text)
+
+
+def local_day(text: str, zone: dt.tzinfo) -> tuple[int, int | None] | None:
+    """(days since 1970-01-01, the zone's UTC offset in seconds all that day, or None when the
+    offset changes that day) of `MM/DD/YYYY`, else None: parse_local_minute's day."""
+    learned = _local_days.get((zone, text))
+    if learned is None and (learned := _learn_local_day((zone, text))) is None:
+        return None
+    return learned[1], learned[2]
+
+
 def parse_local_minute(text: str, zone: dt.tzinfo) -> int | None:
     """Epoch seconds of `MM/DD/YYYY HH:MM` as wall time in zone (fold=0), else None."""
     if len(text) != 16 or text[10] != " ":
@@ -158,7 +173,7 @@ def parse_occurred_at(value: object, zone: dt.tzinfo) -> int | None:
         significant = value.lstrip("0")
         if len(significant) > _MAX_EPOCH_DIGITS:
             return None
-        seconds = int(value)
+        seconds = int(significant or "0")  # int(value) refuses 4,300+ digits, zeros included
         return seconds if seconds <= MAX_EPOCH else None
     if len(value) == 16 and value[2] == "/":  # the shape of MM/DD/YYYY HH:MM, not of ISO
         return parse_local_minute(value, zone)

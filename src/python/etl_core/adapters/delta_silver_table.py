@@ -163,13 +163,17 @@ class DeltaSilverTable:
     async def _rewrite(
         self, files: list[DataFile], replaced: pa.Array, agency_id: int, version: int
     ) -> list[tuple[Any, int, int]]:
-        """Each file without the replaced keys, written anew (nothing if no row is left)."""
+        """Each file without the replaced keys, written anew (nothing if no row is left). A few
+        files at a time: memory holds a group of files, not every file a fold touches."""
         out: list[tuple[Any, int, int]] = []
-        for file, data in zip(files, await self.files.read_files(files), strict=True):
-            left = data.filter(pc.invert(pc.is_in(data["record_id"], value_set=replaced)))
-            if left.num_rows:
-                action, size = await self.files.write_file(agency_id, file.day, version, left)
-                out.append((action, size, left.num_rows))
+        for start in range(0, len(files), _REWRITE_GROUP):
+            group = files[start : start + _REWRITE_GROUP]
+            for file, data in zip(group, await self.files.read_files(group), strict=True):
+                left = data.filter(pc.invert(pc.is_in(data["record_id"], value_set=replaced)))
+                del data
+                if left.num_rows:
+                    action, size = await self.files.write_file(agency_id, file.day, version, left)
+                    out.append((action, size, left.num_rows))
         return out
 
     async def _write_rows(self, agency_id: int, version: int, rows: pa.Table) -> list[Any]:
@@ -183,6 +187,9 @@ class DeltaSilverTable:
                 chunk = part.slice(start, self.rows_per_file)
                 out.append(await self.files.write_file(agency_id, day.isoformat(), version, chunk))
         return out
+
+
+_REWRITE_GROUP = 8  # files read at once when rewriting: as many as delta_files reads in parallel
 
 
 def _check_rows(rows: Any, agency_id: int) -> None:
