@@ -25,8 +25,10 @@ else
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${packages[@]}" >/dev/null
+  # Wait for another apt/dpkg run (a parallel test process, unattended upgrades) instead of failing.
+  apt=(apt-get -o DPkg::Lock::Timeout=600)
+  "${apt[@]}" update -qq
+  "${apt[@]}" install -y -qq "${packages[@]}" >/dev/null
 fi
 
 for tool in "${tools[@]}"; do

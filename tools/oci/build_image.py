@@ -24,6 +24,9 @@ BASE_ENV = {
     "HOME": "/tmp",  # noqa: S108
     "PEX_ROOT": "/tmp/.pex",  # noqa: S108
     "SSL_CERT_FILE": CA_BUNDLE,
+    # No embedded ./.etl store or SQLite history in an image (they would be throwaway files in
+    # /tmp): a job exits 2 naming what to set (etl_core.settings), unless run with --demo.
+    "ETL_EMBEDDED_DEFAULTS": "off",
 }
 _PYCACHE = frozenset({"__pycache__"})
 

@@ -95,17 +95,24 @@ async def test_a_held_lease_makes_the_child_busy_and_records_nothing() -> None:
 async def test_a_lost_lease_cancels_the_child_and_fails_its_run() -> None:
     history = FakeRunHistory()
     parent = await _parent(history, ttl=0.15)  # heartbeats every 0.05 s
+    events: list[str] = []
 
     async def body(ctx: RunContext) -> JobOutcome:
         now = dt.datetime.now(dt.UTC)
         history.leases[LEASE] = Lease("thief", now, now + dt.timedelta(minutes=5))
-        await asyncio.sleep(5)
+        events.append("lease stolen")
+        try:
+            await asyncio.sleep(60)  # only the next heartbeat's cancellation ends this early
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        events.append("finished")
         return JobOutcome()
 
     result = await run_child(parent, "bronze_to_silver", 3, body, parameters={})
 
     assert isinstance(result.error, LeaseLost)
-    assert result.seconds < 2
+    assert events == ["lease stolen", "cancelled"]
     assert history.runs[result.run_id].status is RunStatus.FAILED
     assert history.leases[LEASE].owner == "thief"
 

@@ -1,4 +1,5 @@
-"""Seed an empty embedded store with the reference workload, so the main jobs run with no set-up."""
+"""Seed an empty store with the reference workload, only when a person asks (`--demo`), so the
+main job runs with no set-up; a job never fabricates data otherwise."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ async def is_empty(store: ObjectStore, agencies_key: str = AGENCIES_KEY) -> bool
 
 
 async def seed_reference_workload(ctx: RunContext, store: ObjectStore, store_url: str) -> str:
-    """Write DEMO_WORKLOAD into store (in memory on a dry run); returns what it did."""
+    """Write DEMO_WORKLOAD into store (in memory on a dry run); returns what it did. store_url is
+    only shown: pass it redacted."""
     options = DEMO_WORKLOAD
     what = (
         f"the reference workload ({options.records:,} records, {options.files} files,"
-        f" seed {options.seed}) into the empty embedded store {store_url}"
+        f" seed {options.seed}) into the empty store {store_url} (--demo)"
     )
     ctx.log.info("generating %s", what)
     print(f"{ctx.job}: no bronze yet: generating {what}", file=sys.stderr, flush=True)

@@ -8,8 +8,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from etl_core.errors import LeaseHeld
-from etl_core.runner import LeaseLost, RunContext
+from etl_core.runner import LeaseLost, RunContext, lease_held
 
 T = TypeVar("T")
 
@@ -35,7 +34,7 @@ async def run_leased(ctx: RunContext, body: Callable[[], Awaitable[T]]) -> T:
         return await body()
     ttl = dt.timedelta(seconds=ctx.settings.lease_ttl_seconds)
     if not await leases.acquire(name, ctx.run_id, ttl):
-        raise LeaseHeld(name)
+        raise await lease_held(leases, name)
     lost: list[LeaseLost] = []
     work = asyncio.ensure_future(body())
     interval = heartbeat_interval(ctx.settings.lease_ttl_seconds, ctx.settings.stale_after_seconds)

@@ -33,12 +33,15 @@ class TemporaryFailure(EtlError):
 
 
 class LeaseHeld(TemporaryFailure):
-    """Another run holds the lease for the same job and scope."""
+    """Another run holds the lease for the same job and scope.
+
+    `holder` describes it (run_id, host, pid, expiry) when the lease store could say.
+    """
 
     def __init__(self, name: str, holder: str | None = None) -> None:
         self.name = name
         self.holder = holder
-        message = f"lease {name!r} is held by another run" + (f" ({holder})" if holder else "")
+        message = f"lease {name!r} is held by another run" + (f": {holder}" if holder else "")
         super().__init__(message)
 
 
@@ -70,6 +73,13 @@ class RunHistoryError(EtlError):
 
 class RunHistoryBusy(RunHistoryError, TemporaryFailure):
     """The run history stayed locked by other writers past the busy timeout (exit 75)."""
+
+    exit_code = ExitCode.TEMPORARY
+
+
+class RunHistoryUnavailable(RunHistoryError, TemporaryFailure):
+    """The run history could not be reached (refused, timed out, no such database yet, shutting
+    down): an outage, worth retrying later (exit 75)."""
 
     exit_code = ExitCode.TEMPORARY
 

@@ -105,6 +105,40 @@ class PartitionRecord:
 
 
 @attrs.frozen
+class LeaseInfo:
+    """Who holds a lease: the owning run, its process, and when the lease lapses unless renewed.
+
+    `live` is True when the holder also holds a lock its operating system or database frees the
+    moment its process dies, so a dead holder is known at once rather than at expires_at.
+    """
+
+    name: str
+    owner: str
+    expires_at: dt.datetime
+    host: str | None = None
+    pid: int | None = None
+    live: bool = False
+
+    def describe(self) -> str:
+        """`run_id R on host H (pid P), lease expires T unless renewed` for error messages."""
+        where = f" on host {self.host}" if self.host else ""
+        pid = f" (pid {self.pid})" if self.pid is not None else ""
+        expires = self.expires_at.astimezone(dt.UTC).isoformat(timespec="seconds")
+        freed = "; freed as soon as that process exits" if self.live else ""
+        return f"run_id {self.owner}{where}{pid}, lease expires {expires} unless renewed{freed}"
+
+
+def died_error(host: str | None, pid: int | None, last_heartbeat: dt.datetime | None) -> str:
+    """The error recorded for a run whose process ended without recording an outcome."""
+    where = f" on host {host}" if host else ""
+    pid_text = f" (pid {pid})" if pid is not None else ""
+    seen = (
+        last_heartbeat.astimezone(dt.UTC).isoformat(timespec="seconds") if last_heartbeat else "-"
+    )
+    return f"died: its process{where}{pid_text} ended while running; last heartbeat {seen}"
+
+
+@attrs.frozen
 class ObjectInfo:
     """Metadata of one stored object."""
 

@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from etl_core.model import (
     Compaction,
     Counts,
+    LeaseInfo,
     MergeOutcome,
     ObjectInfo,
     PartitionRecord,
@@ -130,6 +131,10 @@ class LeaseStore(Protocol):
 
     async def release(self, name: str, owner: str) -> None:
         """Give up the lease if owner holds it; idempotent."""
+        ...
+
+    async def holder(self, name: str) -> LeaseInfo | None:
+        """Who holds (or, if expired, last held) the lease; None if nobody does. Read-only."""
         ...
 
 

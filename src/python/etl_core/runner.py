@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 from opentelemetry import trace
 
-from etl_core import clock, logs, serde, telemetry
+from etl_core import clock, logs, s3_limits, serde, sigterm, telemetry
 from etl_core.errors import (
     ConfigError,
     DeadLetterThresholdExceeded,
@@ -40,6 +40,7 @@ __all__ = [
     "RunContext",
     "Terminated",
     "check_counts",
+    "lease_held",
     "run_job",
     "usage_error",
 ]
@@ -118,7 +119,23 @@ def run_job(
     parameters: Mapping[str, Any] | None = None,
     lease_scope: str | None = None,
 ) -> int:
-    """Run body as one recorded, leased, traced run; return the process exit code."""
+    """Run body as one recorded, leased, traced run; return the process exit code.
+
+    A SIGTERM at any point (even before the event loop runs) is recorded: the run row is written,
+    marked failed ("Terminated"), and the exit code is 75.
+    """
+    with sigterm.deferred():
+        return _run_job(job, settings, body, parameters=parameters, lease_scope=lease_scope)
+
+
+def _run_job(
+    job: str,
+    settings: CommonSettings,
+    body: JobBody,
+    *,
+    parameters: Mapping[str, Any] | None,
+    lease_scope: str | None,
+) -> int:
     run_id = settings.run_id or clock.new_run_id()
     try:
         level = logs.level_from_env(os.environ)
@@ -163,13 +180,21 @@ class _Run:
     lease_name: str
     started: float = attrs.field(factory=time.monotonic)
     stop_reason: BaseException | None = None
+    body_task: asyncio.Task[JobOutcome] | None = None
 
     async def main(self) -> int:
         attributes = telemetry.run_attributes(
             run_id=self.run_id, job=self.job, agency_id=self.settings.agency_id
         )
+        settings = self.settings
+        limits = s3_limits.S3Limits(
+            retry_budget_s=settings.s3_retry_budget_seconds,
+            connect_timeout_s=settings.s3_connect_timeout_seconds,
+            read_timeout_s=settings.s3_read_timeout_seconds,
+        )
         with (
             telemetry.run_scope(attributes),
+            s3_limits.scope(limits),
             telemetry.span(self.job, dry_run=self.settings.dry_run) as root,
             _stop_on_sigterm(self),
         ):
@@ -183,7 +208,12 @@ class _Run:
             except Exception as exc:
                 # Nothing recorded: a bad URL, an unreachable history, or a held lease.
                 return self._report_error(root, exc)
-            outcome, error = await self._run_body(ctx)
+            outcome: JobOutcome | None
+            error: BaseException | None
+            if self.stop_reason is not None:  # SIGTERM during set-up: record it, run nothing
+                outcome, error = None, self.stop_reason
+            else:
+                outcome, error = await self._run_body(ctx)
             if error is None:
                 assert outcome is not None
                 error = check_counts(outcome.counts, self.settings.max_dead_letter_ratio)
@@ -218,7 +248,7 @@ class _Run:
         await history.migrate()
         ttl = dt.timedelta(seconds=self.settings.lease_ttl_seconds)
         if not await history.acquire(self.lease_name, self.run_id, ttl):
-            raise LeaseHeld(self.lease_name)
+            raise await lease_held(history, self.lease_name)
         stack.push_async_callback(_release, history, self.lease_name, self.run_id)
         now = clock.now()
         await history.start_run(
@@ -239,7 +269,7 @@ class _Run:
         return attrs.evolve(ctx, history=history, leases=history, lease_name=self.lease_name)
 
     async def _run_body(self, ctx: RunContext) -> tuple[JobOutcome | None, BaseException | None]:
-        task = asyncio.create_task(self._call_body(ctx))
+        task = self.body_task = asyncio.create_task(self._call_body(ctx))
         beat = asyncio.create_task(self._heartbeats(ctx, task))
         try:
             return await task, None
@@ -360,6 +390,16 @@ def check_counts(counts: Counts, max_ratio: float | None) -> EtlError | None:
     return None
 
 
+async def lease_held(leases: LeaseStore, name: str) -> LeaseHeld:
+    """The LeaseHeld error for name, naming its holder (run_id, host, pid, expiry) if known."""
+    try:
+        holder = await leases.holder(name)
+    except Exception as exc:  # the message is only less specific
+        _log.debug("could not read the holder of lease %r: %s", name, exc)
+        holder = None
+    return LeaseHeld(name, holder.describe() if holder is not None else None)
+
+
 async def _release(leases: LeaseStore, name: str, owner: str) -> None:
     try:
         await leases.release(name, owner)
@@ -369,15 +409,18 @@ async def _release(leases: LeaseStore, name: str, owner: str) -> None:
 
 @contextlib.contextmanager
 def _stop_on_sigterm(run: _Run) -> Iterator[None]:
-    """SIGTERM cancels the run like Ctrl-C, so the failure is recorded before exiting."""
-    task = asyncio.current_task()
+    """SIGTERM stops the body like Ctrl-C, so the failure is recorded before exiting. One that
+    came earlier (sigterm.deferred), or during set-up, leaves the body unstarted."""
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
-        run.stop_reason = Terminated("terminated by SIGTERM")
-        if task is not None:
-            task.cancel()
+        run.stop_reason = run.stop_reason or Terminated("terminated by SIGTERM")
+        if run.body_task is not None:
+            run.body_task.cancel()
 
+    if sigterm.received():
+        stop()
+    previous = signal.getsignal(signal.SIGTERM)
     try:
         loop.add_signal_handler(signal.SIGTERM, stop)
     except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or Windows
@@ -387,6 +430,8 @@ def _stop_on_sigterm(run: _Run) -> Iterator[None]:
         yield
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+        if previous is not None:  # remove_signal_handler leaves the default: dying unrecorded
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _describe(exc: BaseException) -> str:

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import attrs
 import pytest
 
-from etl_core import clock
+from etl_core import clock, sigterm
 from etl_core.adapters import run_histories
 from etl_core.errors import ConfigError, RunHistoryError
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
@@ -105,7 +106,8 @@ def test_held_lease_exits_75_and_the_loser_writes_nothing(
     history: FakeRunHistory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     now = clock.now()
-    history.leases["demo/agency=10"] = Lease("other-run", now, now + dt.timedelta(hours=1))
+    expires = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    history.leases["demo/agency=10"] = Lease("other-run", now, expires, host="node-7", pid=42)
     called = []
 
     async def body(ctx: RunContext) -> JobOutcome:
@@ -116,7 +118,8 @@ def test_held_lease_exits_75_and_the_loser_writes_nothing(
     assert (history.runs, called) == ({}, [])
     assert history.leases["demo/agency=10"].owner == "other-run"
     assert _error_lines(capsys.readouterr().err) == [
-        "demo: error: LeaseHeld: lease 'demo/agency=10' is held by another run"
+        "demo: error: LeaseHeld: lease 'demo/agency=10' is held by another run: run_id other-run"
+        " on host node-7 (pid 42), lease expires 2030-01-02T03:04:05+00:00 unless renewed"
     ]
 
 
@@ -225,14 +228,42 @@ def test_a_lost_lease_stops_the_body_and_exits_75(history: FakeRunHistory) -> No
     assert history.leases["demo/agency=10"].owner == "thief"
 
 
-def test_a_heartbeat_blip_does_not_fail_the_run(history: FakeRunHistory) -> None:
-    history.fail_on["heartbeat"] = RunHistoryError("db restarting")
+class _FailsOnce(dict[str, BaseException]):
+    """fail_on for a fake: each failure is raised once, then the operation works again."""
+
+    def __init__(self, **failures: BaseException) -> None:
+        super().__init__(failures)
+        self.raised: list[str] = []
+
+    def __getitem__(self, operation: str) -> BaseException:
+        self.raised.append(operation)
+        return self.pop(operation)
+
+
+def test_a_heartbeat_blip_does_not_fail_the_run(
+    history: FakeRunHistory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blip = _FailsOnce(heartbeat=RunHistoryError("db restarting"))
+    history.fail_on = blip
+    beats_after_the_blip: list[dt.datetime] = []
 
     async def body(ctx: RunContext) -> JobOutcome:
-        await asyncio.sleep(0.3)
+        # Wait for the blip, then for a heartbeat after it: events, however slow the machine.
+        # (The timeout only turns a run whose heartbeats stopped into a failure, not a hang.)
+        async with asyncio.timeout(60):
+            while not blip.raised:
+                await asyncio.sleep(0.01)
+            blipped = history.runs[ctx.run_id].heartbeat_at
+            while history.runs[ctx.run_id].heartbeat_at == blipped:
+                await asyncio.sleep(0.01)
+        beats_after_the_blip.append(history.runs[ctx.run_id].heartbeat_at or clock.now())
         return JobOutcome()
 
     assert run_job("demo", _settings(lease_ttl_seconds=0.3), body) == 0
+    assert blip.raised == ["heartbeat"]
+    assert len(beats_after_the_blip) == 1
+    assert _only_run(history).status is RunStatus.SUCCEEDED
+    assert "heartbeat failed: db restarting" in capsys.readouterr().err
 
 
 def test_sigterm_records_a_failed_run_and_exits_75(history: FakeRunHistory) -> None:
@@ -346,3 +377,45 @@ def test_a_real_sqlite_history_records_the_run(tmp_path: Path) -> None:
     [run] = asyncio.run(read())
     assert run.status is RunStatus.SUCCEEDED
     assert run.counts.rows_in == 10
+
+
+def test_sigterm_during_set_up_records_the_run_without_starting_the_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @attrs.define
+    class SlowToOpen(FakeRunHistory):
+        async def migrate(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # e.g. the pod is evicted while connecting
+            await asyncio.sleep(0.05)
+            await super().migrate()
+
+    history = SlowToOpen()
+
+    @asynccontextmanager
+    async def opener(url: str) -> AsyncIterator[FakeRunHistory]:
+        yield history
+
+    monkeypatch.setattr(run_histories, "open_run_history", opener)
+    called: list[RunContext] = []
+
+    async def body(ctx: RunContext) -> JobOutcome:
+        called.append(ctx)
+        return JobOutcome()
+
+    assert run_job("demo", _settings(), body) == 75
+    run = _only_run(history)
+    assert (run.status, run.error, called) == (
+        RunStatus.FAILED, "Terminated: terminated by SIGTERM", []
+    )  # fmt: skip
+    assert history.leases == {}
+
+
+def test_sigterm_before_the_run_starts_is_recorded_too(history: FakeRunHistory) -> None:
+    # As jobs.cli does while it loads a job: the signal is noted, then run_job records it.
+    with sigterm.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        code = run_job("demo", _settings(), _balanced)
+
+    assert code == 75
+    run = _only_run(history)
+    assert (run.status, run.error) == (RunStatus.FAILED, "Terminated: terminated by SIGTERM")

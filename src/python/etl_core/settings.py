@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from typing import Any, TypeVar
 
 import attrs
@@ -17,6 +17,7 @@ from etl_core.urls import parse_history_url, parse_store_url
 __all__ = [
     "DEFAULT_HISTORY_URL",
     "DEFAULT_STORE_URL",
+    "EMBEDDED_DEFAULTS_ENV",
     "LOG_FORMATS",
     "CommonSettings",
     "add_common_arguments",
@@ -33,6 +34,18 @@ AGENCY_IDS_ENV = "ETL_AGENCY_IDS"
 COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 # Set by add_common_arguments: argparse cannot require --agency-id when env or TOML may supply it.
 _AGENCY_REQUIRED = "_etl_agency_required"
+# "off" in images (tools/oci, docker/*/Dockerfile) and rendered pods: there the embedded local
+# store and history would be throwaway files in /tmp, so a job must be told where its data and
+# history live. A job's --demo flag (the `demo` flag key) lifts it.
+EMBEDDED_DEFAULTS_ENV = "ETL_EMBEDDED_DEFAULTS"
+_DEMO_FLAG = "demo"
+# What to set instead of an embedded default: (what it is, where to set it, an example).
+_WHAT_TO_SET = {
+    "store_url": ("the object store", "ETL_STORE_URL or --store", "s3://bucket/prefix"),
+    "history_url": (
+        "the run history", "ETL_HISTORY_URL or --history", "postgresql://user@host/db"
+    ),
+}  # fmt: skip
 
 # Flags whose name is not simply the field name with dashes.
 _FLAG_NAMES = {"store_url": "--store", "history_url": "--history", "config_path": "--config"}
@@ -53,6 +66,10 @@ class CommonSettings:
     log_format: str = "auto"
     lease_ttl_seconds: float = 300.0
     stale_after_seconds: float = 900.0
+    # S3 outages: retried for this long, then exit 75; silent endpoints time out (s3_limits.py).
+    s3_retry_budget_seconds: float = 60.0
+    s3_connect_timeout_seconds: float = 5.0
+    s3_read_timeout_seconds: float = 20.0
     config_path: str | None = None
 
     def problems(self) -> Iterator[tuple[str, str]]:
@@ -69,11 +86,22 @@ class CommonSettings:
             yield "max_dead_letter_ratio", f"must be between 0 and 1, got {ratio}"
         if self.log_format not in LOG_FORMATS:
             yield "log_format", f"must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}"
-        for name in ("lease_ttl_seconds", "stale_after_seconds"):
+        for name in (
+            "lease_ttl_seconds",
+            "stale_after_seconds",
+            "s3_retry_budget_seconds",
+            "s3_connect_timeout_seconds",
+            "s3_read_timeout_seconds",
+        ):
             if getattr(self, name) <= 0:
                 yield name, f"must be > 0, got {getattr(self, name)}"
         if self.run_id is not None and not self.run_id.strip():
             yield "run_id", "must not be empty"
+
+    def embedded_defaults_used(self, configured: Set[str]) -> Iterator[str]:
+        """The fields this job would take from the embedded local defaults (./.etl/...), given
+        the fields some layer configured; a subclass whose job stores elsewhere overrides it."""
+        yield from (name for name in ("store_url", "history_url") if name not in configured)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, agency_required: bool) -> None:
@@ -166,7 +194,33 @@ def load_settings(
     ]
     if problems:
         raise ConfigError("; ".join(problems))
+    if not embedded_defaults_allowed(env) and not flags.get(_DEMO_FLAG):
+        unset = list(settings.embedded_defaults_used(layers.keys()))
+        if unset:
+            raise ConfigError(_not_configured(job, unset, demo=_DEMO_FLAG in flags))
     return settings
+
+
+def embedded_defaults_allowed(env: Mapping[str, str]) -> bool:
+    """False where ETL_EMBEDDED_DEFAULTS says off (images, Kubernetes pods)."""
+    value = env.get(EMBEDDED_DEFAULTS_ENV, "").strip().lower()
+    return value not in ("off", "0", "false", "no")
+
+
+def _what_to_set(name: str) -> str:
+    if name in _WHAT_TO_SET:
+        what, where, example = _WHAT_TO_SET[name]
+        return f"set {where} to {what} (e.g. {example})"
+    return f"set ETL_{name.upper()} or {_FLAG_NAMES.get(name, '--' + name.replace('_', '-'))}"
+
+
+def _not_configured(job: str, unset: list[str], *, demo: bool) -> str:
+    wanted = "; ".join(_what_to_set(name) for name in unset)
+    hint = " Or pass --demo for a throwaway local store seeded with demo data." if demo else ""
+    return (
+        f"{job}: not configured ({EMBEDDED_DEFAULTS_ENV}=off: no embedded local defaults here): "
+        f"{wanted}; or name a TOML file with them in {CONFIG_ENV} or --config.{hint}"
+    )
 
 
 def settings_from_args(

@@ -223,3 +223,51 @@ def test_empty_environment_values_count_as_unset() -> None:
         CommonSettings, job="j", flags={}, env={"ETL_AGENCY_ID": " "}, config_path=None
     )
     assert settings.agency_id is None
+
+
+OFF = {"ETL_EMBEDDED_DEFAULTS": "off"}
+
+
+def test_where_embedded_defaults_are_off_nothing_configured_names_what_to_set() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(CommonSettings, job="j", flags={"demo": False}, env=OFF, config_path=None)
+
+    message = str(raised.value)
+    assert message.startswith("j: not configured (ETL_EMBEDDED_DEFAULTS=off")
+    assert "set ETL_STORE_URL or --store to the object store (e.g. s3://bucket/prefix)" in message
+    assert "set ETL_HISTORY_URL or --history to the run history" in message
+    assert "ETL_CONFIG_PATH or --config" in message
+    assert "--demo" in message  # the job has the flag
+
+
+def test_where_embedded_defaults_are_off_each_layer_can_configure_them(tmp_path: Path) -> None:
+    config = _write(tmp_path, 'history_url = "sqlite:////data/h.db"\n')
+    env = {**OFF, "ETL_STORE_URL": "s3://bucket/lake"}
+
+    settings = load_settings(CommonSettings, job="j", flags={}, env=env, config_path=config)
+
+    assert (settings.store_url, settings.history_url) == (
+        "s3://bucket/lake",
+        "sqlite:////data/h.db",
+    )
+    flags = {"store_url": "s3://bucket/p", "history_url": "sqlite:////h.db"}
+    assert load_settings(CommonSettings, job="j", flags=flags, env=OFF, config_path=None)
+
+
+def test_only_the_settings_left_to_the_defaults_are_named() -> None:
+    env = {**OFF, "ETL_STORE_URL": "s3://bucket/lake", "ETL_HISTORY_URL": " "}
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(CommonSettings, job="j", flags={}, env=env, config_path=None)
+
+    assert "ETL_HISTORY_URL" in str(raised.value)
+    assert "ETL_STORE_URL" not in str(raised.value)
+    assert "--demo" not in str(raised.value)  # no such flag here
+
+
+def test_demo_lifts_the_requirement_and_other_values_keep_the_defaults() -> None:
+    demo = load_settings(CommonSettings, job="j", flags={"demo": True}, env=OFF, config_path=None)
+    assert (demo.store_url, demo.history_url) == (DEFAULT_STORE_URL, DEFAULT_HISTORY_URL)
+    for value in ("", "on", "1"):
+        env = {"ETL_EMBEDDED_DEFAULTS": value}
+        assert load_settings(CommonSettings, job="j", flags={}, env=env, config_path=None)

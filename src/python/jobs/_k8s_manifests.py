@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import yaml
 from etl_core.errors import ExitCode
+from etl_core.settings import EMBEDDED_DEFAULTS_ENV
 
 API_VERSION = "batch/v1"
 LABEL_PREFIX = "etl-platform"
@@ -20,7 +21,14 @@ MAX_NAME = 63  # Job names end up in the job-name label: a DNS-1123 label, <= 63
 # The CronJob controller names each Job <cronjob>-<minutes since the epoch> (11 more characters).
 MAX_CRON_NAME = 52
 RESERVED_ENV = frozenset(
-    {"ETL_AGENCY_ID", "ETL_AGENCY_IDS", "ETL_RUN_ID", "ETL_PARENT_RUN_ID", "JOB_COMPLETION_INDEX"}
+    {
+        "ETL_AGENCY_ID",
+        "ETL_AGENCY_IDS",
+        "ETL_RUN_ID",
+        "ETL_PARENT_RUN_ID",
+        "JOB_COMPLETION_INDEX",
+        EMBEDDED_DEFAULTS_ENV,
+    }
 )
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -112,6 +120,9 @@ def _env(spec: Spec, agency_ids: Sequence[int] | None) -> list[dict[str, Any]]:
         secret, key = spec.secret_env[name]
         env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     env.append({"name": "ETL_PARENT_RUN_ID", "value": spec.run_id})
+    # Even an image built without it: a pod's ./.etl would be throwaway files in /tmp, so a job
+    # told nothing (a config file without a store) exits 2 instead (etl_core.settings).
+    env.append({"name": EMBEDDED_DEFAULTS_ENV, "value": "off"})
     if agency_ids is not None:
         env.append({"name": "ETL_AGENCY_IDS", "value": ",".join(map(str, agency_ids))})
     return env

@@ -36,10 +36,16 @@ run_id: `--run-id` names the rollout. It labels every Job and pod (`etl-platform
 passed to each container as `ETL_PARENT_RUN_ID`; each attempt generates its own run_id, because
 the run history keys runs by run_id and a retried or sibling pod must not collide with it.
 
+Store and history: a render must say where they are (`--store URL` or `ETL_STORE_URL` in `[env]`;
+`--history-secret <secret>/<key>` or `ETL_HISTORY_URL` in `[secret_env]`); pods also get
+`ETL_EMBEDDED_DEFAULTS=off`, so a job never falls back to a throwaway local store in /tmp.
+
 Cloud credentials: the pods run as `--service-account`; on EKS annotate that ServiceAccount with
 `eks.amazonaws.com/role-arn: arn:aws:iam::<account>:role/<role>` (IRSA) and the AWS SDK picks up
-the injected web-identity token. Manifests never carry secrets: `[env]` in the values file
-rejects secret-looking names and URLs with passwords; use `[secret_env]` (secretKeyRef) for those.
+the injected web-identity token. Manifests never carry secrets (jobs._k8s_secrets): every input
+(flags, args after `--`, the values file's keys and values, the agencies file) is scanned first,
+and a password, token or key in any of them is refused, exit 2, without echoing it; use
+`[secret_env]` or `--history-secret` (secretKeyRef) for those.
 """
 
 from __future__ import annotations
@@ -47,7 +53,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +62,6 @@ from etl_core.errors import ExitCode
 
 from jobs._k8s_manifests import (
     MAX_NAME,
-    RESERVED_ENV,
     RenderError,
     Resources,
     Spec,
@@ -67,73 +71,32 @@ from jobs._k8s_manifests import (
     render,
     slug,
 )
+from jobs._k8s_secrets import (
+    HISTORY_ENV,
+    STORE_ENV,
+    refuse_in_argv,
+    refuse_in_text,
+    require_store_and_history,
+)
+from jobs._k8s_values import (
+    RESOURCE_KEYS,
+    env_values,
+    label_key_ok,
+    load_values,
+    secret_env_refs,
+    store_and_history,
+)
 
 _JOB = re.compile(r"^[a-z][a-z0-9_]*$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_ENV_NAME = re.compile(r"^(ETL|OTEL)_[A-Z0-9_]+$")
 # Five cron fields (numbers, names, ranges, steps, lists, *, ?) or a macro such as @daily.
 _CRON_FIELD = r"[0-9A-Za-z*?/,-]+"
 _CRON_MACRO = r"@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
 _SCHEDULE = re.compile(rf"^({_CRON_FIELD}(\s+{_CRON_FIELD}){{4}}|{_CRON_MACRO})$")
 _TIME_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
-_SECRETISH = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY$|HEADERS")
-_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]*:[^/@]+@", re.IGNORECASE)
-
-_VALUE_KEYS = {
-    "image": str, "namespace": str, "service_account": str, "mode": str, "parallelism": int,
-    "backoff_limit": int, "max_failed_indexes": int, "ttl_seconds_after_finished": int,
-    "active_deadline_seconds": int, "name_prefix": str, "umbrella": bool, "args": list,
-    "resources": dict, "env": dict, "secret_env": dict, "labels": dict, "schedule": str,
-    "time_zone": str,
-}  # fmt: skip
-_RESOURCE_KEYS = ("cpu", "memory", "cpu_limit", "memory_limit", "tmp_size")
-
-
-def load_values(path: Path) -> dict[str, Any]:
-    """Read and type-check a values TOML file; errors name the file and the key."""
-    try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RenderError(f"{path}: cannot read values: {exc}") from None
-    for key, value in values.items():
-        expected = _VALUE_KEYS.get(key)
-        if expected is None:
-            raise RenderError(f"{path} @ $.{key}: unknown key (known: {', '.join(_VALUE_KEYS)})")
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise RenderError(f"{path} @ $.{key}: expected {expected.__name__}, got {value!r}")
-    for key in values.get("resources", {}):
-        if key not in _RESOURCE_KEYS:
-            raise RenderError(f"{path} @ $.resources.{key}: unknown key")
-    return values
-
-
-def _env_values(values: Mapping[str, Any], where: str) -> dict[str, str]:
-    env = {}
-    for name, value in values.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        if not _ENV_NAME.match(name):
-            raise RenderError(f"{where}.{name}: only ETL_* and OTEL_* variables are passed")
-        if name in RESERVED_ENV:
-            raise RenderError(f"{where}.{name}: set by the renderer, not the values file")
-        if _SECRETISH.search(name.removeprefix("ETL_").removeprefix("OTEL_")):
-            raise RenderError(f"{where}.{name}: looks like a secret; use [secret_env] instead")
-        if _URL_PASSWORD.match(text):
-            raise RenderError(f"{where}.{name}: URL carries a password; use [secret_env] instead")
-        env[name] = text
-    return env
-
-
-def _secret_env(values: Mapping[str, Any], where: str) -> dict[str, tuple[str, str]]:
-    refs = {}
-    for name, ref in values.items():
-        secret, _, key = str(ref).partition("/")
-        if not _ENV_NAME.match(name) or name in RESERVED_ENV:
-            raise RenderError(f"{where}.{name}: only non-reserved ETL_*/OTEL_* variables")
-        if not is_dns_subdomain(secret) or not key:
-            raise RenderError(f"{where}.{name}: expected '<secret-name>/<key>', got {ref!r}")
-        refs[name] = (secret, key)
-    return refs
+# Render's own flags whose value names a Secret rather than holding one.
+_REFERENCE_FLAGS = ("--history-secret",)
 
 
 def parse_agencies(text: str, where: str) -> tuple[int, ...]:
@@ -170,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     add("--mode", choices=("jobs", "indexed"), help="default: jobs for one agency, else indexed")
     add("--parallelism", type=int, help="pods at once (indexed mode; default 10)")
     add("--values", type=Path, help="TOML: env/secret_env/resources/labels and flag defaults")
+    add("--store", metavar="URL", help=f"the jobs' object store, e.g. s3://bucket/prefix "
+        f"({STORE_ENV}; required, here or in the values file)")  # fmt: skip
+    history = parser.add_mutually_exclusive_group()
+    history.add_argument("--history-secret", metavar="SECRET/KEY", help="a Secret's key holding "
+                         f"the run history URL ({HISTORY_ENV} from a secretKeyRef)")  # fmt: skip
+    history.add_argument("--history", metavar="URL", help="a run history URL without a password")
     add("--namespace", help="default: default")
     add("--service-account", help="ServiceAccount (IRSA role annotation lives there)")
     add("--run-id", help="rollout id (default: a new UUIDv7)")
@@ -226,6 +195,7 @@ def build_spec(args: argparse.Namespace, extra_args: Sequence[str]) -> Spec:
             text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
         except OSError as exc:
             raise RenderError(f"--agencies-file {path}: {exc.strerror}") from None
+        refuse_in_text(text, str(path))
         agencies = parse_agencies(text, str(path))
     image = _pick(args.image, values, "image", None)
     if not image:
@@ -249,17 +219,24 @@ def build_spec(args: argparse.Namespace, extra_args: Sequence[str]) -> Spec:
     resources = Resources(
         **{
             key: _pick(getattr(args, key), res_values, key, getattr(Resources(), key))
-            for key in _RESOURCE_KEYS
+            for key in RESOURCE_KEYS
         }
     )
-    for key in _RESOURCE_KEYS:
+    for key in RESOURCE_KEYS:
         quantity = getattr(resources, key)
         if quantity is not None and not _QUANTITY.match(str(quantity)):
             raise RenderError(f"{key.replace('_', '-')} {quantity!r}: not a Kubernetes quantity")
     labels = {str(k): str(v) for k, v in values.get("labels", {}).items()}
     for key, value in labels.items():
+        if not label_key_ok(key):
+            raise RenderError(f"{where} @ $.labels: {key!r} is not a label key")
         if not _LABEL_VALUE.match(value) or len(value) > MAX_NAME:
             raise RenderError(f"{where} @ $.labels.{key}: {value!r} is not a label value")
+    env, secret_env = store_and_history(
+        args,
+        env_values(values.get("env", {}), f"{where} @ $.env"),
+        secret_env_refs(values.get("secret_env", {}), f"{where} @ $.secret_env"),
+    )
     spec = Spec(
         job=args.job,
         image=image,
@@ -278,8 +255,8 @@ def build_spec(args: argparse.Namespace, extra_args: Sequence[str]) -> Spec:
         name_prefix=_pick(args.name_prefix, values, "name_prefix", "etl"),
         umbrella=bool(_pick(args.umbrella, values, "umbrella", False)),
         resources=resources,
-        env=_env_values(values.get("env", {}), f"{where} @ $.env"),
-        secret_env=_secret_env(values.get("secret_env", {}), f"{where} @ $.secret_env"),
+        env=env,
+        secret_env=secret_env,
         labels=labels,
         extra_args=(*map(str, values.get("args", [])), *extra_args),
         schedule=None if schedule is None else " ".join(schedule.split()),
@@ -296,6 +273,7 @@ def build_spec(args: argparse.Namespace, extra_args: Sequence[str]) -> Spec:
     _check_positive("max-failed-indexes", spec.max_failed_indexes, zero_ok=True)
     _check_positive("ttl-seconds", spec.ttl_seconds, zero_ok=True)
     _check_positive("active-deadline-seconds", spec.active_deadline_seconds)
+    require_store_and_history(spec.job, spec.env, spec.secret_env, spec.extra_args)
     return spec
 
 
@@ -319,6 +297,12 @@ def render_main(argv: list[str], *, known_jobs: Collection[str] | None = None) -
     own, extra = (
         (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     )
+    try:  # before argparse or a check below can echo a token
+        refuse_in_argv(own, "argument", references=_REFERENCE_FLAGS)
+        refuse_in_argv(extra, "job argument")
+    except RenderError as exc:
+        print(f"data-pipeline k8s render: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     try:
         args = _parser().parse_args(own)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

@@ -13,11 +13,15 @@ from jobs._k8s_render import render_main
 
 IMAGE = "registry.example/etl/bronze_to_silver:1.4.2"
 RUN_ID = "0190a1b2-c3d4-7e5f-8a9b-0123456789ab"
+# Where the pods' store and run history are: every render must say.
+CONFIGURED = ("--store", "s3://etl-bucket/prod", "--history-secret", "etl-run-history/dsn")
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, Any]]:
+def run(
+    capsys: pytest.CaptureFixture[str], *argv: str, configured: bool = True
+) -> list[dict[str, Any]]:
     base = ["bronze_to_silver", "--image", IMAGE, "--run-id", RUN_ID]
-    code = render_main([*base, *argv])
+    code = render_main([*base, *(CONFIGURED if configured else ()), *argv])
     out, err = capsys.readouterr()
     assert code == 0, err
     return list(yaml.safe_load_all(out))
@@ -149,7 +153,8 @@ ETL_HISTORY_URL = "etl-db/url"
 team = "data"
 """
     )
-    [job] = run(capsys, "--agencies", "1", "--values", str(values), "--backoff-limit", "1")
+    [job] = run(capsys, "--agencies", "1", "--values", str(values), "--backoff-limit", "1",
+                configured=False)  # fmt: skip
     resources = container(job)["resources"]
 
     assert job["metadata"]["namespace"] == "etl"
@@ -168,7 +173,7 @@ team = "data"
     ("line", "message"),
     [
         ('ETL_DB_PASSWORD = "x"', "looks like a secret"),
-        ('ETL_HISTORY_URL = "postgresql://etl:hunter2@db/etl"', "carries a password"),
+        ('ETL_HISTORY_URL = "postgresql://etl:hunter2@db/etl"', "carries a URL with a password"),
         ('AWS_ACCESS_KEY_ID = "AKIA"', "only ETL_* and OTEL_*"),
         ('ETL_AGENCY_ID = "3"', "set by the renderer"),
         ('OTEL_EXPORTER_OTLP_HEADERS = "api-key=abc"', "looks like a secret"),
@@ -263,6 +268,7 @@ def test_same_input_renders_the_same_bytes_and_out_dir_gets_one_file_per_job(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     argv = ["bronze_to_silver", "--image", IMAGE, "--run-id", RUN_ID, "--agencies", "1,2"]
+    argv += CONFIGURED
     assert render_main([*argv, "--mode", "jobs", "--out", str(tmp_path / "a")]) == 0
     assert render_main([*argv, "--mode", "jobs", "--out", str(tmp_path / "b")]) == 0
 
@@ -274,7 +280,7 @@ def test_same_input_renders_the_same_bytes_and_out_dir_gets_one_file_per_job(
 
 
 def test_without_run_id_a_fresh_one_labels_the_rollout(capsys: pytest.CaptureFixture[str]) -> None:
-    code = render_main(["bronze_to_silver", "--image", IMAGE, "--agencies", "1"])
+    code = render_main(["bronze_to_silver", "--image", IMAGE, "--agencies", "1", *CONFIGURED])
     [job] = list(yaml.safe_load_all(capsys.readouterr().out))
 
     assert code == 0
@@ -284,7 +290,7 @@ def test_without_run_id_a_fresh_one_labels_the_rollout(capsys: pytest.CaptureFix
 
 
 def cron(capsys: pytest.CaptureFixture[str], job: str, *argv: str) -> dict[str, Any]:
-    code = render_main([job, "--image", IMAGE, "--run-id", RUN_ID, *argv])
+    code = render_main([job, "--image", IMAGE, "--run-id", RUN_ID, *CONFIGURED, *argv])
     out, err = capsys.readouterr()
     assert code == 0, err
     [manifest] = yaml.safe_load_all(out)
@@ -315,7 +321,9 @@ def test_a_cronjob_keeps_its_name_across_rollouts_so_applying_updates_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     first = cron(capsys, "maintain", "--schedule", "@daily")
-    code = render_main(["maintain", "--image", IMAGE, "--schedule", "@daily", "--run-id", "r2"])
+    code = render_main(
+        ["maintain", "--image", IMAGE, "--schedule", "@daily", "--run-id", "r2", *CONFIGURED]
+    )
     [second] = yaml.safe_load_all(capsys.readouterr().out)
 
     assert code == 0

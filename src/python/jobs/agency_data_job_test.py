@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
 
-from jobs import agency_data_job, bronze_to_silver
+from jobs import agency_data_job, bronze_to_silver, registry
 
 WORKLOAD = WorkloadOptions(records=300, files=6, agencies=3, bad_rate=0.05, dup_rate=0.1, seed=2)
 
@@ -77,7 +77,7 @@ def test_with_no_source_the_silver_rows_and_dead_letters_of_the_store_are_export
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the embedded defaults: ./.etl/store, ./.etl/history.sqlite3
-    argv = ["--agency-id", "2", "--workers", "1", "--run-id", "b1"]
+    argv = ["--demo", "--agency-id", "2", "--workers", "1", "--run-id", "b1"]
     assert bronze_to_silver.entrypoint(argv) == 0  # seeds the empty store, folds agency 2
 
     assert agency_data_job.entrypoint(["--agency-id", "2", "--run-id", "r1"]) == 0
@@ -244,6 +244,8 @@ def test_configuration_errors_exit_2_with_one_line_and_no_secret(
 
 
 def test_the_job_tuple_is_well_formed() -> None:
-    entrypoint, description = agency_data_job.JOB
-    assert entrypoint is agency_data_job.entrypoint
-    assert description
+    # Well formed is what the registry accepts: a plain function of argv and a description.
+    job = registry.load("agency_data_job")
+    assert (job.name, job.module) == ("agency_data_job", "jobs.agency_data_job")
+    assert job.entrypoint is agency_data_job.entrypoint
+    assert job.description == agency_data_job.JOB[1].strip() != ""

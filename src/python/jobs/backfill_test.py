@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -137,6 +139,9 @@ def test_a_busy_agency_makes_the_backfill_exit_75(
             await history.acquire("bronze_to_silver/agency=2", "other", dt.timedelta(hours=1))
 
     asyncio.run(hold())
+    # A holder whose liveness cannot be checked (it keeps no lock): only the TTL frees it.
+    with contextlib.closing(sqlite3.connect(tmp_path / "h.sqlite3")) as conn, conn:
+        conn.execute("UPDATE etl_leases SET live = 0")
 
     assert backfill.entrypoint(_argv(tmp_path, bronze, "--agencies", "1,2")) == 75
 

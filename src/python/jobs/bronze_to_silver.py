@@ -4,6 +4,7 @@ exactly once: only bronze not folded in before is read, and a commit publishes i
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -106,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="rebuild the agency's silver and dead letters from its whole bronze",
     )
+    add(
+        "--demo",
+        action="store_true",
+        help="if the store holds no agencies file and no bronze, first generate the reference "
+        "data set (WORKLOAD.md) into it; without store settings, the embedded local store. "
+        "Never done unless asked",
+    )
     add_promote_arguments(
         parser, workers_help="transform processes (default: CPU count; 1 = inline, no pool)"
     )
@@ -122,6 +130,8 @@ def entrypoint(argv: list[str]) -> int:
     from data_pipeline.bronze_to_silver import PromoteOptions  # not at import: `list` stays cheap
 
     assert settings.agency_id is not None  # agency_required
+    if not args.demo and _reads_an_empty_embedded_store(settings):
+        return usage_error(NAME, ConfigError(_EMPTY_EMBEDDED_STORE))
     options = PromoteOptions(
         agency_id=settings.agency_id,
         first=_parse_date(settings.date_from),
@@ -133,7 +143,7 @@ def entrypoint(argv: list[str]) -> int:
     )
 
     async def body(ctx: RunContext) -> JobOutcome:
-        return await bronze_to_silver(ctx, settings, options)
+        return await bronze_to_silver(ctx, settings, options, demo=args.demo)
 
     parameters = {
         "from": settings.date_from,
@@ -143,14 +153,41 @@ def entrypoint(argv: list[str]) -> int:
         "batch_files": settings.batch_files,
         "bronze": redact(settings.bronze or settings.store_url),
         "agencies_key": settings.agencies_key,
+        "demo": args.demo,
     }
     return run_job(NAME, settings, body, parameters=parameters)
 
 
+_EMPTY_EMBEDDED_STORE = (
+    f"the embedded local store {DEFAULT_STORE_URL} holds no agencies file and no bronze: point "
+    "--store (or ETL_STORE_URL) at your store, or pass --demo to generate the reference data set "
+    "into the embedded store first"
+)
+
+
+def _reads_an_empty_embedded_store(settings: BronzeToSilverSettings) -> bool:
+    """Bronze is the embedded default store, and it is empty: a run would find nothing, because
+    nobody configured a store (demo data is generated only on --demo)."""
+    if settings.store_url != DEFAULT_STORE_URL or settings.bronze not in (None, DEFAULT_STORE_URL):
+        return False
+    from data_pipeline.demo_seed import is_empty
+    from etl_core.adapters.object_stores import open_object_store
+
+    async def check() -> bool:
+        async with open_object_store(DEFAULT_STORE_URL, dry_run=True) as store:
+            return await is_empty(store, settings.agencies_key)
+
+    return asyncio.run(check())
+
+
 async def bronze_to_silver(
-    ctx: RunContext, settings: BronzeToSilverSettings, options: PromoteOptions
+    ctx: RunContext,
+    settings: BronzeToSilverSettings,
+    options: PromoteOptions,
+    *,
+    demo: bool = False,
 ) -> JobOutcome:
-    """Wire the stores (bronze opened read-only) and promote; seed an empty embedded store."""
+    """Wire the stores (bronze opened read-only) and promote; on --demo, seed an empty store."""
     from data_pipeline.bronze_to_silver import promote
     from data_pipeline.demo_seed import is_empty, seed_reference_workload
     from etl_core.adapters.delta_tables import open_tables
@@ -168,10 +205,10 @@ async def bronze_to_silver(
             bronze = await stack.enter_async_context(
                 open_object_store(settings.bronze, dry_run=True)
             )
-        elif settings.store_url == DEFAULT_STORE_URL and await is_empty(
-            store, options.agencies_key
-        ):
-            summary["generated"] = await seed_reference_workload(ctx, store, DEFAULT_STORE_URL)
+        elif demo and await is_empty(store, options.agencies_key):
+            summary["generated"] = await seed_reference_workload(
+                ctx, store, redact(settings.store_url)
+            )
         tables = open_tables(
             settings.store_url,
             FailpointObjectStore(store, "bronze_to_silver.store"),

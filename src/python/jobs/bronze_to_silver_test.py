@@ -10,7 +10,7 @@ from data_pipeline.workload import WorkloadOptions, iter_workload_files
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
 
-from jobs import bronze_to_silver
+from jobs import bronze_to_silver, registry
 
 
 def _history(url: str) -> tuple[list[RunRecord], list[PartitionRecord]]:
@@ -94,20 +94,21 @@ def test_dry_run_writes_no_object_and_no_history(
     assert _files(bronze) == _files(bronze)
 
 
-def test_the_embedded_store_is_seeded_with_the_reference_workload(
+def test_on_demo_the_embedded_store_is_seeded_with_the_reference_workload(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    for name in ("ETL_STORE_URL", "ETL_HISTORY_URL", "ETL_CONFIG_PATH"):
+    for name in ("ETL_STORE_URL", "ETL_HISTORY_URL", "ETL_CONFIG_PATH", "ETL_EMBEDDED_DEFAULTS"):
         monkeypatch.delenv(name, raising=False)
 
     code = bronze_to_silver.entrypoint(
-        ["--agency-id", "4", "--workers", "1", "--log-format", "json"]
+        ["--demo", "--agency-id", "4", "--workers", "1", "--log-format", "json"]
     )
 
     assert code == 0
     captured = capsys.readouterr()
     assert "generating the reference workload (20,000 records, 60 files, seed 7)" in captured.err
+    assert "(--demo)" in captured.err
     assert "outcome: folded in 3 bronze files as fold 1: " in captured.out
     assert "dead-letter reasons: " in captured.out
     store = tmp_path / ".etl" / "store"
@@ -115,6 +116,40 @@ def test_the_embedded_store_is_seeded_with_the_reference_workload(
     assert [f for f in _files(store) if f.startswith("silver/agency_id=4/")]
     assert [f for f in _files(store) if f.startswith("_ledger/agency_id=4/")]
     assert (tmp_path / ".etl" / "history.sqlite3").exists()
+
+
+def test_without_demo_an_empty_embedded_store_is_a_usage_error_and_nothing_is_generated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("ETL_STORE_URL", "ETL_HISTORY_URL", "ETL_CONFIG_PATH", "ETL_EMBEDDED_DEFAULTS"):
+        monkeypatch.delenv(name, raising=False)
+
+    code = bronze_to_silver.entrypoint(["--agency-id", "4", "--workers", "1"])
+
+    assert code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("bronze_to_silver: error: the embedded local store file://./.etl/store")
+    assert "--store (or ETL_STORE_URL)" in line
+    assert "pass --demo" in line
+    assert not (tmp_path / ".etl").exists()
+
+
+def test_demo_never_seeds_a_store_that_holds_bronze(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    _bronze(store)  # agencies.csv and bronze/ of a 300-record workload
+    before = _files(store)
+    argv = ["--demo", "--agency-id", "1", "--store", str(store), "--workers", "1",
+            "--history", f"sqlite:///{tmp_path}/h.sqlite3"]  # fmt: skip
+
+    assert bronze_to_silver.entrypoint(argv) == 0
+
+    assert "generating" not in capsys.readouterr().err
+    assert [f for f in _files(store) if f.startswith(("bronze/", "agencies"))] == [
+        f for f in before if f.startswith(("bronze/", "agencies"))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -152,6 +187,8 @@ def test_the_agency_is_required(
 
 
 def test_job_tuple_is_well_formed() -> None:
-    entrypoint, description = bronze_to_silver.JOB
-    assert entrypoint is bronze_to_silver.entrypoint
-    assert description
+    # Well formed is what the registry accepts: a plain function of argv and a description.
+    job = registry.load("bronze_to_silver")
+    assert (job.name, job.module) == ("bronze_to_silver", "jobs.bronze_to_silver")
+    assert job.entrypoint is bronze_to_silver.entrypoint
+    assert job.description == bronze_to_silver.JOB[1].strip() != ""

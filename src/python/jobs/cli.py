@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Iterator, Set
 
-from etl_core import clock, serde
+import attrs
+from etl_core import clock, serde, sigterm
 from etl_core.errors import ConfigError, EtlError, ExitCode
 from etl_core.model import RunRecord
 from etl_core.process_exit import exit_with
@@ -56,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             rest = rest[1:]
     elif command.startswith("-"):
         return _error(f"unknown option {command!r}; see {PROG} --help", ExitCode.USAGE)
-    return _run(command, rest)
+    # From here a SIGTERM (a pod evicted while the job still loads) is noted, not fatal: the run
+    # is recorded as terminated and exits 75.
+    with sigterm.deferred():
+        return _run(command, rest)
 
 
 def _error(message: str, code: int) -> int:
@@ -93,6 +99,16 @@ def _k8s(argv: list[str]) -> int:
     return render_main(argv[1:], known_jobs=registry.job_names())
 
 
+@attrs.frozen(kw_only=True)
+class _RunsSettings(CommonSettings):
+    """`runs` reads only the run history."""
+
+    def embedded_defaults_used(self, configured: Set[str]) -> Iterator[str]:
+        yield from (
+            name for name in super().embedded_defaults_used(configured) if name != "store_url"
+        )
+
+
 def _runs_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{PROG} runs", description="Recent runs, newest first.")
     parser.add_argument("--job", help="only this job")
@@ -113,7 +129,7 @@ def _runs(argv: list[str]) -> int:
         return _error(f"--limit must be >= 1, got {args.limit}", ExitCode.USAGE)
     try:
         settings = load_settings(
-            CommonSettings,
+            _RunsSettings,
             job="runs",
             flags={"history_url": args.history_url},
             env=os.environ,
@@ -142,6 +158,10 @@ async def _fetch(url: str, job: str | None, agency_id: int | None, limit: int) -
     if not history_may_exist(url):  # reading must not create an empty database
         return []
     async with open_run_history(url) as history:
+        # A run whose process is gone (its lease's liveness lock is free) shows as failed
+        # ("died") now, not as running until stale. Best effort: reading must still work.
+        with contextlib.suppress(EtlError):
+            await history.reap_dead()
         return await history.list_runs(job=job, agency_id=agency_id, limit=limit)
 
 

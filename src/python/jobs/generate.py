@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Set
 from typing import TYPE_CHECKING
 
 import attrs
@@ -49,6 +49,11 @@ class GenerateSettings(CommonSettings):
                 parse_store_url(self.out)
             except ConfigError as exc:
                 yield "out", str(exc)
+
+    def embedded_defaults_used(self, configured: Set[str]) -> Iterator[str]:
+        # --out, when given, is the store written to.
+        extra = {"store_url"} if "out" in configured else set()
+        yield from super().embedded_defaults_used(configured | extra)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ import pytest
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
 
-from jobs import generate
+from jobs import generate, registry
 
 
 def _runs(url: str) -> list[RunRecord]:
@@ -100,6 +100,8 @@ def test_bad_options_exit_2_with_one_line(
 
 
 def test_job_tuple_is_well_formed() -> None:
-    entrypoint, description = generate.JOB
-    assert entrypoint is generate.entrypoint
-    assert description
+    # Well formed is what the registry accepts: a plain function of argv and a description.
+    job = registry.load("generate")
+    assert (job.name, job.module) == ("generate", "jobs.generate")
+    assert job.entrypoint is generate.entrypoint
+    assert job.description == generate.JOB[1].strip() != ""

@@ -28,7 +28,7 @@ import argparse
 import datetime as dt
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from typing import TYPE_CHECKING
 
 import attrs
@@ -84,6 +84,14 @@ class GetS3FilesSettings(CommonSettings):
         for name in ("concurrency", "max_inflight_mb"):
             if getattr(self, name) < 1:
                 yield name, f"must be >= 1, got {getattr(self, name)}"
+
+    def embedded_defaults_used(self, configured: Set[str]) -> Iterator[str]:
+        # The copy writes to --destination-bucket, which falls back to the store.
+        for name in super().embedded_defaults_used(configured):
+            if name != "store_url":
+                yield name
+            elif "destination_bucket" not in configured:
+                yield "destination_bucket"
 
 
 def store_url(bucket: str) -> str:

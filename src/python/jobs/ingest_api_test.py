@@ -10,7 +10,7 @@ from data_pipeline.ingest import IngestState, dump_state
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
 
-from jobs import ingest_api
+from jobs import ingest_api, registry
 
 LINES = [b'{"record_id":"A005-%08d","agency_id":5}' % i for i in range(30)]
 
@@ -129,6 +129,8 @@ def test_configuration_errors_exit_2_with_one_line(
 
 
 def test_the_job_tuple_is_well_formed() -> None:
-    entrypoint, description = ingest_api.JOB
-    assert entrypoint is ingest_api.entrypoint
-    assert description
+    # Well formed is what the registry accepts: a plain function of argv and a description.
+    job = registry.load("ingest_api")
+    assert (job.name, job.module) == ("ingest_api", "jobs.ingest_api")
+    assert job.entrypoint is ingest_api.entrypoint
+    assert job.description == ingest_api.JOB[1].strip() != ""

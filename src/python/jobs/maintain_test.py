@@ -4,7 +4,9 @@ dry run, the run history and exit codes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,10 @@ def take_lease(tmp_path: Path, name: str) -> None:
             assert await store.acquire(name, "another-run", dt.timedelta(minutes=10))
 
     asyncio.run(take())
+    # The holder's process is this test, which keeps no lock: its lease is one only the TTL
+    # frees (a holder that exits frees a live lease at once).
+    with contextlib.closing(sqlite3.connect(tmp_path / "h.sqlite3")) as conn, conn:
+        conn.execute("UPDATE etl_leases SET live = 0 WHERE name = ?", (name,))
 
 
 def data_files(root: Path) -> set[str]:

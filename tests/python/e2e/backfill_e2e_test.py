@@ -226,8 +226,10 @@ def test_a_backfill_killed_mid_agency_reruns_only_the_remaining_work(
     assert world.writers("killed")[1] == done[1]  # nothing redone
     for agency in AGENCIES:  # agency 2's dead letters of the killed attempt were replaced
         assert view(world.root / "killed", agency) == view(world.root / "clean", agency)
-    stale = [r for r in world.runs("killed") if r.status.value == "running"]
-    assert sorted(r.job for r in stale) == ["backfill", "bronze_to_silver"]  # the killed pair
+    runs = world.runs("killed")
+    died = [r for r in runs if r.status.value == "failed" and (r.error or "").startswith("died:")]
+    assert sorted(r.job for r in died) == ["backfill", "bronze_to_silver"]  # the killed pair
+    assert [r.run_id for r in runs if r.status.value == "running"] == []
 
 
 def test_a_failing_agency_is_reported_and_a_rerun_after_the_fix_does_the_rest(
@@ -259,16 +261,16 @@ def test_a_failing_agency_is_reported_and_a_rerun_after_the_fix_does_the_rest(
 def test_an_agency_whose_lease_is_held_is_busy_and_the_backfill_exits_75(
     world: World, clean: subprocess.CompletedProcess[str]
 ) -> None:
-    async def hold() -> None:
+    async def backfill_while_held() -> subprocess.CompletedProcess[str]:
+        # The holder stays alive meanwhile: a holder that exits frees its lease at once.
         async with open_run_history(world.history("busy")) as history:
             await history.migrate()
             await history.acquire(
                 "bronze_to_silver/agency=3", "a-standalone-run", dt.timedelta(hours=1)
             )
+            return await asyncio.to_thread(world.backfill, "busy", "--agencies", "1,3")
 
-    asyncio.run(hold())
-
-    result = world.backfill("busy", "--agencies", "1,3")
+    result = asyncio.run(backfill_while_held())
 
     assert result.returncode == 75
     rows = table(result)

@@ -1,6 +1,9 @@
-"""SIGKILL bronze_to_silver at every commit boundary and at random times: each table shows its
-old or its new version, never a mix; the re-run leaves silver, dead letters and the ledger exactly
-as one uninterrupted run would; the run after it writes nothing.
+"""SIGKILL bronze_to_silver at every commit boundary and among its data files: each table shows
+its old or its new version, never a mix; the re-run leaves silver, dead letters and the ledger
+exactly as one uninterrupted run would; the run after it writes nothing.
+
+Every kill happens at a failpoint (ETL_FAILPOINTS), and lease tests hold the run paused at one:
+nothing here depends on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -20,12 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from etl_core.failpoints import reached_path
 
 from e2e.store_views import View, cli, cli_env, snapshot, summary, view
 
 AGENCY = 1
 LEASE = f"bronze_to_silver/agency={AGENCY}"
-TTL = "1"  # seconds: a killed run's lease frees up soon; heartbeats every 1/3 s
+# Seconds. A killed run's lease frees up soon after the kill, so the repair waits little; a run
+# still alive keeps it with heartbeats every TTL/3, through any stall shorter than 2 s.
+TTL = "3"
+# The lease tests hold a run paused; heartbeats keep its lease only if a stall is under 2/3 of it.
+HELD_TTL = 6.0
 # 3 agencies x 4 days, ~167 rows per file; agency 1 has 4 partitions.
 GENERATE = ["--records", "2000", "--files", "12", "--agencies", "3", "--seed", "5"]
 JOB = "bronze_to_silver"
@@ -94,8 +102,7 @@ class Scenario:
     name: str
     start: str  # "empty" or "v1": the store before the killed run
     bronze: str  # the input of the killed run and the repair
-    failpoint: str | None = None
-    delay: float | None = None  # timed kills: seconds after the run's first write
+    failpoint: str
     extra: tuple[str, ...] = ()
 
     def __str__(self) -> str:
@@ -114,8 +121,11 @@ def _rebuild(spec: str) -> Scenario:
     return Scenario(f"rebuild-{spec}", "v1", "v2", spec)
 
 
-_delays = random.Random(20240108)
+_puts = random.Random(20240108)
+# Tiny silver files make the write phase long: about 130 data files for agency 1 (a fresh fold
+# and a rebuild alike), so kills drawn among them land all over it, at a failpoint each time.
 TINY = ("--rows-per-file", "5")
+PUTS = 120
 # Every boundary of a fold: its ledger, the dead-letter commit, silver's data files and commit.
 BOUNDARIES = (
     f"{JOB}.ledger_saved",
@@ -139,14 +149,13 @@ SCENARIOS = [
         "delta.silver.before_commit",
         extra=("--reprocess",),
     ),
-    # Tiny silver files make the write phase long so that random kills land in it.
     *(
-        Scenario(f"fresh-timed-{i}", "empty", "v1", delay=_delays.uniform(0, 0.3), extra=TINY)
-        for i in range(3)
+        Scenario(f"fresh-put-{n}", "empty", "v1", f"{JOB}.store.after_put@{n}", TINY)
+        for n in sorted(_puts.sample(range(2, PUTS), 3))
     ),
     *(
-        Scenario(f"rebuild-timed-{i}", "v1", "v2", delay=_delays.uniform(0, 0.3), extra=TINY)
-        for i in range(3)
+        Scenario(f"rebuild-put-{n}", "v1", "v2", f"{JOB}.store.after_put@{n}", TINY)
+        for n in sorted(_puts.sample(range(2, PUTS), 3))
     ),
 ]
 
@@ -164,39 +173,14 @@ def _workers_alive(token: str) -> list[int]:
     return alive
 
 
-def _written(store: Path) -> set[str]:
-    return {
-        str(p) for kind in ("silver", "deadletter", "_ledger") for p in (store / kind).rglob("*")
-    }
-
-
-def _await_first_write(process: subprocess.Popen[bytes], store: Path) -> None:
-    before = _written(store)
-    deadline = time.monotonic() + 60
-    while _written(store) == before:
-        assert process.poll() is None, "the run ended before writing anything"
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-
-
 def _kill_run(world: World, scenario: Scenario, store: Path, history: str) -> int:
     token = uuid.uuid4().hex
-    env = {"ETL_TEST_TOKEN": token}
+    env = {"ETL_TEST_TOKEN": token, "ETL_FAILPOINTS": scenario.failpoint}
     argv = _argv(world, store, history, scenario.bronze, *scenario.extra)
-    if scenario.failpoint is not None:
-        result = cli(world.root, *argv, env={**env, "ETL_FAILPOINTS": scenario.failpoint})
-        assert result.returncode == -signal.SIGKILL, (result.stdout, result.stderr[-2000:])
-        code = result.returncode
-    else:
-        assert scenario.delay is not None
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jobs.cli", *argv], cwd=world.root, env=cli_env(world.root, env),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        _await_first_write(process, store)
-        time.sleep(scenario.delay)
-        process.kill()
-        code = process.wait(timeout=60)
+    result = cli(world.root, *argv, env=env)
+    # The run died by the failpoint's SIGKILL: it neither finished nor failed on its own first.
+    assert result.returncode == -signal.SIGKILL, (result.stdout, result.stderr[-2000:])
+    code = result.returncode
     if sys.platform == "linux":  # pool workers notice their parent is gone and exit
         deadline = time.monotonic() + 10
         while _workers_alive(token) and time.monotonic() < deadline:
@@ -209,7 +193,7 @@ def _repair(
     world: World, store: Path, history: str, bronze: str
 ) -> subprocess.CompletedProcess[str]:
     """Re-run until the killed run's lease has expired (exit 75 until then)."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a bound for failing, not a race: TTLs are seconds
     while True:
         result = _run(world, store, history, bronze)
         if result.returncode != 75 or time.monotonic() > deadline:
@@ -253,32 +237,64 @@ def _runs_json(world: World, history: str, **env: str) -> list[dict[str, object]
     return runs
 
 
-def test_a_killed_run_holds_its_lease_until_the_ttl_then_shows_as_stale(
+def _start_held(
+    world: World, store: Path, history: str, release: Path, *, ttl: float
+) -> subprocess.Popen[str]:
+    """A run paused at its first data file (an async failpoint: its heartbeats go on) until
+    release exists; returns once it is there."""
+    env = {"ETL_FAILPOINTS": f"{JOB}.store.after_put=pause:{release}"}
+    argv = _argv(world, store, history, "v1", ttl=str(ttl))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli", *argv], cwd=world.root, env=cli_env(world.root, env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    while not reached_path(release).exists():
+        if process.poll() is not None:
+            _, stderr = process.communicate()
+            pytest.fail(f"the run ended (exit {process.returncode}) before the failpoint: {stderr}")
+        time.sleep(0.01)
+    assert int(reached_path(release).read_text()) == process.pid
+    return process
+
+
+def test_a_run_held_at_a_failpoint_keeps_its_lease_and_a_second_run_exits_75(
     world: World, tmp_path: Path
 ) -> None:
     store, history = tmp_path / "store", f"sqlite:///{tmp_path}/history.sqlite3"
-    env = {"ETL_FAILPOINTS": "delta.silver.after_commit"}
-    killed = _run(world, store, history, "v1", env=env, ttl="4")
-    assert killed.returncode == -signal.SIGKILL
+    release = tmp_path / "release"
+    holder = _start_held(world, store, history, release, ttl=HELD_TTL)
 
-    held = _run(world, store, history, "v1", ttl="4")
-    assert held.returncode == 75, held.stderr[-2000:]
-    assert f"lease '{LEASE}' is held" in held.stderr
+    second = _run(world, store, history, "v1", ttl=str(HELD_TTL))  # the holder: alive, paused
 
+    assert second.returncode == 75, second.stderr[-2000:]
+    assert f"lease '{LEASE}' is held" in second.stderr
+    [running] = _runs_json(world, history)  # the loser recorded no run
+    assert running["effective_status"] == "running"
+    release.touch()
+    _, stderr = holder.communicate(timeout=300)
+    assert holder.returncode == 0, stderr[-3000:]
+    assert view(store, AGENCY) == world.expected["v1"]
+
+
+def test_a_killed_run_shows_as_died_and_a_rerun_repairs_it(world: World, tmp_path: Path) -> None:
+    store, history = tmp_path / "store", f"sqlite:///{tmp_path}/history.sqlite3"
+    holder = _start_held(world, store, history, tmp_path / "never-released", ttl=HELD_TTL)
+
+    holder.kill()
+    holder.communicate(timeout=60)
+
+    assert holder.returncode == -signal.SIGKILL  # killed where it was held, not finished
     [dead] = _runs_json(world, history)
-    assert dead["effective_status"] == "running"  # default stale_after_seconds: 900
-    time.sleep(1.5)
-    [dead] = _runs_json(world, history, ETL_STALE_AFTER_SECONDS="1")
-    assert (dead["status"], dead["effective_status"]) == ("running", "stale")
-
+    # Its lease's lock went with its process: `runs` records it as failed ("died") at once.
+    assert (dead["status"], dead["effective_status"]) == ("failed", "failed")
+    assert str(dead["error"]).startswith("died: ")
     repaired = _repair(world, store, history, "v1")
     assert repaired.returncode == 0, repaired.stderr[-2000:]
-    statuses = {
-        str(run["run_id"]): str(run["effective_status"])
-        for run in _runs_json(world, history, ETL_STALE_AFTER_SECONDS="1")
-    }
-    assert statuses[str(dead["run_id"])] == "stale"
-    assert sorted(statuses.values()) == ["stale", "succeeded"]
+    runs = {str(run["run_id"]): run for run in _runs_json(world, history)}
+    assert len(runs) == 2
+    # Never running, never succeeded: stale, or failed ("died") once the repair took it over.
+    assert runs.pop(str(dead["run_id"]))["effective_status"] in ("stale", "failed")
+    assert [run["status"] for run in runs.values()] == ["succeeded"]
     assert view(store, AGENCY) == world.expected["v1"]
 
 
@@ -296,36 +312,36 @@ def _lease_expiry(database: Path) -> dt.datetime | None:
     return dt.datetime.fromisoformat(lease[0]) if running and lease else None
 
 
-def test_heartbeats_keep_the_lease_of_a_run_that_outlives_its_ttl(tmp_path: Path) -> None:
-    bronze, store, database = tmp_path / "bronze", tmp_path / "store", tmp_path / "h.sqlite3"
-    generated = cli(tmp_path, "run", "generate", "--", "--records", "180000", "--files", "8",
-                    "--agencies", "1", "--out", str(bronze),
-                    "--history", f"sqlite:///{database}")  # fmt: skip
-    assert generated.returncode == 0, generated.stderr
-    ttl = 2.0  # heartbeats every ttl/3: a stall of 2/3 of the TTL is survived, even on busy CI
-    argv = ["run", JOB, "--", "--agency-id", "1", "--bronze", str(bronze), "--store", str(store),
-            "--history", f"sqlite:///{database}", "--lease-ttl-seconds", str(ttl),
-            "--workers", "2", "--batch-files", "1", "--rows-per-file", "200", "--log-format",
-            "json"]  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", *argv], cwd=tmp_path, env=cli_env(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    expired: list[dt.datetime] = []
-    first: dt.datetime | None = None
-    last: dt.datetime | None = None
-    while process.poll() is None:
-        time.sleep(0.1)
-        expiry = _lease_expiry(database)
-        now = dt.datetime.now(dt.UTC)
-        if expiry is None:
-            continue
-        first, last = first or now, now
-        if expiry <= now:
-            expired.append(now)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0, stderr[-3000:]
+def test_heartbeats_keep_the_lease_of_a_run_that_outlives_its_ttl(
+    world: World, tmp_path: Path
+) -> None:
+    store, database = tmp_path / "store", tmp_path / "h.sqlite3"
+    history = f"sqlite:///{database}"
+    release = tmp_path / "release"
+    holder = _start_held(world, store, history, release, ttl=HELD_TTL)
+    first = _lease_expiry(database)
     assert first is not None
-    assert last is not None
-    assert (last - first).total_seconds() > ttl, "the run did not outlive its TTL: nothing proven"
-    assert expired == [], "the lease expired while the run was running"
+
+    # Hold the run until the lease it took has outlived its first expiry: only heartbeats can
+    # have kept it. Each reading of the expiry comes after the clock is read, so a renewed lease
+    # always reads as later than that moment.
+    renewals = set()
+    while True:
+        now = dt.datetime.now(dt.UTC)
+        expiry = _lease_expiry(database)
+        assert expiry is not None
+        assert expiry > now, "the lease expired while the run was alive and held"
+        renewals.add(expiry)
+        if now > first + dt.timedelta(seconds=1):
+            break
+        assert holder.poll() is None
+        time.sleep(0.1)
+    assert max(renewals) > first
+    competitor = _run(world, store, history, "v1", ttl=str(HELD_TTL))
+    assert competitor.returncode == 75, competitor.stderr[-2000:]
+    assert f"lease '{LEASE}' is held" in competitor.stderr
+
+    release.touch()
+    _, stderr = holder.communicate(timeout=300)
+    assert holder.returncode == 0, stderr[-3000:]
+    assert view(store, AGENCY) == world.expected["v1"]

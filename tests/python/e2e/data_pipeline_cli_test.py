@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -150,19 +151,23 @@ def test_a_held_lease_exits_75_and_writes_nothing(tmp_path: Path) -> None:
     history = tmp_path / "h.sqlite3"
     url = f"sqlite:///{history}"
 
-    async def hold() -> None:
+    async def run_while_held() -> subprocess.CompletedProcess[str]:
+        # The holder (this process) stays alive meanwhile: one that exits frees its lease at once.
         async with open_run_history(url) as runs:
             lease = f"generate/out=file://{out}"
             assert await runs.acquire(lease, "another-run", dt.timedelta(hours=1))
+            return await asyncio.to_thread(
+                _cli, tmp_path, "generate", "--records", "100", "--out", f"file://{out}",
+                "--history", url,
+            )  # fmt: skip
 
-    asyncio.run(hold())
-    result = _cli(
-        tmp_path, "generate", "--records", "100", "--out", f"file://{out}", "--history", url
-    )
+    result = asyncio.run(run_while_held())
     assert result.returncode == 75
-    assert _error_lines(result) == [
-        f"generate: error: LeaseHeld: lease 'generate/out=file://{out}' is held by another run"
-    ]
+    [line] = _error_lines(result)
+    assert line.startswith(
+        f"generate: error: LeaseHeld: lease 'generate/out=file://{out}' is held by another run:"
+        f" run_id another-run on host {socket.gethostname()} (pid {os.getpid()}), lease expires"
+    )
     assert not out.exists()
     assert json.loads(_cli(tmp_path, "runs", "--history", url, "--json").stdout) == []
 

@@ -20,11 +20,13 @@ JOB = os.environ.get("ETL_IMAGE_TEST_JOB", "bronze_to_silver")
 # Where Pants puts a runtime_package_dependencies PEX in the test sandbox, then where
 # `./pants package` leaves it in the repo; ETL_IMAGE_TEST_PEX overrides both.
 PEX_CANDIDATES = (Path(f"src.python.jobs/{JOB}.pex"), Path(f"dist/src.python.jobs/{JOB}.pex"))
-DRY_RUN_ARGS = shlex.split(os.environ.get("ETL_IMAGE_TEST_DRY_RUN_ARGS", "--dry-run --agency-id 1"))
+# --demo: an image has no embedded store or history (ETL_EMBEDDED_DEFAULTS=off) unless asked.
+DRY_RUN_ARGS = shlex.split(
+    os.environ.get("ETL_IMAGE_TEST_DRY_RUN_ARGS", "--demo --dry-run --agency-id 1")
+)
 # The job carries the Delta engine (deltalake) and pyarrow since silver is a Delta table: ~180 MB
 # uncompressed, of which ~65 MB is the base.
 MAX_IMAGE_BYTES = 200_000_000
-INSTALL_HINT = "run tools/ci/install_image_tools.sh (as root) to install podman, runc and skopeo"
 
 
 def find_pex() -> Path:
@@ -39,17 +41,8 @@ def find_pex() -> Path:
     )
 
 
-def find_tool(name: str) -> str:
-    found = shutil.which(name) or next(
-        (p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}") if os.access(p, os.X_OK)), None
-    )
-    if found is None:
-        pytest.fail(f"{name} not found: {INSTALL_HINT}")
-    return found
-
-
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
+def image(tmp_path_factory: pytest.TempPathFactory, image_tools: dict[str, str]) -> BuiltImage:
     pex = find_pex()
     first = build_images([pex], tmp_path_factory.mktemp("first"), revision="image-test")[0]
     again = build_images([pex], tmp_path_factory.mktemp("again"), revision="image-test")[0]
@@ -66,26 +59,31 @@ def storage() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def podman(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # vfs storage, cgroupfs and a file events log: what works without a daemon or systemd here.
-    storage = ["--root", str(tmp / "root"), "--runroot", str(tmp / "run")]
-    command = [find_tool("podman"), *storage, "--storage-driver", "vfs"]
-    command += ["--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", "runc"]
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=300, check=False
-    )
+@pytest.fixture(scope="module")
+def podman(storage: Path, image_tools: dict[str, str]) -> list[str]:
+    """The podman command: vfs storage, cgroupfs, a file events log and runc, which is what works
+    without a daemon or systemd here."""
+    command = [image_tools["podman"], "--root", str(storage / "root")]
+    command += ["--runroot", str(storage / "run"), "--storage-driver", "vfs"]
+    command += ["--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+    return [*command, "--runtime", image_tools["runc"]]
 
 
-def run_image(tmp: Path, image: BuiltImage, *args: str) -> subprocess.CompletedProcess[str]:
+def run_image(podman: list[str], image: BuiltImage, *args: str) -> subprocess.CompletedProcess[str]:
     sandbox = ["--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp"]
     sandbox += ["--user", "65534:65534", "--ulimit", "nofile=1024:1024"]
     sandbox += ["--ulimit", "nproc=1024:1024"]
-    return podman(tmp, "run", *sandbox, f"oci-archive:{image.archive}", *args)
+    return subprocess.run(
+        [*podman, "run", *sandbox, f"oci-archive:{image.archive}", *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
 
 
-def test_image_is_small_and_configured_to_run_the_job_as_nobody(image: BuiltImage) -> None:
+def test_image_is_small_and_configured_to_run_the_job_as_nobody(
+    image: BuiltImage, image_tools: dict[str, str]
+) -> None:
     inspected = subprocess.run(
-        [find_tool("skopeo"), "inspect", "--config", f"oci-archive:{image.archive}"],
+        [image_tools["skopeo"], "inspect", "--config", f"oci-archive:{image.archive}"],
         capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     config = json.loads(inspected.stdout)["config"]
@@ -95,16 +93,28 @@ def test_image_is_small_and_configured_to_run_the_job_as_nobody(image: BuiltImag
     assert config["Entrypoint"][-1] == f"/app/{JOB}.pex"
     assert config["Labels"]["org.opencontainers.image.revision"] == "image-test"
     assert not [e for e in config["Env"] if "KEY" in e or "SECRET" in e or "TOKEN" in e]
+    assert "ETL_EMBEDDED_DEFAULTS=off" in config["Env"]
 
 
-def test_help_runs_in_a_locked_down_container(image: BuiltImage, storage: Path) -> None:
-    result = run_image(storage, image, "--help")
+def test_help_runs_in_a_locked_down_container(image: BuiltImage, podman: list[str]) -> None:
+    result = run_image(podman, image, "--help")
 
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower()
 
 
-def test_dry_run_runs_in_a_locked_down_container(image: BuiltImage, storage: Path) -> None:
-    result = run_image(storage, image, *DRY_RUN_ARGS)
+def test_dry_run_runs_in_a_locked_down_container(image: BuiltImage, podman: list[str]) -> None:
+    result = run_image(podman, image, *DRY_RUN_ARGS)
 
     assert result.returncode == 0, f"{DRY_RUN_ARGS}: {result.stdout}\n{result.stderr}"
+
+
+def test_the_job_told_nothing_exits_2_saying_what_to_set(
+    image: BuiltImage, podman: list[str]
+) -> None:
+    result = run_image(podman, image, "--agency-id", "1")
+
+    assert result.returncode == 2, f"{result.stdout}\n{result.stderr}"
+    assert "not configured (ETL_EMBEDDED_DEFAULTS=off" in result.stderr
+    assert "ETL_STORE_URL" in result.stderr
+    assert "ETL_HISTORY_URL" in result.stderr

@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[3] / "src" / "python"
 
 
 def cli(
-    cwd: Path, *args: str, env: Mapping[str, str] | None = None
+    cwd: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """`python -m jobs.cli <args>` in cwd with this process's environment plus env."""
     merged = {
@@ -29,7 +29,7 @@ def cli(
         env=merged,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 

@@ -55,10 +55,10 @@ async def test_held_postgres_lease_exits_75_and_writes_nothing(
 ) -> None:
     history = f"{pg_dsn}?schema={pg_schema}"
     out = f"s3://{bucket}/ref"
-    async with open_run_history(history) as runs:
+    argv = ["--records", "100", "--out", out, "--history", history, "--log-format", "json"]
+    async with open_run_history(history) as runs:  # held by a live session meanwhile
         await runs.migrate()
         assert await runs.acquire(f"generate/out={out}", "other", dt.timedelta(hours=1))
-    argv = ["--records", "100", "--out", out, "--history", history, "--log-format", "json"]
-    assert await asyncio.to_thread(generate.entrypoint, argv) == 75
+        assert await asyncio.to_thread(generate.entrypoint, argv) == 75
     assert _keys(s3, bucket) == []
     assert await _runs(history) == []

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from etl_core.adapters.backoff import Backoff
 from etl_core.adapters.s3_object_store import MIB, S3ObjectStore, open_s3_object_store
 from etl_core.errors import ExitCode, ObjectNotFound, ObjectStoreError, TemporaryFailure
+from etl_core.s3_limits import S3Limits
 from etl_core.testing.object_store_contract import ObjectStoreContract
 
-from integration.s3_support import Fault, FaultProxy
+from integration.s3_support import Fault, FaultProxy, refusing_endpoint, silent_endpoint
 
 FAST = Backoff(attempts=4, base_s=0.001, cap_s=0.005)
 
@@ -254,16 +256,16 @@ async def test_other_throttling_codes_are_retried(proxied, proxy, code):
     assert proxy.count() == 2
 
 
-async def test_server_errors_are_retried_and_then_reported_as_store_errors(store, proxied, proxy):
+async def test_server_errors_are_retried_and_then_reported_as_an_outage(store, proxied, proxy):
     await store.put("k", b"v")
     proxy.inject(Fault("status", 500, "InternalError"))
     assert await proxied.get("k") == b"v"
     assert proxy.count() == 2
 
     proxy.inject(*[Fault("status", 500, "InternalError")] * 4)
-    with pytest.raises(ObjectStoreError, match="InternalError") as caught:
+    with pytest.raises(TemporaryFailure, match="InternalError") as caught:
         await proxied.get("k")
-    assert not isinstance(caught.value, TemporaryFailure)
+    assert caught.value.exit_code == ExitCode.TEMPORARY  # a 5xx outage is retried later
 
 
 async def test_connection_resets_are_retried(store, proxied, proxy):
@@ -282,10 +284,55 @@ async def test_without_retries_the_same_resets_fail(store, bucket, proxy):
     async with open_s3_object_store(
         bucket, "base/dir", endpoint_url=proxy.url, backoff=Backoff(attempts=1)
     ) as s:
-        with pytest.raises(ObjectStoreError, match="Connection") as caught:
+        with pytest.raises(TemporaryFailure, match="Connection"):
             await s.get("k")
-    assert not isinstance(caught.value, TemporaryFailure)
     assert proxy.count() == 2
+
+
+async def test_a_refusing_endpoint_is_retried_for_the_budget_then_is_an_outage(bucket):
+    budget = 1.5
+    limits = S3Limits(retry_budget_s=budget, connect_timeout_s=1.0, read_timeout_s=1.0)
+    with refusing_endpoint() as url:
+        async with open_s3_object_store(bucket, endpoint_url=url, limits=limits) as s:
+            started = time.monotonic()
+            with pytest.raises(TemporaryFailure, match=r"after [2-9]\d* attempts") as caught:
+                await s.get("k")
+            elapsed = time.monotonic() - started
+
+    assert caught.value.exit_code == ExitCode.TEMPORARY
+    assert "Could not connect" in str(caught.value)
+    # Retried (more than once: see the match above), and never past the budget by much: no retry
+    # starts after it. (No lower bound: a long jittered delay may end the retries early.)
+    assert elapsed < budget + 30
+
+
+async def test_a_silent_endpoint_times_out_within_the_budget_and_is_an_outage(bucket):
+    budget = 2.0
+    limits = S3Limits(retry_budget_s=budget, connect_timeout_s=1.0, read_timeout_s=60.0)
+    with silent_endpoint() as url:
+        async with open_s3_object_store(bucket, endpoint_url=url, limits=limits) as s:
+            started = time.monotonic()
+            with pytest.raises(TemporaryFailure) as caught:
+                await s.put("k", b"v")
+            elapsed = time.monotonic() - started
+
+    # The read timeout (60 s) alone would hold the request far longer: the budget cuts it.
+    assert caught.value.exit_code == ExitCode.TEMPORARY
+    assert budget * 0.9 <= elapsed < 30
+
+
+async def test_a_silent_endpoint_times_out_on_the_read_timeout_and_is_retried(bucket):
+    limits = S3Limits(retry_budget_s=120.0, connect_timeout_s=1.0, read_timeout_s=0.5)
+    slow = Backoff(attempts=3, base_s=0.01, cap_s=0.01)
+    with silent_endpoint() as url:
+        async with open_s3_object_store(bucket, endpoint_url=url, backoff=slow, limits=limits) as s:
+            started = time.monotonic()
+            with pytest.raises(TemporaryFailure, match="after 3 attempts") as caught:
+                await s.get("k")
+            elapsed = time.monotonic() - started
+
+    assert "Timeout" in str(caught.value)
+    assert elapsed < 60  # three reads of 0.5 s each, not the 120 s budget
 
 
 @pytest.mark.parametrize(("status", "code"), [(403, "AccessDenied"), (400, "InvalidRequest")])

@@ -1,9 +1,12 @@
-"""Test support for S3: moto's server on loopback and a fault-injecting reverse proxy before it."""
+"""Test support for S3: moto's server on loopback and a fault-injecting reverse proxy before it;
+endpoints that refuse connections, or accept them and never answer."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import socket
+from collections.abc import Callable, Iterator
 
 import aiohttp
 import attrs
@@ -120,3 +123,22 @@ def _drop(request: web.Request) -> web.StreamResponse:
     assert request.transport is not None
     request.transport.abort()
     raise asyncio.CancelledError  # the handler has nothing left to answer
+
+
+@contextlib.contextmanager
+def refusing_endpoint() -> Iterator[str]:
+    """An http:// URL on loopback whose port is bound but not listening: connections are refused
+    (and no other process can start listening there meanwhile)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextlib.contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """An http:// URL on loopback that accepts connections and never answers: the kernel completes
+    the handshakes of a listening socket that nobody accept()s, then the requests go unread."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(256)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"

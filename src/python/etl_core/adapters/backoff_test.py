@@ -32,3 +32,13 @@ def test_attempts_count_the_first_try() -> None:
     assert NO_RETRY.attempts == 1
     with pytest.raises(ValueError, match="attempts"):
         Backoff(attempts=0)
+
+
+def test_a_budget_stops_retries_that_would_start_after_it() -> None:
+    budget = Backoff(budget_s=10.0)
+
+    assert budget.within_budget(elapsed_s=4.0, delay_s=5.0)
+    assert not budget.within_budget(elapsed_s=6.0, delay_s=4.0)
+    assert Backoff().within_budget(elapsed_s=1e9, delay_s=1e9)  # no budget: attempts decide
+    with pytest.raises(ValueError, match="budget_s"):
+        Backoff(budget_s=0)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
+import logging
 import os
+import re
+import socket
 import stat
 import time
 from collections.abc import AsyncIterator
@@ -18,12 +22,19 @@ from etl_core.errors import ObjectNotFound, ObjectStoreError
 from etl_core.model import ObjectInfo
 
 # In-flight writes live beside their target under this reserved prefix; list() never shows them.
+# The name goes on "<host tag>-<pid>-<random>", so a later run can tell a temp file whose writer
+# died (killed mid-write) from one being written now, and remove it.
 TEMP_PREFIX = ".etl-tmp-"
+_TEMP_NAME = re.compile(rf"^{re.escape(TEMP_PREFIX)}([0-9a-f]{{8}})-([0-9]+)-[0-9a-f]+$")
+# Temp files of other hosts (a shared volume), or of an unknown writer, go once this old: no
+# write of an in-memory body takes that long.
+TEMP_MAX_AGE = dt.timedelta(hours=1)
 # The md5 of a file's content is cached in this extended attribute, written with the content
 # before it becomes visible, as "<md5>:<size>:<mtime_ns>". A value whose size or mtime no longer
 # match the file (edited in place by another tool) is ignored and the content hashed again.
 ETAG_XATTR = "user.etl.etag"
 _HASH_CHUNK = 1 << 20
+_log = logging.getLogger(__name__)
 _NOT_FOUND = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
@@ -148,26 +159,42 @@ class LocalObjectStore:
         except OSError as exc:
             raise _failed("delete", key, exc) from exc
 
-    async def remove_temp_files(self, older_than: dt.timedelta) -> int:
-        """Delete in-flight files left by crashed writers and older than older_than; the count."""
+    async def remove_temp_files(
+        self, older_than: dt.timedelta = TEMP_MAX_AGE, *, dead_writers: bool = True
+    ) -> int:
+        """Delete in-flight files left by crashed writers: those older than older_than and (with
+        dead_writers) those this host's processes wrote and that no longer run; the count."""
         cutoff = time.time() - older_than.total_seconds()
         try:
-            return await asyncio.to_thread(_remove_temp_files, self.root, cutoff)
+            return await asyncio.to_thread(_remove_temp_files, self.root, cutoff, dead_writers)
         except OSError as exc:
             raise _failed("remove_temp_files", "", exc) from exc
 
 
 @contextlib.asynccontextmanager
 async def open_local_object_store(
-    root: str | os.PathLike[str], *, durable: bool = True
+    root: str | os.PathLike[str], *, durable: bool = True, sweep: bool = False
 ) -> AsyncIterator[LocalObjectStore]:
-    """Create root if needed and yield a LocalObjectStore on it (absolute, so chdir is harmless)."""
+    """Create root if needed and yield a LocalObjectStore on it (absolute, so chdir is harmless).
+
+    sweep=True (a run that writes) first removes the temp files of killed writes
+    (remove_temp_files); a failure to is only logged.
+    """
     path = Path(root).absolute()
     try:
         await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
     except OSError as exc:
         raise ObjectStoreError(f"cannot create object store root {str(path)!r}: {exc}") from exc
-    yield LocalObjectStore(path, durable=durable)
+    store = LocalObjectStore(path, durable=durable)
+    if sweep:
+        try:
+            removed = await store.remove_temp_files()
+        except ObjectStoreError as exc:
+            _log.warning("could not remove temp files of killed writes: %s", exc)
+        else:
+            if removed:
+                _log.info("removed %d temp files of killed writes", removed)
+    yield store
 
 
 def _failed(op: str, key: str, exc: OSError) -> ObjectStoreError:
@@ -198,7 +225,7 @@ def _write_temp(directory: Path, body: bytes, durable: bool) -> Path:
     """A fully written (and fsynced) temp file in directory, created along with its parents."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     for attempt in range(10):
-        temp = directory / f"{TEMP_PREFIX}{os.urandom(8).hex()}"
+        temp = directory / f"{TEMP_PREFIX}{_host_tag()}-{os.getpid()}-{os.urandom(8).hex()}"
         try:
             fd = os.open(temp, flags, 0o666)  # umask applies, unlike tempfile.mkstemp's 0600
             break
@@ -351,14 +378,36 @@ def _delete(root: Path, path: Path) -> None:
         parent = parent.parent
 
 
-def _remove_temp_files(root: Path, cutoff: float) -> int:
+def _remove_temp_files(root: Path, cutoff: float, dead_writers: bool) -> int:
     removed = 0
     for directory, _, files in os.walk(root):
         for name in files:
             if name.startswith(TEMP_PREFIX):
                 path = Path(directory, name)
                 with contextlib.suppress(FileNotFoundError):
-                    if path.stat().st_mtime < cutoff:
+                    if (dead_writers and _writer_died(name)) or path.stat().st_mtime < cutoff:
                         path.unlink()
                         removed += 1
     return removed
+
+
+@functools.cache
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _writer_died(name: str) -> bool:
+    """True for a temp file written on this host by a process that no longer runs."""
+    match = _TEMP_NAME.match(name)
+    if match is None or match[1] != _host_tag():
+        return False  # another host's, or an older name: only its age tells
+    pid = int(match[2])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: alive, another user's
+        return False
+    return False  # alive (or its pid reused: then its age decides)

@@ -7,6 +7,8 @@ import datetime as dt
 import hashlib
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,9 +21,11 @@ from etl_core.adapters.local_object_store import (
     TEMP_PREFIX,
     InvalidObjectKey,
     LocalObjectStore,
+    _write_temp,
     open_local_object_store,
 )
 from etl_core.errors import ObjectNotFound, ObjectStoreError
+from etl_core.testing.ci import skip_unless_ci
 
 
 @pytest.fixture()
@@ -155,7 +159,7 @@ async def test_computed_etag_is_cached_for_the_next_listing(store: LocalObjectSt
     try:
         cached = os.getxattr(path, ETAG_XATTR).decode()
     except OSError:
-        pytest.skip("filesystem without user xattrs")
+        skip_unless_ci("filesystem without user xattrs")
     st = path.stat()
     assert cached == f"{hashlib.md5(b'from cp').hexdigest()}:{st.st_size}:{st.st_mtime_ns}"
 
@@ -169,7 +173,7 @@ async def test_cached_etag_is_ignored_once_the_file_was_edited_in_place(
     try:
         os.getxattr(path, ETAG_XATTR)
     except OSError:
-        pytest.skip("filesystem without user xattrs")
+        skip_unless_ci("filesystem without user xattrs")
 
     def append_in_place() -> None:  # keeps the xattr, changes size and mtime
         with path.open("ab") as file:
@@ -181,21 +185,29 @@ async def test_cached_etag_is_ignored_once_the_file_was_edited_in_place(
 
 async def test_readers_never_see_a_partial_body(store: LocalObjectStore) -> None:
     bodies = [bytes([i]) * 300_000 for i in range(20)]
+    whole = set(bodies)
     await store.put("k", bodies[0])
-    seen: set[bytes] = set()
+    reads: list[tuple[int, bool]] = []  # (first byte, whether the body was one of those put)
     done = threading.Event()
 
     def read_until_done() -> None:
         path = store.root / "k"
         while not done.is_set():
-            seen.add(path.read_bytes())
+            body = path.read_bytes()
+            reads.append((body[0] if body else -1, body in whole))
 
     reader = asyncio.create_task(asyncio.to_thread(read_until_done))
-    for body in bodies[1:]:
-        await store.put("k", body)
+    # Overwrite until the reader has read during the writes, again and again: the test proves
+    # nothing unless reads and writes overlap, and how soon they do is up to the scheduler.
+    puts = 0
+    while len({first for first, _ in reads}) < 5 or puts < 2 * len(bodies):
+        puts += 1
+        await store.put("k", bodies[puts % len(bodies)])
+        await asyncio.sleep(0)
     done.set()
     await reader
-    assert seen <= set(bodies)
+    partial = [first for first, ok in reads if not ok]
+    assert partial == [], f"{len(partial)} of {len(reads)} reads saw a partial or mixed body"
 
 
 async def test_remove_temp_files_removes_only_old_ones(store: LocalObjectStore) -> None:
@@ -207,6 +219,55 @@ async def test_remove_temp_files_removes_only_old_ones(store: LocalObjectStore) 
     os.utime(old, (an_hour_ago, an_hour_ago))
     assert await store.remove_temp_files(older_than=dt.timedelta(minutes=10)) == 1
     assert _files(store.root) == [f"{TEMP_PREFIX}new", "p/k"]
+
+
+def _temp_of_a_killed_writer(directory: Path) -> Path:
+    """A temp file exactly as a write killed before its rename leaves it (SIGKILLed writer)."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from etl_core.adapters.local_object_store import _write_temp\n"
+        "print(_write_temp(Path(sys.argv[1]), b'x' * 4096, True), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(directory)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+    ) as writer:
+        assert writer.stdout is not None
+        temp = Path(writer.stdout.readline().strip())
+        writer.kill()
+    return temp
+
+
+async def test_temp_files_of_dead_writers_go_at_once_and_live_writers_keep_theirs(
+    store: LocalObjectStore,
+) -> None:
+    await store.put("p/k", b"x")
+    dead = _temp_of_a_killed_writer(store.root / "p")
+    live = _write_temp(store.root / "p", b"in flight", durable=False)  # this process: alive
+    unknown = store.root / f"{TEMP_PREFIX}0123456789abcdef"  # an older name: age only
+    unknown.write_bytes(b"?")
+    assert dead.name.startswith(TEMP_PREFIX)
+    assert dead.exists()
+
+    assert await store.remove_temp_files() == 1
+
+    assert (dead.exists(), live.exists(), unknown.exists()) == (False, True, True)
+
+
+async def test_opening_a_store_for_writing_sweeps_the_litter_of_killed_writes(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    dead = _temp_of_a_killed_writer(root / "a" / "b")
+    async with open_local_object_store(root):  # reading: nothing removed
+        assert dead.exists()
+    async with open_local_object_store(root, sweep=True) as store:
+        assert not dead.exists()
+        assert [i.key async for i in store.list()] == []
 
 
 async def test_opener_creates_the_root_and_makes_it_absolute(

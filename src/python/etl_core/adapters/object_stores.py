@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 import attrs
 
+from etl_core import s3_limits
 from etl_core.adapters.loading import load_adapter
 from etl_core.errors import ObjectNotFound, ObjectStoreError
 from etl_core.model import ObjectInfo
@@ -41,7 +41,8 @@ async def open_object_store(
     # Load the adapter now, so that a missing one fails before any work, dry run or not.
     opener = _opener(url, parsed, max_concurrency)
     if not dry_run:
-        async with opener() as store:
+        # A run that writes first clears the litter of killed writes (local stores only).
+        async with opener(True) as store:
             yield store
         return
     # A missing local root reads as empty rather than being created by the adapter.
@@ -52,19 +53,29 @@ async def open_object_store(
 
 def _opener(
     url: str, parsed: StoreUrl, max_concurrency: int
-) -> Callable[[], AbstractAsyncContextManager[ObjectStore]]:
+) -> Callable[[bool], AbstractAsyncContextManager[ObjectStore]]:
+    """opener(writes): the store; writes=True for a run that may write (not a dry run)."""
     module = load_adapter("object store", url, parsed.kind, STORE_ADAPTERS)
     if parsed.kind == "file":
-        open_local: Callable[[Path], AbstractAsyncContextManager[ObjectStore]]
+        open_local: Callable[..., AbstractAsyncContextManager[ObjectStore]]
         open_local = module.open_local_object_store
         root = parsed.path
         assert root is not None
-        return lambda: open_local(root)
+
+        def local(writes: bool) -> AbstractAsyncContextManager[ObjectStore]:
+            return open_local(root, sweep=writes)
+
+        return local
     open_s3: Callable[..., AbstractAsyncContextManager[ObjectStore]]
     open_s3 = module.open_s3_object_store
     bucket = parsed.bucket
     assert bucket is not None
-    return lambda: open_s3(bucket, parsed.prefix, max_concurrency=max_concurrency)
+    limits = s3_limits.current()  # the run's settings (runner), else the defaults
+
+    def s3(writes: bool) -> AbstractAsyncContextManager[ObjectStore]:
+        return open_s3(bucket, parsed.prefix, max_concurrency=max_concurrency, limits=limits)
+
+    return s3
 
 
 @attrs.define
@@ -74,7 +85,7 @@ class DryRunObjectStore:
     `written` maps each key written during the run to its size, for reporting.
     """
 
-    opener: Callable[[], AbstractAsyncContextManager[ObjectStore]] | None
+    opener: Callable[[bool], AbstractAsyncContextManager[ObjectStore]] | None
     stack: AsyncExitStack
     written: dict[str, int] = attrs.field(factory=dict)
     deleted: set[str] = attrs.field(factory=set)
@@ -84,7 +95,7 @@ class DryRunObjectStore:
 
     async def _store(self) -> ObjectStore | None:
         if self._real is None and self.opener is not None:
-            self._real = await self.stack.enter_async_context(self.opener())
+            self._real = await self.stack.enter_async_context(self.opener(False))
         return self._real
 
     async def get(self, key: str) -> bytes:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from etl_core import s3_limits
 from etl_core.adapters.local_object_store import LocalObjectStore
 from etl_core.adapters.object_stores import DryRunObjectStore, open_object_store
 from etl_core.errors import ConfigError, ObjectNotFound, ObjectStoreError
+from etl_core.s3_limits import S3Limits
 from etl_core.testing.fakes import FakeObjectStore
 
 
@@ -43,17 +45,19 @@ async def test_s3_url_opens_the_s3_adapter_with_bucket_and_prefix(
 
     @asynccontextmanager
     async def opener(
-        bucket: str, prefix: str = "", *, max_concurrency: int = 16
+        bucket: str, prefix: str = "", *, max_concurrency: int = 16, limits: S3Limits
     ) -> AsyncIterator[FakeObjectStore]:
-        calls.append((bucket, prefix, max_concurrency))
+        calls.append((bucket, prefix, max_concurrency, limits))
         yield fake
 
     module = types.ModuleType("etl_core.adapters.s3_object_store")
     module.open_s3_object_store = opener  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "etl_core.adapters.s3_object_store", module)
-    async with open_object_store("s3://my-bucket/runs/a/", max_concurrency=4) as store:
-        assert store is fake
-    assert calls == [("my-bucket", "runs/a", 4)]
+    limits = S3Limits(retry_budget_s=2.0, connect_timeout_s=0.5, read_timeout_s=1.0)
+    with s3_limits.scope(limits):  # as the runner does with the run's settings
+        async with open_object_store("s3://my-bucket/runs/a/", max_concurrency=4) as store:
+            assert store is fake
+    assert calls == [("my-bucket", "runs/a", 4, limits)]
 
 
 async def test_bad_url_is_a_config_error() -> None:

@@ -134,11 +134,33 @@ def test_spans_outside_a_run_carry_no_run_attributes(spans: InMemorySpanExporter
     assert "run_id" not in span.attributes
 
 
-@pytest.mark.parametrize("value", ["none", "", "console", "otlp", "console,otlp", " None "])
-def test_known_exporters_build_a_provider(value: str) -> None:
+def _pipeline(provider: TracerProvider) -> list[str]:
+    """The provider's span processors, each named by its exporter if it has one. The SDK keeps
+    them private; naming them is the one way to see which exporters OTEL_* chose."""
+    processors = provider._active_span_processor._span_processors
+    return [
+        type(getattr(processor, "span_exporter", processor)).__name__ for processor in processors
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "exporters"),
+    [
+        ("none", []),
+        ("", []),
+        (" None ", []),
+        ("console", ["ConsoleSpanExporter"]),
+        ("otlp", ["OTLPSpanExporter"]),
+        ("console,otlp", ["ConsoleSpanExporter", "OTLPSpanExporter"]),
+    ],
+)
+def test_known_exporters_build_a_provider(value: str, exporters: list[str]) -> None:
     provider = otel_sdk.build_provider({"OTEL_TRACES_EXPORTER": value})
-    assert isinstance(provider, TracerProvider)
-    provider.shutdown()
+    try:
+        # Run attributes are stamped first, whatever exports the spans.
+        assert _pipeline(provider) == ["RunAttributesProcessor", *exporters]
+    finally:
+        provider.shutdown()
 
 
 def test_unknown_exporter_is_a_config_error() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -11,9 +12,22 @@ from typing import Any
 import asyncpg
 import attrs
 
+from etl_core.adapters import liveness
 from etl_core.adapters.pg_identifiers import quote_identifier
-from etl_core.errors import RunAlreadyExists, RunHistoryError, RunNotFound
-from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
+from etl_core.errors import (
+    RunAlreadyExists,
+    RunHistoryError,
+    RunHistoryUnavailable,
+    RunNotFound,
+)
+from etl_core.model import (
+    Counts,
+    LeaseInfo,
+    PartitionRecord,
+    RunRecord,
+    RunStatus,
+    died_error,
+)
 from etl_core.urls import redact
 
 # Migration 1's count columns, frozen with it; migration 2 added the silver merge's two.
@@ -80,7 +94,31 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             ADD COLUMN rows_inserted BIGINT, ADD COLUMN rows_updated BIGINT;
         """,
     ),
+    (
+        # Who holds a lease (for the messages of the runs it blocks), and whether it also holds
+        # the lease's session advisory lock (live), which PostgreSQL frees when its session ends.
+        3,
+        """
+        ALTER TABLE {s}.etl_leases ADD COLUMN host TEXT, ADD COLUMN pid INTEGER,
+            ADD COLUMN live BOOLEAN NOT NULL DEFAULT FALSE;
+        """,
+    ),
 )
+
+# An outage rather than a mistake: the run is worth retrying later (exit 75). A missing database
+# is one too (it is being created, or restored); a wrong password or a bad query is not.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.exceptions.InvalidCatalogNameError,  # no such database
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+)
+# Session advisory locks of leases: two int4 keys, apart from migrate()'s one bigint key.
+_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))"
 
 
 @attrs.define
@@ -88,12 +126,20 @@ class PgRunHistory:
     """Run history and leases in one PostgreSQL schema; every query is parameterised.
 
     Lease expiry uses the database clock (clock_timestamp()), so hosts with skewed clocks agree.
+    A held lease is also a session advisory lock on one connection kept for leases: a lease whose
+    holder's lock is free belongs to a dead process (PostgreSQL ends a session whose client is
+    gone) and is taken over at once, its run marked failed ("died"). The TTL still frees a lease
+    whose holder hangs, or whose lock went with a dropped connection.
     """
 
     pool: Any = attrs.field(repr=False)  # asyncpg.Pool
     schema: str = "public"
     _s: str = attrs.field(init=False, repr=False)
     _closed: bool = attrs.field(init=False, default=False, repr=False)
+    _lease_conn: Any = attrs.field(init=False, default=None, repr=False)
+    _lease_mutex: asyncio.Lock = attrs.field(init=False, factory=asyncio.Lock, repr=False)
+    # Lease name -> owner, for the advisory locks the lease connection holds.
+    _locks: dict[str, str] = attrs.field(init=False, factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._s = quote_identifier(self.schema, "schema")
@@ -226,41 +272,145 @@ class PgRunHistory:
         return [_partition(row) for row in rows]
 
     async def close(self) -> None:
-        """Close the pool; idempotent."""
+        """Close the pool (which frees this history's advisory locks); idempotent."""
         if not self._closed:
             self._closed = True
+            if self._lease_conn is not None:
+                with contextlib.suppress(*_UNAVAILABLE, asyncpg.InterfaceError):
+                    await self.pool.release(self._lease_conn)
             await self.pool.close()
 
     # -- LeaseStore ----------------------------------------------------------------------------
 
     async def acquire(self, name: str, owner: str, ttl: dt.timedelta) -> bool:
-        """Take the lease if free, expired or already ours, in one atomic upsert."""
-        sql = (
-            f"INSERT INTO {self._s}.etl_leases AS held (name, owner, acquired_at, expires_at)"
-            " VALUES ($1, $2, clock_timestamp(), clock_timestamp() + $3::interval)"
-            " ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner,"
-            " acquired_at = CASE WHEN held.owner = EXCLUDED.owner THEN held.acquired_at"
-            " ELSE EXCLUDED.acquired_at END, expires_at = EXCLUDED.expires_at"
-            " WHERE held.owner = EXCLUDED.owner OR held.expires_at <= clock_timestamp()"
-            " RETURNING owner"
-        )
+        """Take the lease if free, expired, ours (then extend it) or held by a dead process."""
+        _positive(ttl)
         with self._translated("acquire"):
-            return await self.pool.fetchval(sql, name, owner, _positive(ttl)) is not None
+            async with self._lease_mutex:
+                return await self._take(name, owner, ttl)
+
+    async def _take(self, name: str, owner: str, ttl: dt.timedelta) -> bool:
+        conn = await self._lease_connection()
+        mine = self._locks.get(name)
+        # A lock this session holds for another owner: that holder lives here; the TTL decides.
+        locked = mine is None and bool(await conn.fetchval(_TRY_LOCK, self.schema, name))
+        host, pid = liveness.this_process()
+        async with conn.transaction():
+            held = await conn.fetchrow(
+                f"SELECT owner, live, host, pid, expires_at <= clock_timestamp() AS expired"
+                f" FROM {self._s}.etl_leases WHERE name = $1 FOR UPDATE",
+                name,
+            )
+            gone = held is not None and locked and held["live"]
+            if held is None:
+                taken = await conn.fetchval(
+                    f"INSERT INTO {self._s}.etl_leases"
+                    " (name, owner, acquired_at, expires_at, host, pid, live) VALUES"
+                    " ($1, $2, clock_timestamp(), clock_timestamp() + $3::interval, $4, $5, $6)"
+                    " ON CONFLICT (name) DO NOTHING RETURNING 1",
+                    name, owner, ttl, host, pid, locked or mine is not None,
+                )  # fmt: skip
+            elif held["owner"] == owner or held["expired"] or gone:
+                if gone and held["owner"] != owner:
+                    await _mark_died(conn, self._s, held["owner"], held["host"], held["pid"])
+                taken = await conn.fetchval(
+                    f"UPDATE {self._s}.etl_leases SET owner = $2, acquired_at = CASE WHEN"
+                    " owner = $2 THEN acquired_at ELSE clock_timestamp() END,"
+                    " expires_at = clock_timestamp() + $3::interval, host = $4, pid = $5,"
+                    " live = $6 WHERE name = $1 RETURNING 1",
+                    name, owner, ttl, host, pid, locked or mine is not None,
+                )  # fmt: skip
+            else:
+                taken = None
+        if taken is None:
+            if locked:
+                await conn.fetchval(_UNLOCK, self.schema, name)
+            return False
+        if locked or mine is not None:
+            self._locks[name] = owner
+        return True
 
     async def renew(self, name: str, owner: str, ttl: dt.timedelta) -> bool:
         """Extend a lease owner still holds (even if expired but not taken); False if lost."""
-        sql = (
-            f"UPDATE {self._s}.etl_leases SET expires_at = clock_timestamp() + $3::interval"
-            " WHERE name = $1 AND owner = $2 RETURNING 1"
-        )
+        _positive(ttl)
         with self._translated("renew"):
-            return await self.pool.fetchval(sql, name, owner, _positive(ttl)) is not None
+            async with self._lease_mutex:
+                conn = await self._lease_connection()
+                # Not locked (taken by TTL only, or the connection dropped): become live if we can.
+                if name not in self._locks and await conn.fetchval(_TRY_LOCK, self.schema, name):
+                    self._locks[name] = owner
+                found = await conn.fetchval(
+                    f"UPDATE {self._s}.etl_leases SET expires_at = clock_timestamp()"
+                    " + $3::interval, live = $4 WHERE name = $1 AND owner = $2 RETURNING 1",
+                    name, owner, _positive(ttl), self._locks.get(name) == owner,
+                )  # fmt: skip
+                if found is None:
+                    await self._unlock(conn, name, owner)
+                return found is not None
 
     async def release(self, name: str, owner: str) -> None:
         """Drop the lease if owner holds it; idempotent."""
         sql = f"DELETE FROM {self._s}.etl_leases WHERE name = $1 AND owner = $2"
         with self._translated("release"):
-            await self.pool.execute(sql, name, owner)
+            async with self._lease_mutex:
+                conn = await self._lease_connection()
+                await conn.execute(sql, name, owner)
+                await self._unlock(conn, name, owner)
+
+    async def holder(self, name: str) -> LeaseInfo | None:
+        """Who holds (or, if expired, last held) the lease; None if nobody does."""
+        sql = f"SELECT owner, expires_at, host, pid, live FROM {self._s}.etl_leases WHERE name = $1"
+        with self._translated("holder"):
+            row = await self.pool.fetchrow(sql, name)
+        if row is None:
+            return None
+        return LeaseInfo(
+            name, row["owner"], row["expires_at"], row["host"], row["pid"], row["live"]
+        )
+
+    async def reap_dead(self) -> list[str]:
+        """Mark failed ("died") the running runs whose lease holder's process is gone, and free
+        their leases; the run_ids. Idempotent; safe beside live runs."""
+        died: list[str] = []
+        with self._translated("reap_dead"):
+            async with self._lease_mutex:
+                conn = await self._lease_connection()
+                rows = await conn.fetch(f"SELECT name, owner FROM {self._s}.etl_leases WHERE live")
+                for row in rows:
+                    name, owner = row["name"], row["owner"]
+                    if name in self._locks or not await conn.fetchval(_TRY_LOCK, self.schema, name):
+                        continue  # held from this process, or by a live session
+                    try:
+                        async with conn.transaction():
+                            held = await conn.fetchrow(
+                                f"DELETE FROM {self._s}.etl_leases"
+                                " WHERE name = $1 AND owner = $2 AND live RETURNING host, pid",
+                                name, owner,
+                            )  # fmt: skip
+                            if held is not None and await _mark_died(
+                                conn, self._s, owner, held["host"], held["pid"]
+                            ):
+                                died.append(owner)
+                    finally:
+                        await conn.fetchval(_UNLOCK, self.schema, name)
+        return died
+
+    async def _lease_connection(self) -> Any:
+        """The connection that holds this history's advisory locks (re-opened if it dropped, and
+        then without them: each lease finds out at its next renew)."""
+        if self._lease_conn is not None and self._lease_conn.is_closed():
+            with contextlib.suppress(*_UNAVAILABLE, asyncpg.InterfaceError):
+                await self.pool.release(self._lease_conn)
+            self._lease_conn = None
+            self._locks.clear()
+        if self._lease_conn is None:
+            self._lease_conn = await self.pool.acquire()
+        return self._lease_conn
+
+    async def _unlock(self, conn: Any, name: str, owner: str) -> None:
+        if self._locks.get(name) == owner:
+            del self._locks[name]
+            await conn.fetchval(_UNLOCK, self.schema, name)
 
     @contextlib.contextmanager
     def _translated(self, operation: str) -> Iterator[None]:
@@ -269,22 +419,32 @@ class PgRunHistory:
             yield
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
-            raise RunHistoryError(
-                f"run history {operation} (schema {self.schema}): {detail}"
-            ) from exc
+            error = RunHistoryUnavailable if isinstance(exc, _UNAVAILABLE) else RunHistoryError
+            raise error(f"run history {operation} (schema {self.schema}): {detail}") from exc
 
 
 @contextlib.asynccontextmanager
 async def open_pg_run_history(
-    dsn: str, *, schema: str = "public", min_size: int = 1, max_size: int = 4
+    dsn: str,
+    *,
+    schema: str = "public",
+    min_size: int = 1,
+    max_size: int = 4,
+    connect_timeout: float = 10.0,
 ) -> AsyncIterator[PgRunHistory]:
     """A PgRunHistory on a fresh asyncpg pool, closed on exit. Call migrate() before use."""
     quote_identifier(schema, "schema")  # fail on configuration before touching the network
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=10)
+        # One more connection than asked: the one kept for the leases' advisory locks.
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size + 1, timeout=connect_timeout
+        )
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-        # from None: the driver's exception may repeat connection details; ours are redacted
-        raise RunHistoryError(f"cannot connect to run history {redact(dsn)}: {exc}") from None
+        # from None: the driver's exception may repeat connection details; ours are redacted.
+        # An outage (refused, timed out, no such database yet) is worth retrying: exit 75.
+        error = RunHistoryUnavailable if isinstance(exc, _UNAVAILABLE) else RunHistoryError
+        detail = f"{type(exc).__name__}: {exc}"
+        raise error(f"cannot connect to run history {redact(dsn)}: {detail}") from None
     history = PgRunHistory(pool, schema)
     try:
         yield history
@@ -341,3 +501,20 @@ def _partition(row: Any) -> PartitionRecord:
         agency_id=row["agency_id"], status=row["status"],
         artifacts=tuple(json.loads(row["artifacts"])), recorded_at=row["recorded_at"],
     )  # fmt: skip
+
+
+async def _mark_died(conn: Any, s: str, run_id: str, host: str | None, pid: int | None) -> bool:
+    """Fail a still-running run whose process is gone, as of its last heartbeat; True if it was."""
+    row = await conn.fetchrow(
+        f"SELECT COALESCE(heartbeat_at, started_at) AS last FROM {s}.etl_runs"
+        " WHERE run_id = $1 AND status = 'running' FOR UPDATE",
+        run_id,
+    )
+    if row is None:
+        return False
+    await conn.execute(
+        f"UPDATE {s}.etl_runs SET status = 'failed', finished_at = $2,"
+        " duration_s = EXTRACT(EPOCH FROM ($2 - started_at)), error = $3 WHERE run_id = $1",
+        run_id, row["last"], died_error(host, pid, row["last"]),
+    )  # fmt: skip
+    return True

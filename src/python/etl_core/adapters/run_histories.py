@@ -40,6 +40,10 @@ HISTORY_ADAPTERS: Mapping[str, str] = {
 class LeasingRunHistory(RunHistory, LeaseStore, Protocol):
     """What both real histories are: the run ledger and the lease table in one database."""
 
+    async def reap_dead(self) -> list[str]:
+        """Mark failed ("died") the running runs whose lease holder's process is gone; run_ids."""
+        ...
+
 
 @asynccontextmanager
 async def open_run_history(url: str) -> AsyncIterator[LeasingRunHistory]:

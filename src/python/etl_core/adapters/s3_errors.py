@@ -1,4 +1,4 @@
-"""How S3ObjectStore sorts botocore/aiohttp failures: retry then 75, retry then 1, or fail now."""
+"""How S3ObjectStore sorts botocore/aiohttp failures: retry (then exit 75), or fail now."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ class Kind:
     """What to do about a failure."""
 
     TEMPORARY = "temporary"  # throttling or contention: retried, then TemporaryFailure
-    TRANSIENT = "transient"  # 5xx and connection trouble: retried, then ObjectStoreError
-    FATAL = "fatal"  # everything else (4xx): never retried
+    TRANSIENT = "transient"  # 5xx, connection trouble, timeouts: retried, then TemporaryFailure
+    FATAL = "fatal"  # everything else (4xx): never retried, ObjectStoreError
 
 
 def code(exc: ClientError) -> str:

@@ -25,6 +25,7 @@ from etl_core.adapters.s3_errors import (
 )
 from etl_core.errors import ObjectNotFound, ObjectStoreError, TemporaryFailure
 from etl_core.model import ObjectInfo
+from etl_core.s3_limits import S3Limits
 
 T = TypeVar("T")
 
@@ -54,8 +55,10 @@ class S3ObjectStore:
     Every S3 request takes a slot of a semaphore sized `max_concurrency`, so bulk helpers and
     multipart uploads never exceed it (a stream holds a slot only while its request is opened).
     This class is the single retry layer: the opener turns botocore's own retries off.
-    Throttling that outlasts the retries raises TemporaryFailure (exit 75); persistent 5xx or
-    connection failures and other 4xx raise ObjectStoreError; a missing key ObjectNotFound.
+    Throttling, 5xx, refused or dropped connections and timeouts are retried until the backoff
+    runs out (with a budget_s, each request and its retries also end by the budget: a silent
+    endpoint cannot hang the run), then raise TemporaryFailure: an outage, exit 75. Other 4xx
+    raise ObjectStoreError at once; a missing key ObjectNotFound.
     """
 
     client: Any = attrs.field(repr=False)
@@ -88,6 +91,7 @@ class S3ObjectStore:
     async def stream(self, key: str, chunk_size: int = MIB) -> AsyncIterator[bytes]:
         """Object body in chunks; a dropped connection resumes with a Range request."""
         offset, size, etag, failures = 0, -1, None, 0
+        started = asyncio.get_running_loop().time()
         while size < 0 or offset < size:
             response = await self._call(
                 "get", key, functools.partial(self._open, key, offset, etag)
@@ -103,9 +107,15 @@ class S3ObjectStore:
                 return
             except DRIVER_ERRORS as exc:
                 failures += 1
-                if classify(exc) == Kind.FATAL or failures >= self.backoff.attempts:
-                    raise self._error("get", key, exc, failures) from exc
-                await self.backoff.pause(failures - 1)
+                delay = self.backoff.delay(failures - 1)
+                elapsed = asyncio.get_running_loop().time() - started
+                if (
+                    classify(exc) == Kind.FATAL
+                    or failures >= self.backoff.attempts
+                    or not self.backoff.within_budget(elapsed, delay)
+                ):
+                    raise self._error("get", key, exc, failures, elapsed) from exc
+                await self.backoff.sleep(delay)
 
     async def put(self, key: str, body: bytes) -> None:
         """Create or replace key; multipart above multipart_threshold (aborted on failure)."""
@@ -272,21 +282,43 @@ class S3ObjectStore:
             raise
 
     async def _call(self, op: str, key: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run one S3 request under a concurrency slot, retrying what is worth retrying."""
-        for number in range(1, self.backoff.attempts + 1):
+        """Run one S3 request under a concurrency slot, retrying what is worth retrying.
+
+        The budget's clock starts with the first attempt (not while waiting for a slot); an
+        attempt still running when it ends is cut off there.
+        """
+        loop = asyncio.get_running_loop()
+        budget = self.backoff.budget_s
+        started: float | None = None
+        number = 0
+        while True:
+            number += 1
             try:
                 async with self._slots:
-                    return await attempt()
+                    if started is None:
+                        started = loop.time()
+                    if budget is None:
+                        return await attempt()
+                    async with asyncio.timeout_at(started + budget):
+                        return await attempt()
             except DRIVER_ERRORS as exc:
-                if classify(exc) == Kind.FATAL or number == self.backoff.attempts:
-                    error = self._error(op, key, exc, number)
+                assert started is not None
+                elapsed = loop.time() - started
+                delay = self.backoff.delay(number - 1)
+                if (
+                    classify(exc) == Kind.FATAL
+                    or number >= self.backoff.attempts
+                    or not self.backoff.within_budget(elapsed, delay)
+                ):
+                    error = self._error(op, key, exc, number, elapsed)
                     if isinstance(error, ObjectNotFound):
                         raise error from None
                     raise error from exc
-            await self.backoff.pause(number - 1)
-        raise AssertionError("unreachable: Backoff.attempts >= 1")
+            await self.backoff.sleep(delay)
 
-    def _error(self, op: str, key: str, exc: BaseException, attempts: int) -> Exception:
+    def _error(
+        self, op: str, key: str, exc: BaseException, attempts: int, elapsed: float = 0.0
+    ) -> Exception:
         if isinstance(exc, ClientError):
             if code(exc) == "NoSuchBucket":
                 return ObjectStoreError(
@@ -296,11 +328,11 @@ class S3ObjectStore:
                 return ObjectNotFound(key)
             if code(exc) == "PreconditionFailed" and op == "get":
                 return ObjectStoreError(f"s3 get {self._url(key)}: object changed while streaming")
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        tries = f" after {attempts} attempts in {elapsed:.1f}s" if attempts > 1 else ""
         message = f"s3 {op} {self._url(key)} failed{tries}: {describe(exc)}"
-        if classify(exc) == Kind.TEMPORARY:
-            return TemporaryFailure(message)
-        return ObjectStoreError(message)
+        if classify(exc) == Kind.FATAL:
+            return ObjectStoreError(message)
+        return TemporaryFailure(message)  # an outage or throttling that outlasted the retries
 
 
 async def _gather_or_cancel(coros: list[Awaitable[T]]) -> list[T]:
@@ -324,20 +356,23 @@ async def open_s3_object_store(
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
     endpoint_url: str | None = None,
     backoff: Backoff | None = None,
+    limits: S3Limits | None = None,
 ) -> AsyncIterator[S3ObjectStore]:
     """S3ObjectStore on a client from the standard AWS chain (env, profiles, IRSA).
 
     endpoint_url=None lets botocore resolve AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and the
     profile's endpoint_url itself. botocore's retries are off: S3ObjectStore is the one layer.
+    limits (default S3Limits()) sets the timeouts and, unless backoff is given, the retry budget.
     """
     import aioboto3
     from aiobotocore.config import AioConfig
 
+    limits = limits or S3Limits()
     config = AioConfig(
         retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=max(max_concurrency, 10),
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=limits.connect_timeout_s,
+        read_timeout=limits.read_timeout_s,
     )
     session = aioboto3.Session()
     async with session.client("s3", endpoint_url=endpoint_url, config=config) as client:
@@ -347,5 +382,10 @@ async def open_s3_object_store(
             prefix=prefix,
             max_concurrency=max_concurrency,
             multipart_threshold=multipart_threshold,
-            backoff=backoff or Backoff(),
+            backoff=backoff or _budgeted(limits.retry_budget_s),
         )
+
+
+def _budgeted(budget_s: float) -> Backoff:
+    # The budget, not a count, ends the retries: attempts only guards against a zero delay loop.
+    return Backoff(attempts=10_000, base_s=0.2, cap_s=10.0, budget_s=budget_s)

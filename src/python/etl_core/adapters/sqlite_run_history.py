@@ -17,8 +17,16 @@ from typing import Any, TypeVar
 import attrs
 
 from etl_core import clock as clock_module
+from etl_core.adapters import liveness
 from etl_core.errors import RunAlreadyExists, RunHistoryBusy, RunHistoryError, RunNotFound
-from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
+from etl_core.model import (
+    Counts,
+    LeaseInfo,
+    PartitionRecord,
+    RunRecord,
+    RunStatus,
+    died_error,
+)
 
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
@@ -59,6 +67,13 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "ALTER TABLE etl_run_partitions ADD COLUMN rows_inserted INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE etl_run_partitions ADD COLUMN rows_updated INTEGER NOT NULL DEFAULT 0",
     )),
+    # Who holds a lease (for the messages of the runs it blocks), and whether it also holds the
+    # lease's lock file (live = 1), which the kernel frees when its process dies.
+    (3, (
+        "ALTER TABLE etl_leases ADD COLUMN host TEXT",
+        "ALTER TABLE etl_leases ADD COLUMN pid INTEGER",
+        "ALTER TABLE etl_leases ADD COLUMN live INTEGER NOT NULL DEFAULT 0",
+    )),
 )  # fmt: skip
 
 
@@ -71,6 +86,11 @@ class SqliteRunHistory:
     means the connection never crosses threads. Between processes, WAL lets readers run beside the
     writer; every read-then-write (lease acquire, migrate) runs in BEGIN IMMEDIATE, which takes the
     write lock up front, so two processes cannot both decide a lease is free.
+
+    A held lease is also an flock on its file under `<database>.leases/` (liveness.py): a lease
+    whose holder's lock is free belongs to a dead process and is taken over at once, its run
+    marked failed ("died"); the TTL still frees a lease whose holder hangs, or where the file
+    system cannot lock.
     """
 
     path: str
@@ -78,6 +98,8 @@ class SqliteRunHistory:
     _executor: ThreadPoolExecutor = attrs.field(alias="executor", repr=False)
     clock: Clock = clock_module.now
     _closed: bool = attrs.field(default=False, init=False)
+    # Lease name -> (owner, fd of its flock): only the executor thread touches it.
+    _locks: dict[str, tuple[str, int]] = attrs.field(factory=dict, init=False, repr=False)
 
     async def _call(self, operation: str, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -229,58 +251,161 @@ class SqliteRunHistory:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
+
+        def close(conn: sqlite3.Connection) -> None:
+            for _, fd in self._locks.values():
+                liveness.unflock(fd)
+            self._locks.clear()
+            conn.close()
+
         with contextlib.suppress(sqlite3.Error):
-            await loop.run_in_executor(self._executor, self._conn.close)
+            await loop.run_in_executor(self._executor, close, self._conn)
         self._executor.shutdown(wait=False)
 
     # -- LeaseStore ----------------------------------------------------------------------------
 
     async def acquire(self, name: str, owner: str, ttl: dt.timedelta) -> bool:
-        """Take the lease if free, expired, or already ours (then extend it)."""
+        """Take the lease if free, expired, ours (then extend it) or held by a dead process."""
         _positive(ttl)
+        return await self._call("acquire lease", lambda conn: self._take(conn, name, owner, ttl))
 
-        def take(conn: sqlite3.Connection) -> bool:
-            with _immediate(conn):
-                now = self.clock()
-                held = conn.execute(
-                    "SELECT owner, expires_at FROM etl_leases WHERE name = ?", (name,)
-                ).fetchone()
-                if held is None:
-                    conn.execute(
-                        "INSERT INTO etl_leases (name, owner, acquired_at, expires_at)"
-                        " VALUES (?, ?, ?, ?)",
-                        (name, owner, _ts(now), _ts(now + ttl)),
-                    )
-                elif held["owner"] == owner:
-                    conn.execute(
-                        "UPDATE etl_leases SET expires_at = ? WHERE name = ?",
-                        (_ts(now + ttl), name),
-                    )
-                elif _parse(held["expires_at"]) <= now:
-                    conn.execute(
-                        "UPDATE etl_leases SET owner = ?, acquired_at = ?, expires_at = ?"
-                        " WHERE name = ?",
-                        (owner, _ts(now), _ts(now + ttl), name),
-                    )
-                else:
-                    return False
-                return True
-
-        return await self._call("acquire lease", take)
+    def _take(self, conn: sqlite3.Connection, name: str, owner: str, ttl: dt.timedelta) -> bool:
+        mine = self._locks.get(name)
+        # A lock held by this history for another owner: that holder lives here; the TTL decides.
+        fd = self._try_lock(name) if mine is None else None
+        with _immediate(conn):
+            now = self.clock()
+            held = conn.execute(
+                "SELECT owner, expires_at, live, host, pid FROM etl_leases WHERE name = ?", (name,)
+            ).fetchone()
+            gone = held is not None and fd is not None and bool(held["live"])
+            free = held is None or held["owner"] == owner or _parse(held["expires_at"]) <= now
+            if not (free or gone):
+                if fd is not None:
+                    liveness.unflock(fd)
+                return False
+            if gone and held["owner"] != owner:
+                _mark_died(conn, held["owner"], held["host"], held["pid"])
+            if fd is not None:
+                self._locks[name] = (owner, fd)
+            elif mine is not None:
+                self._locks[name] = (owner, mine[1])
+            host, pid = liveness.this_process()
+            live = int(name in self._locks)
+            acquired = now if held is None or held["owner"] != owner else None
+            conn.execute(
+                "INSERT INTO etl_leases (name, owner, acquired_at, expires_at, host, pid, live)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " owner = excluded.owner, acquired_at = COALESCE(?, acquired_at),"
+                " expires_at = excluded.expires_at, host = excluded.host, pid = excluded.pid,"
+                " live = excluded.live",
+                (name, owner, _ts(now), _ts(now + ttl), host, pid, live, _ts(acquired)),
+            )
+            return True
 
     async def renew(self, name: str, owner: str, ttl: dt.timedelta) -> bool:
         """Extend a lease owner still holds (even expired, if nobody took it); False if lost."""
         _positive(ttl)
-        sql = "UPDATE etl_leases SET expires_at = ? WHERE name = ? AND owner = ?"
-        return await self._call(
-            "renew lease",
-            lambda conn: conn.execute(sql, (_ts(self.clock() + ttl), name, owner)).rowcount == 1,
-        )
+
+        def extend(conn: sqlite3.Connection) -> bool:
+            if name not in self._locks:  # e.g. taken by TTL only: become live if we can
+                fd = self._try_lock(name)
+                if fd is not None:
+                    self._locks[name] = (owner, fd)
+            live = int(self._locks.get(name, ("", 0))[0] == owner)
+            found = conn.execute(
+                "UPDATE etl_leases SET expires_at = ?, live = ? WHERE name = ? AND owner = ?",
+                (_ts(self.clock() + ttl), live, name, owner),
+            ).rowcount
+            if not found:
+                self._unlock(name, owner)
+            return bool(found)
+
+        return await self._call("renew lease", extend)
 
     async def release(self, name: str, owner: str) -> None:
         """Drop the lease if owner holds it; idempotent."""
         sql = "DELETE FROM etl_leases WHERE name = ? AND owner = ?"
-        await self._call("release lease", lambda conn: conn.execute(sql, (name, owner)))
+
+        def drop(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, (name, owner))
+            self._unlock(name, owner)
+
+        await self._call("release lease", drop)
+
+    async def holder(self, name: str) -> LeaseInfo | None:
+        """Who holds (or, if expired, last held) the lease; None if nobody does."""
+        sql = "SELECT owner, expires_at, host, pid, live FROM etl_leases WHERE name = ?"
+
+        def read(conn: sqlite3.Connection) -> LeaseInfo | None:
+            row = conn.execute(sql, (name,)).fetchone()
+            if row is None:
+                return None
+            expires = _parse(row["expires_at"])
+            return LeaseInfo(
+                name, row["owner"], expires, row["host"], row["pid"], bool(row["live"])
+            )
+
+        return await self._call("read lease", read)
+
+    async def reap_dead(self) -> list[str]:
+        """Mark failed ("died") the running runs whose lease holder's process is gone, and free
+        their leases; the run_ids. Idempotent; safe beside live runs."""
+
+        def reap(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT name, owner FROM etl_leases WHERE live = 1").fetchall()
+            died: list[str] = []
+            for row in rows:
+                if row["name"] in self._locks:
+                    continue  # held from this process: alive
+                fd = self._try_lock(row["name"])
+                if fd is None:
+                    continue
+                try:
+                    with _immediate(conn):
+                        held = conn.execute(
+                            "SELECT host, pid FROM etl_leases"
+                            " WHERE name = ? AND owner = ? AND live = 1",
+                            (row["name"], row["owner"]),
+                        ).fetchone()
+                        if held is not None:
+                            if _mark_died(conn, row["owner"], held["host"], held["pid"]):
+                                died.append(row["owner"])
+                            conn.execute("DELETE FROM etl_leases WHERE name = ?", (row["name"],))
+                finally:
+                    liveness.unflock(fd)
+            return died
+
+        return await self._call("reap dead runs", reap)
+
+    def _try_lock(self, name: str) -> int | None:
+        if self.path == ":memory:":
+            return None
+        return liveness.try_flock(liveness.lock_file(Path(self.path + ".leases"), name))
+
+    def _unlock(self, name: str, owner: str) -> None:
+        held = self._locks.get(name)
+        if held is not None and held[0] == owner:
+            del self._locks[name]
+            liveness.unflock(held[1])
+
+
+def _mark_died(conn: sqlite3.Connection, run_id: str, host: str | None, pid: int | None) -> bool:
+    """Fail a still-running run whose process is gone, as of its last heartbeat; True if it was."""
+    row = conn.execute(
+        "SELECT started_at, heartbeat_at FROM etl_runs WHERE run_id = ? AND status = 'running'",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        return False
+    started = _parse(row["started_at"])
+    last = _parse_optional(row["heartbeat_at"]) or started
+    conn.execute(
+        "UPDATE etl_runs SET status = 'failed', finished_at = ?, duration_s = ?, error = ?"
+        " WHERE run_id = ?",
+        (_ts(last), _duration(started, last), died_error(host, pid, last), run_id),
+    )
+    return True
 
 
 @contextlib.asynccontextmanager

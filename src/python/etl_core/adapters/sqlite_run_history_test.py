@@ -220,7 +220,10 @@ def _acquire_in_child(db: str, owner: str, barrier: Any) -> None:
         # Every child opens (and migrates) a fresh file at once: migration must be race-free too.
         async with open_sqlite_run_history(db, busy_timeout=60) as history:
             await asyncio.to_thread(barrier.wait, 60)
-            return await history.acquire("bronze_to_silver/agency=10", owner, dt.timedelta(hours=1))
+            won = await history.acquire("bronze_to_silver/agency=10", owner, dt.timedelta(hours=1))
+            # Stay alive until every racer has tried: a holder that exits frees its lease at once.
+            await asyncio.to_thread(barrier.wait, 60)
+            return won
 
     raise SystemExit(0 if asyncio.run(race()) else 3)
 

@@ -24,6 +24,7 @@ from etl_core.errors import (
 from etl_core.model import (
     Compaction,
     Counts,
+    LeaseInfo,
     ObjectInfo,
     PartitionRecord,
     RunRecord,
@@ -145,6 +146,8 @@ class Lease:
     owner: str
     acquired_at: dt.datetime
     expires_at: dt.datetime
+    host: str | None = None
+    pid: int | None = None
 
 
 @attrs.define
@@ -287,6 +290,19 @@ class FakeRunHistory:
         held = self.leases.get(name)
         if held is not None and held.owner == owner:
             del self.leases[name]
+
+    async def holder(self, name: str) -> LeaseInfo | None:
+        """The lease as stored (expired or not); None if free. No liveness: `live` is False."""
+        self._enter("holder")
+        held = self.leases.get(name)
+        if held is None:
+            return None
+        return LeaseInfo(name, held.owner, held.expires_at, host=held.host, pid=held.pid)
+
+    async def reap_dead(self) -> list[str]:
+        """Nothing to reap: a fake's holders have no process to outlive (no liveness)."""
+        self._enter("reap_dead")
+        return []
 
 
 def _aware(value: dt.datetime, name: str) -> dt.datetime:

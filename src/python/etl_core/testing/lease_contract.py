@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from etl_core.ports import LeaseStore
+from etl_core.testing.conformance import assert_implements
 
 LONG = dt.timedelta(minutes=10)
 
@@ -33,7 +34,7 @@ class LeaseContract:
         await asyncio.sleep(self.short_ttl.total_seconds() * 1.5 + 0.05)
 
     async def test_implements_the_port(self, leases: LeaseStore) -> None:
-        assert isinstance(leases, LeaseStore)
+        assert_implements(leases, LeaseStore)
 
     async def test_free_lease_is_acquired(self, leases: LeaseStore, name: str) -> None:
         assert await leases.acquire(name, "run-a", LONG) is True
@@ -111,3 +112,15 @@ class LeaseContract:
         assert sum(results) == 1
         winner = owners[results.index(True)]
         assert await leases.renew(name, winner, LONG) is True
+
+    async def test_holder_names_the_owner_and_expiry_until_released(
+        self, leases: LeaseStore, name: str
+    ) -> None:
+        assert await leases.holder(name) is None
+        assert await leases.acquire(name, "run-a", LONG) is True
+        held = await leases.holder(name)
+        assert held is not None
+        assert (held.name, held.owner) == (name, "run-a")
+        assert held.expires_at > dt.datetime.now(dt.UTC) + LONG / 2
+        await leases.release(name, "run-a")
+        assert await leases.holder(name) is None

@@ -16,6 +16,7 @@ import pytest
 from etl_core.errors import SourceError
 from etl_core.model import SourceBatch
 from etl_core.ports import RecordSource
+from etl_core.testing.conformance import assert_implements
 
 
 @attrs.frozen
@@ -42,7 +43,7 @@ class RecordSourceContract:
     invalid_checkpoint: str | None = "not-a-checkpoint"
 
     async def test_implements_the_port(self, seeded: SeededSource) -> None:
-        assert isinstance(seeded.source, RecordSource)
+        assert_implements(seeded.source, RecordSource)
 
     async def test_full_read_returns_every_record_in_order(self, seeded: SeededSource) -> None:
         batches = await _read(seeded)
@@ -50,9 +51,15 @@ class RecordSourceContract:
         assert _records(batches) == list(seeded.records)
 
     async def test_every_batch_is_non_empty_and_resumable(self, seeded: SeededSource) -> None:
-        for batch in await _read(seeded):
+        batches = await _read(seeded)
+        for index, batch in enumerate(batches):
             assert batch.records
             assert batch.checkpoint is not None
+            # Resuming at this batch's checkpoint goes on with the next batch's records.
+            following = batches[index + 1].records if index + 1 < len(batches) else ()
+            resumed = await _read(seeded, batch.checkpoint)
+            assert _records(resumed)[: len(following)] == list(following)
+            assert bool(resumed) == bool(following)
 
     async def test_resuming_after_any_batch_returns_exactly_the_rest(
         self, seeded: SeededSource

@@ -14,9 +14,10 @@ import attrs
 import pytest
 
 from etl_core.clock import new_run_id, now
-from etl_core.errors import RunAlreadyExists, RunNotFound
+from etl_core.errors import RunAlreadyExists, RunHistoryError, RunNotFound
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
 from etl_core.ports import RunHistory
+from etl_core.testing.conformance import assert_implements
 
 HOUR = dt.timedelta(hours=1)
 
@@ -46,7 +47,7 @@ class RunHistoryContract:
         )
 
     async def test_implements_the_port(self, history: RunHistory) -> None:
-        assert isinstance(history, RunHistory)
+        assert_implements(history, RunHistory)
 
     async def test_started_run_reads_back_equal(self, history: RunHistory, job: str) -> None:
         run = self.new_run(
@@ -261,6 +262,10 @@ class RunHistoryContract:
         await history.migrate()
         assert await history.get_run(run.run_id) == run
 
-    async def test_close_is_idempotent(self, history: RunHistory) -> None:
+    async def test_close_is_idempotent(self, history: RunHistory, job: str) -> None:
+        run = self.new_run(job)
+        await history.start_run(run)
         await history.close()
-        await history.close()
+        await history.close()  # neither raises nor reopens: the history stays closed
+        with pytest.raises(RunHistoryError):
+            await history.get_run(run.run_id)

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from etl_core.errors import TableError
-from etl_core.ports import DeadLetterTable, SilverTable, SilverTables
+from etl_core.ports import SilverTables
+from etl_core.testing.conformance import assert_implements
 from etl_core.testing.table_rows import (
     DAY,
     DEAD_LETTER_SCHEMA,
@@ -44,8 +45,7 @@ class TableContract:
     """Behaviour every SilverTable and DeadLetterTable (adapter and fake) must show."""
 
     async def test_implements_the_ports(self, tables: SilverTables) -> None:
-        assert isinstance(tables.silver, SilverTable)
-        assert isinstance(tables.deadletter, DeadLetterTable)
+        assert_implements(tables, SilverTables)  # and its silver and deadletter tables
 
     async def test_before_any_commit_versions_are_0_and_there_is_no_table(
         self, tables: SilverTables
