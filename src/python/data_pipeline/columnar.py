@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -55,6 +56,7 @@ _ISO_FILLER: Final = "1970-01-01T00:00:00Z"
 _LOCAL_FILLER: Final = "01/01/1970 00:00"
 _TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
 _TAGS: Final = pa.list_(pa.string())
+_EMPTY: Final[dict[str, Any]] = {}
 
 
 def validate_objects(
@@ -90,10 +92,11 @@ def validate_objects(
     status = _enum(_strings(get("status")), STATUSES)
     ok = _all(ok, occurred_ok, updated_ok, pc.is_valid(record_type), pc.is_valid(status))
 
-    locations = get("location")
-    is_location = [isinstance(value, dict) for value in locations]
-    lat_ok, lat = _number(_inner(locations, "lat"), strip_commas=False)
-    lon_ok, lon = _number(_inner(locations, "lon"), strip_commas=False)
+    raw_locations = get("location")
+    is_location = [isinstance(value, dict) for value in raw_locations]
+    locations = _getter(_objects(raw_locations))
+    lat_ok, lat = _number(locations("lat"), strip_commas=False)
+    lon_ok, lon = _number(locations("lon"), strip_commas=False)
     ok = _all(
         ok,
         pa.array(is_location, pa.bool_()),
@@ -106,9 +109,9 @@ def validate_objects(
     amount_ok, amount = _number(amount_raw, strip_commas=True)
     ok = _all(ok, pc.or_(amount_ok, pa.array([value is None for value in amount_raw], pa.bool_())))
 
-    officers = get("officer")
-    officer_badge = _badge(_strings(_inner(officers, "badge")))
-    last, first = _officer_names(_strings(_inner(officers, "name")))
+    officers = _getter(_objects(get("officer")))
+    officer_badge = _badge(_strings(officers("badge")))
+    last, first = _officer_names(_strings(officers("name")))
 
     table = pa.table(
         {
@@ -142,14 +145,14 @@ def _names(position: pa.Array, values: Sequence[str]) -> pa.Array:
 
 def _getter(objects: Sequence[dict[str, Any]]) -> Callable[[str], list[Any]]:
     def get(name: str) -> list[Any]:
-        return [value.get(name) for value in objects]
+        return list(map(dict.get, objects, itertools.repeat(name)))
 
     return get
 
 
-def _inner(values: Sequence[Any], name: str) -> list[Any]:
-    """value[name] of each JSON object in values; None for anything else."""
-    return [value.get(name) if isinstance(value, dict) else None for value in values]
+def _objects(values: Sequence[Any]) -> list[dict[str, Any]]:
+    """values with anything but a JSON object replaced by an empty one (its fields: None)."""
+    return [value if isinstance(value, dict) else _EMPTY for value in values]
 
 
 def _all(first: pa.Array, *rest: pa.Array) -> pa.Array:
@@ -176,19 +179,11 @@ def _strings_only(values: Sequence[Any]) -> tuple[pa.Array, bool]:
 
 def _ints(values: Sequence[Any]) -> pa.Array:
     """The JSON ints among values (not bools) that fit int64; null for anything else."""
-    ints = [value if _is_int(value) else None for value in values]
+    ints = [value if type(value) is int else None for value in values]  # noqa: E721 (not bool)
     try:
         return pa.array(ints, pa.int64())
     except (OverflowError, pa.ArrowInvalid):
         return pa.array([value if _fits(value) else None for value in ints], pa.int64())
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, float | int) and not isinstance(value, bool)
 
 
 def _fits(value: int | None) -> bool:
@@ -198,7 +193,7 @@ def _fits(value: int | None) -> bool:
 def _floats(values: Sequence[Any]) -> pa.Array:
     """The JSON numbers among values (int or float, not bool) as float64; null for the rest and
     for ints beyond float range."""
-    numbers = [value if _is_number(value) else None for value in values]
+    numbers = [v if type(v) is float or type(v) is int else None for v in values]  # noqa: E721
     try:
         return pa.array(numbers, pa.float64())
     except (OverflowError, pa.ArrowInvalid):
@@ -322,14 +317,15 @@ def _occurred(
     number = _ints(values)
     number_ok = pc.fill_null(_in_range(number), False)
     text = _strings(values)
+    count = len(text)
     digits = pc.fill_null(pc.match_substring_regex(text, _DIGITS), False)
-    significant = pc.utf8_ltrim(pc.if_else(digits, text, "0"), "0")
-    short = pc.less_equal(pc.utf8_length(significant), _MAX_EPOCH_DIGITS)
-    epoch = pc.cast(
-        pc.if_else(pc.and_(short, pc.greater(pc.utf8_length(significant), 0)), significant, "0"),
-        pa.int64(),
-    )
-    digits_ok = _all(digits, short, pc.less_equal(epoch, MAX_EPOCH))
+    digits_ok, epoch = _skipped(count)
+    if pc.any(digits).as_py():
+        significant = pc.utf8_ltrim(pc.if_else(digits, text, "0"), "0")
+        short = pc.less_equal(pc.utf8_length(significant), _MAX_EPOCH_DIGITS)
+        nonzero = pc.and_(short, pc.greater(pc.utf8_length(significant), 0))
+        epoch = pc.cast(pc.if_else(nonzero, significant, "0"), pa.int64())
+        digits_ok = _all(digits, short, pc.less_equal(epoch, MAX_EPOCH))
     local_shaped = pc.fill_null(
         pc.and_(
             pc.equal(pc.utf8_length(text), 16),
@@ -337,8 +333,13 @@ def _occurred(
         ),
         False,
     )
-    local_ok, local = _local(text, agency, zones)
-    iso_ok, iso, _ = _iso(text)
+    # Each form's kernels run only when some row has its shape.
+    local_ok, local = _skipped(count)
+    if pc.any(local_shaped).as_py():
+        local_ok, local = _local(text, agency, zones)
+    iso_ok, iso = _skipped(count)
+    if pc.any(pc.invert(_any_of(number_ok, digits, local_shaped))).as_py():
+        iso_ok, iso, _ = _iso(text)
     ok = pc.if_else(
         number_ok,
         True,
@@ -350,6 +351,18 @@ def _occurred(
         pc.if_else(digits, epoch, pc.if_else(local_shaped, local, iso)),
     )
     return ok, seconds
+
+
+def _skipped(count: int) -> tuple[pa.Array, pa.Array]:
+    """(ok, seconds) of a form no row has: never ok."""
+    return pa.repeat(False, count).cast(pa.bool_()), pa.nulls(count, pa.int64())
+
+
+def _any_of(*masks: pa.Array) -> pa.Array:
+    result = masks[0]
+    for mask in masks[1:]:
+        result = pc.or_(result, mask)
+    return result
 
 
 def _timestamp(seconds: pa.Array) -> pa.Array:
