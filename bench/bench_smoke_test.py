@@ -32,7 +32,7 @@ def test_quick_mode_reports_the_invariant_ok_for_the_job_the_backfill_and_the_pl
     assert code == 0
     assert [row["implementation"] for row in rows] == [
         "job",
-        "backfill --max-parallel 2",
+        "job (backfill --max-parallel 2)",
         "plain_orjson",
     ]
     assert all(row["invariant"] == "ok" for row in rows), rows

@@ -133,7 +133,7 @@ def run_job(
         shutil.rmtree(work / "store")  # checked: ~0.4 GB a row at 1M; the logs stay
     name = f"job (batched x{batched})" if batched else "job"
     if backfill:
-        name = f"backfill --max-parallel {backfill}"
+        name = f"job (backfill --max-parallel {backfill})"
     return Outcome(name, dataset, store, usage, readback, "exact", load, note)
 
 
@@ -159,9 +159,12 @@ async def _create_history(path: Path) -> None:
 
 
 async def _duplicates(path: Path) -> int:
+    """Rows displaced: each run's duplicates, plus each row a later fold updated (a run of more
+    than one fold, ~64 MB of bronze each, merges later versions over rows its earlier folds
+    inserted: silver holds the inserted rows, and every update displaced one of them)."""
     async with open_sqlite_run_history(path) as history:
         runs = await history.list_runs(job="bronze_to_silver", limit=100_000)
-        return sum(run.counts.rows_duplicate for run in runs)
+        return sum(run.counts.rows_duplicate + run.counts.rows_updated for run in runs)
 
 
 def run_peer(dataset: Dataset, work: Path, *, module: str, semantics: str, note: str) -> Outcome:
