@@ -111,10 +111,13 @@ def _plans(
         where = work / f"job-batched-{batched}"
         plan = functools.partial(run_job, dataset, where, store="local", batched=int(batched))
         plans.append(functools.partial(plan, workers=configs[0][0]))
-    for parallel in args.backfill:
-        where = work / f"job-backfill-{parallel}"
-        plan = functools.partial(run_job, dataset, where, store="local", backfill=int(parallel))
-        plans.append(functools.partial(plan, workers=configs[0][0]))
+    for store in args.stores:
+        for parallel in args.backfill:
+            where = work / f"job-backfill-{store}-{parallel}"
+            plan = functools.partial(
+                run_job, dataset, where, store=store, endpoint=endpoint, backfill=int(parallel)
+            )
+            plans.append(functools.partial(plan, workers=configs[0][0]))
     for name in runnable:
         module, _, semantics, note = PEERS[name]
         plans.append(

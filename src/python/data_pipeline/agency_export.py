@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import attrs
 import orjson
+from etl_core.errors import NothingForAgency
 from etl_core.model import Counts, PartitionRecord
 from etl_core.ports import ObjectStore, RecordSource
 from etl_core.runner import JobOutcome, RunContext
@@ -83,11 +84,17 @@ async def export_agency(
     options: ExportOptions,
 ) -> JobOutcome:
     """Read every record of the agency from source, validated and deduped as bronze -> silver
-    does, and export the survivors and dead letters (write_export)."""
+    does, and export the survivors and dead letters (write_export). Raises NothingForAgency,
+    uploading nothing, when the source holds no record of the agency."""
     validator = RecordValidator(agency_infos(agencies), options.agency_id, options.source_label)
 
     async def extract(dead_path: Path) -> Extracted:
         deduper, reasons = await _fold(ctx, source, validator, dead_path)
+        if validator.seen == 0:
+            raise NothingForAgency(
+                f"agency {options.agency_id}: nothing to export: {options.source_label} holds "
+                "no record of this agency"
+            )
         return Extracted(deduper, deduper.counts, reasons, validator.fingerprint)
 
     return await write_export(ctx, store, options, extract, phase="read+validate")

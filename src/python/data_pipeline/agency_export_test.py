@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from etl_core.adapters.bronze_record_source import BronzeRecordSource
-from etl_core.errors import SourceError, TableConflict
+from etl_core.errors import NothingForAgency, SourceError, TableConflict
 from etl_core.model import RunRecord, RunStatus
 from etl_core.raw_records import raw_record
 from etl_core.runner import JobOutcome, RunContext
@@ -369,10 +369,10 @@ async def test_a_source_failing_mid_way_uploads_nothing() -> None:
     assert store.objects == {}
 
 
-async def test_a_source_without_records_for_the_agency_gets_empty_artifacts() -> None:
+async def test_a_source_without_records_for_the_agency_fails_and_uploads_nothing() -> None:
     store = FakeObjectStore()
-    outcome = await _export(FakeRecordSource([]), store)
 
-    assert outcome.counts.rows_in == 0
-    assert store.objects[PREFIX + "records.ndjson"] == b""
-    assert store.objects[PREFIX + "records.csv"].startswith(b"record_id,agency_id,dt,")
+    with pytest.raises(NothingForAgency, match=f"agency {AGENCY}: nothing to export: .* holds no"):
+        await _export(FakeRecordSource([], agency_id=AGENCY + 1), store)
+
+    assert store.objects == {}

@@ -84,11 +84,18 @@ async def plan_backfill(
     """
     plans = []
     for agency_id in agency_ids:
-        effective = await with_corrections(store, bronze, agency_id)
+        version = await silver.version(agency_id)
+        try:
+            effective = await with_corrections(store, bronze, agency_id)
+        except DataError as exc:  # damaged stored corrections: this agency's problem alone
+            plan = await make_plan(bronze, agency_id, agencies_key=agencies_key, first=first,
+                                   last=last)  # fmt: skip
+            plans.append(AgencyPlan(agency_id=agency_id, days=plan.days, fold=version,
+                                    problem=str(exc)))  # fmt: skip
+            continue
         plan = await make_plan(
             effective, agency_id, agencies_key=agencies_key, first=first, last=last
         )
-        version = await silver.version(agency_id)
         try:
             ledger = await load_ledger(store, agency_id, version)
         except DataError as exc:

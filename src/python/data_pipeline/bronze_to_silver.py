@@ -8,6 +8,10 @@ publish: silver's commit records the fold version) -> record per-partition count
 file that changed or vanished, another agencies file, or --reprocess rebuilds the agency from
 its whole bronze instead.
 
+A bad file never blocks the agency: a key that names no partition (dt=2024-02-30) is skipped
+and reported (plan), a body that cannot be read (broken gzip) is one file-level dead letter
+(transform.unreadable_batch) and is read again once fixed (its new etag means a rebuild).
+
 Crash safety: every step before silver's commit is redone by the re-run under the same fold
 version (the ledger is overwritten, the dead-letter table replaces the version's earlier attempt),
 and after it the re-run finds nothing new.
@@ -26,6 +30,7 @@ from etl_core.runner import JobOutcome, RunContext
 
 from data_pipeline.accounting import Accounting
 from data_pipeline.agencies import parse_agencies
+from data_pipeline.agency_presence import check_bronze_agency, require_known
 from data_pipeline.corrected_bronze import with_corrections
 from data_pipeline.fingerprint import input_fingerprint
 from data_pipeline.fold_commit import (
@@ -40,7 +45,7 @@ from data_pipeline.fold_ledger import FoldedFile, FoldLedger, load_ledger
 from data_pipeline.legacy_layout import legacy_files, remove_legacy_files
 from data_pipeline.parallel import FileTransformer, TransformPool, choose_workers
 from data_pipeline.plan import Plan, in_range, make_plan
-from data_pipeline.transform import FileBatch
+from data_pipeline.transform import UNREADABLE_FILE, FileBatch
 
 __all__ = ["DRY_RUN", "JOB", "MERGED", "REBUILT", "PromoteOptions", "promote"]
 
@@ -94,17 +99,21 @@ async def promote(
         ledger = await load_ledger(store, options.agency_id, version)
     for key in plan.ignored:
         ctx.log.warning("%s: not a bronze file (.ndjson or .ndjson.gz); ignored", key)
+    for problem in plan.skipped:
+        ctx.log.warning("%s: skipped, not folded (the agency's other files are)", problem)
     failpoint(f"{JOB}.planned")
+    # An agency unknown to agencies.csv, or without a bronze file to fold, fails: "nothing to
+    # do" would pass a typo'd --agency-id off as an agency without data (agency_presence). With
+    # bronze files, the agency is checked once there is something to fold (_transform), so a
+    # run that finds nothing new reads no body.
     if not plan.files:
-        return JobOutcome(
-            summary={"outcome": f"nothing to do: no bronze files for agency {plan.agency_id}"}
-        )
+        await check_bronze_agency(bronze, plan)
     # A fold that committed its dead letters but not silver was interrupted: rebuilding is the
     # one repair that is right whatever that fold was (a rebuild replaced every dead letter).
     unfinished = await tables.deadletter.version(options.agency_id) > version
     choice = _choose(ctx, plan, version, ledger, options, unfinished=unfinished)
     if not choice.files:
-        return _up_to_date(plan, version)
+        return _with_skipped(plan, _up_to_date(plan, version))
     legacy = await legacy_files(store, options.agency_id) if version == 0 else []
     if legacy:
         ctx.log.warning(
@@ -118,7 +127,16 @@ async def promote(
         await remove_legacy_files(store, legacy)
         summary = {**outcome.summary, "old layout removed": f"{len(legacy)} files"}
         outcome = attrs.evolve(outcome, summary=summary)
-    return outcome
+    return _with_skipped(plan, outcome)
+
+
+def _with_skipped(plan: Plan, outcome: JobOutcome) -> JobOutcome:
+    """outcome, its summary naming the bronze files the plan skipped (if any)."""
+    if not plan.skipped:
+        return outcome
+    shown = "; ".join(plan.skipped[:3]) + ("; ..." if len(plan.skipped) > 3 else "")
+    summary = {**outcome.summary, "bronze files skipped": f"{len(plan.skipped)} ({shown})"}
+    return attrs.evolve(outcome, summary=summary)
 
 
 def _choose(
@@ -218,10 +236,7 @@ async def _transform(
     options: PromoteOptions,
 ) -> Accounting:
     agencies = parse_agencies(await bronze.get(plan.agencies.key), source=plan.agencies.key)
-    if plan.agency_id not in agencies:
-        ctx.log.warning(
-            "agency %s is not in %s: its rows go to dead-letter", plan.agency_id, plan.agencies.key
-        )
+    require_known(plan.agency_id, agencies, plan.agencies.key)
     workers = options.pool.workers if options.pool else choose_workers(options.workers, files)
     in_flight = options.in_flight or 2 * workers
     days = frozenset(plan.day_of(info.key) for info in files)
@@ -233,6 +248,9 @@ async def _transform(
         async with transformer:
             async for result in transformer.results(bronze, files):
                 accounting.add(result)
+                for dead in result.dead_letters:
+                    if dead.reason == UNREADABLE_FILE:  # one dead letter; the run carries on
+                        ctx.log.warning("%s", dead.detail)
                 if options.on_file is not None:
                     options.on_file(result)
                 rows += result.rows_in

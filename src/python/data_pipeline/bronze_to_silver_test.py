@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import logging
 from typing import Any
@@ -10,7 +11,13 @@ from typing import Any
 import attrs
 import orjson
 import pytest
-from etl_core.errors import DataError, ObjectNotFound, ObjectStoreError, TableError
+from etl_core.errors import (
+    DataError,
+    NothingForAgency,
+    ObjectNotFound,
+    ObjectStoreError,
+    TableError,
+)
 from etl_core.model import Counts, RunRecord, RunStatus
 from etl_core.runner import JobOutcome, RunContext
 from etl_core.settings import CommonSettings
@@ -297,18 +304,18 @@ async def test_a_missing_agencies_file_fails_with_a_data_error() -> None:
         await _promote("r1", FakeObjectStore(), bronze, Tables())
 
 
-async def test_an_agency_without_bronze_has_nothing_to_do() -> None:
+async def test_an_agency_without_bronze_fails_saying_there_is_nothing_for_it() -> None:
     store, tables = FakeObjectStore(), Tables()
     bronze = FakeObjectStore({"agencies.csv": _bronze().objects["agencies.csv"]})
 
-    outcome = await _promote("r1", store, bronze, tables)
+    with pytest.raises(NothingForAgency, match="agency 1 .*: no bronze to fold: nothing is under"):
+        await _promote("r1", store, bronze, tables)
 
     assert store.objects == {}
     assert await tables.silver.version(1) == 0
-    assert "nothing to do" in outcome.summary["outcome"]
 
 
-async def test_an_unreadable_bronze_file_fails_the_run_before_any_commit() -> None:
+async def test_a_bronze_file_the_store_fails_to_return_fails_the_run_before_any_commit() -> None:
     store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
     bronze.fail_on["get"] = ObjectNotFound(KEYS[1])
 
@@ -429,3 +436,93 @@ async def test_a_run_cut_short_between_batches_keeps_them_and_the_next_repairs_t
     assert outcome.summary["outcome"].startswith("rebuilt 3 bronze files")  # fold 2 interrupted
     assert await _silver(tables) == _silver_of(_expected(bronze))
     assert len(_rows(await tables.deadletter.read(1))) == _expected(bronze).counts.rows_dead_letter
+
+
+BROKEN = "bronze/agency_id=1/dt=2024-01-11/part-0.ndjson.gz"
+
+
+async def _dead_letters(tables: Tables, reason: str | None = None) -> list[dict[str, Any]]:
+    rows = (await tables.deadletter.read(1)).to_pylist()
+    return [row for row in rows if reason is None or row["reason"] == reason]
+
+
+async def test_an_unreadable_gzip_file_is_one_file_level_dead_letter_and_the_run_carries_on() -> (
+    None
+):
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    readable = _expected(bronze)
+    bronze.objects[BROKEN] = gzip.compress(bronze.objects[KEYS[2]], mtime=0)[:-10]
+
+    outcome = await _promote("r1", store, bronze, tables, history)
+
+    assert await _silver(tables) == _silver_of(readable)
+    assert outcome.counts.balanced
+    assert outcome.counts.rows_in == readable.counts.rows_in + 1  # the file counts as one row
+    assert outcome.counts.rows_dead_letter == readable.counts.rows_dead_letter + 1
+    partitions = await history.partitions("r1")
+    assert [row.partition for row in partitions] == [*PARTITIONS, "agency_id=1/dt=2024-01-11"]
+    size = len(bronze.objects[BROKEN])
+    assert partitions[-1].counts == Counts(rows_in=1, rows_dead_letter=1, bytes_in=size)
+    [dead] = await _dead_letters(tables, "unreadable_file")
+    etag = (await bronze.head(BROKEN)).etag
+    assert (dead["source"], dead["dt"], dead["line"]) == (BROKEN[7:], dt.date(2024, 1, 11), None)
+    assert dead["detail"].startswith(
+        f"{BROKEN[7:]}: unreadable_file (etag {etag}, {size} bytes): EOFError: Compressed file"
+    )
+    assert "unreadable_file 1" in outcome.summary["dead-letter reasons"]
+
+
+async def test_an_unreadable_file_once_fixed_is_read_again() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    body = gzip.compress(bronze.objects[KEYS[2]] + b"{not json\n", mtime=0)
+    bronze.objects[BROKEN] = body + b"trailing garbage"
+    await _promote("r1", store, bronze, tables)
+    assert len(await _dead_letters(tables, "unreadable_file")) == 1
+
+    bronze.objects[BROKEN] = body
+    outcome = await _promote("r2", store, bronze, tables)
+
+    assert outcome.summary["outcome"].startswith("rebuilt 4 bronze files as fold 2")
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+    assert await _dead_letters(tables, "unreadable_file") == []
+    assert len(await _dead_letters(tables)) == _expected(bronze).counts.rows_dead_letter
+    assert outcome.counts.balanced
+
+
+async def test_a_bronze_key_with_an_impossible_date_is_reported_and_the_rest_folded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    readable = _expected(bronze)
+    bad = "bronze/agency_id=1/dt=2024-02-30/part-0.ndjson"
+    bronze.objects[bad] = bronze.objects[KEYS[0]]
+    why = f"{bad}: dt=2024-02-30 is not a calendar date"
+
+    with caplog.at_level(logging.WARNING):
+        first = await _promote("r1", store, bronze, tables)
+    second = await _promote("r2", store, bronze, tables)
+
+    assert await _silver(tables) == _silver_of(readable)
+    assert first.counts.rows_in == readable.counts.rows_in
+    assert first.summary["outcome"].startswith("folded in 3 bronze files")
+    assert first.summary["bronze files skipped"] == second.summary["bronze files skipped"]
+    assert first.summary["bronze files skipped"] == f"1 ({why})"
+    assert second.summary["outcome"].startswith("up to date")
+    assert any(why in record.getMessage() for record in caplog.records)
+
+
+async def test_a_line_that_is_not_utf8_is_dead_lettered_with_its_exact_bytes() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    line = b'{"record_id": "A001-\xff\xfe", "agency_id": 1, "status": "op\xe9n"}\r'
+    bronze.objects[KEYS[0]] += line + b"\n"
+
+    await _promote("r1", store, bronze, tables)
+
+    rows = await _dead_letters(tables)
+    assert len(rows) == _expected(bronze).counts.rows_dead_letter
+    for row in rows:
+        original = bronze.objects[f"bronze/{row['source']}"].split(b"\n")[row["line"] - 1]
+        assert (row["raw_bytes"] or row["raw"].encode("utf-8")) == original
+        assert row["raw"] == original.decode("utf-8", "replace")
+    [exact] = [row for row in rows if row["raw_bytes"] == line]
+    assert exact["reason"] == "invalid_json"

@@ -11,7 +11,7 @@ from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore
 
 from data_pipeline.corrections import bytes_key, load_corrections
-from data_pipeline.transform import decompress
+from data_pipeline.transform import UnreadableFile, decompress
 
 
 @attrs.define
@@ -44,7 +44,10 @@ class CorrectedBronze:
         fixes, watch = self.fixes.get(key, {}), self.watch.get(key, frozenset())
         if not fixes and not watch:
             return body
-        lines = decompress(body).split(b"\n")
+        try:
+            lines = decompress(body).split(b"\n")
+        except UnreadableFile:
+            return body  # no line to correct: the transform makes it a file-level dead letter
         for index, line in enumerate(lines):
             if not line.strip(b" \t\r\n"):
                 continue

@@ -49,6 +49,13 @@ async def test_a_corrected_gzip_file_reads_back_uncompressed_and_corrected() -> 
     assert await view.get(KEY) == b'{"fixed": true}\n'
 
 
+async def test_a_corrected_file_that_no_longer_reads_as_gzip_is_handed_on_as_stored() -> None:
+    broken = gzip.compress(f"{BAD}\n".encode())[:-6]  # the transform's unreadable_file to say
+    view = _view(broken)
+
+    assert await view.get(KEY) == broken
+
+
 async def test_only_corrected_files_list_with_a_stamped_etag() -> None:
     view = _view(f"{BAD}\n".encode())
     plain = [info async for info in view.bronze.list("bronze/")]

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 import orjson
-from etl_core.errors import ConfigError
+from etl_core.errors import ConfigError, DataError
 from etl_core.ports import ObjectStore
 
 from data_pipeline.ndjson import join_lines
@@ -139,12 +139,20 @@ def prefix(agency_id: int) -> str:
 
 
 async def load_corrections(store: ObjectStore, agency_id: int) -> StoredCorrections:
-    """Fold the agency's stored corrections objects in key (= sequence) order."""
+    """Fold the agency's stored corrections objects in key (= sequence) order. Raises DataError
+    naming a damaged one."""
     keys = [info.key async for info in store.list(prefix(agency_id)) if _STORED.search(info.key)]
     fixes: dict[str, dict[str, str]] = {}
     history: dict[tuple[str, str], set[str]] = {}
     for key in keys:
-        for correction in parse_corrections(await store.get(key), name=key, agency_id=agency_id):
+        try:
+            stored = parse_corrections(await store.get(key), name=key, agency_id=agency_id)
+        except ConfigError as exc:  # stored by a replay: damaged data of the agency, not usage
+            raise DataError(
+                f"stored corrections damaged: {exc}; restore the object or remove it (its rows "
+                "return to dead-letter at the next bronze_to_silver run)"
+            ) from None
+        for correction in stored:
             source, original = correction.source, correction.raw_sha256
             fixes.setdefault(source, {})[original] = correction.corrected
             history.setdefault((source, line_key(correction.corrected)), set()).add(original)

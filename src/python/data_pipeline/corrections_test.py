@@ -6,7 +6,7 @@ import hashlib
 
 import orjson
 import pytest
-from etl_core.errors import ConfigError
+from etl_core.errors import ConfigError, DataError
 from etl_core.testing.fakes import FakeObjectStore
 
 from data_pipeline.corrections import (
@@ -102,6 +102,14 @@ async def test_an_agency_without_corrections_starts_at_sequence_one() -> None:
 
     assert stored.fixes == {}
     assert stored.next_key("r1") == "corrections/agency_id=7/000001-r1.ndjson"
+
+
+async def test_damaged_stored_corrections_are_a_data_error_naming_the_object() -> None:
+    key = "corrections/agency_id=7/000001-r1.ndjson"
+    store = FakeObjectStore({key: b"not a correction\n"})
+
+    with pytest.raises(DataError, match=f"stored corrections damaged: {key}:1: not a JSON obj"):
+        await load_corrections(store, 7)
 
 
 def test_merged_corrections_override_the_stored_ones() -> None:

@@ -1,4 +1,5 @@
-"""Ingestion over fakes: parts then checkpoint, resume after failures, exactly-once bronze."""
+"""Ingestion over fakes: parts then checkpoint, resume after failures and across days,
+exactly-once bronze."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 from etl_core.errors import DataError, ObjectStoreError, SourceError
@@ -20,8 +22,10 @@ from data_pipeline.ingest import (
     IngestState,
     dump_state,
     ingest,
+    load_pull_state,
     load_state,
     pending_day,
+    read_from,
 )
 
 OPTIONS = IngestOptions(agency_id=7, day="2024-03-01", source_id="abc123", records_per_part=10)
@@ -73,7 +77,7 @@ async def test_a_full_pull_writes_whole_batches_per_part_then_a_complete_checkpo
     ]
     assert [len(body.splitlines()) for body in _parts(store).values()] == [12, 12, 12, 9]
     assert _bronze_records(store) == RECORDS
-    assert await _state(store) == IngestState("45", 4, 45, True, "r1")
+    assert await _state(store) == IngestState("45", 4, 45, True, "r1", day="2024-03-01")
     assert (outcome.counts.rows_in, outcome.counts.rows_out) == (45, 45)
     assert outcome.artifacts == tuple(_parts(store))
 
@@ -84,7 +88,7 @@ async def test_after_a_source_failure_the_next_run_resumes_and_every_record_land
 
     with pytest.raises(SourceError):
         await _ingest(failing, store)
-    assert await _state(store) == IngestState("20", 2, 20, False, "r1")
+    assert await _state(store) == IngestState("20", 2, 20, False, "r1", day="2024-03-01")
 
     source = FakeRecordSource(RECORDS, batch_size=10)
     outcome = await _ingest(source, store, run_id="r2")
@@ -182,25 +186,100 @@ async def test_a_dry_run_reports_counts_and_records_no_ledger_row() -> None:
     assert outcome.counts.rows_in == 45
 
 
-@pytest.mark.parametrize(
-    ("pulls", "pending"),
-    [
-        ({"2024-03-01": True, "2024-03-02": False}, "2024-03-02"),
-        ({"2024-03-01": False, "2024-03-02": True}, None),  # an old unfinished pull stays put
-        ({}, None),
-    ],
-)
-async def test_the_pending_day_is_the_newest_pull_if_unfinished(
-    pulls: dict[str, bool], pending: str | None
-) -> None:
-    store = FakeObjectStore()
-    for day, complete in pulls.items():
-        key = IngestOptions(7, day, "abc123").checkpoint_key
-        store.objects[key] = dump_state(IngestState("c", 1, 1, complete))
+def test_the_pending_day_is_the_unfinished_pulls() -> None:
+    assert pending_day(IngestState("c", 1, 1, False, day="2024-03-02")) == "2024-03-02"
+    assert pending_day(IngestState("c", 1, 1, True, day="2024-03-02")) is None
+    assert pending_day(IngestState()) is None
 
-    assert await pending_day(store, 7, "abc123") == pending
-    assert await pending_day(store, 7, "other") is None
-    assert await pending_day(store, 8, "abc123") is None
+
+async def test_a_store_of_per_day_checkpoints_goes_on_from_the_newest() -> None:
+    store = FakeObjectStore()
+    prefix = "_checkpoints/ingest_api/agency_id=7/source=abc123/"
+    store.objects[prefix + "dt=2024-03-01.json"] = dump_state(IngestState("10", 1, 10, True))
+    store.objects[prefix + "dt=2024-03-02.json"] = dump_state(IngestState("30", 3, 20, False))
+
+    state = await load_pull_state(store, 7, "abc123")
+
+    assert state == IngestState("30", 3, 20, False, day="2024-03-02")
+    assert await load_pull_state(store, 7, "other") == IngestState()
+    assert await load_pull_state(store, 8, "abc123") == IngestState()
+
+
+def _day(day: str) -> IngestOptions:
+    return attrs.evolve(OPTIONS, day=day)
+
+
+async def test_the_next_day_pulls_only_what_is_new_into_its_own_dt() -> None:
+    store = FakeObjectStore()
+    await _ingest(FakeRecordSource(RECORDS[:30], batch_size=10), store)
+    day_one = dict(_parts(store))
+
+    source = FakeRecordSource(RECORDS, batch_size=10)
+    outcome = await _ingest(source, store, run_id="r2", options=_day("2024-03-02"))
+
+    assert source.requests == [(7, "30")]
+    assert {k: v for k, v in _parts(store).items() if "dt=2024-03-01" in k} == day_one
+    day_two = [k for k in _parts(store) if "dt=2024-03-02" in k]
+    assert day_two == [_day("2024-03-02").part_key(n) for n in (3, 4)]
+    assert _bronze_records(store) == RECORDS  # each record once, the new ones on the new day
+    assert (outcome.counts.rows_in, outcome.counts.rows_out) == (15, 15)
+    assert await _state(store) == IngestState("45", 5, 15, True, "r2", day="2024-03-02")
+
+
+async def test_a_day_with_nothing_new_upstream_writes_nothing() -> None:
+    store = FakeObjectStore()
+    await _ingest(FakeRecordSource(RECORDS, batch_size=10), store)
+    before = dict(store.objects)
+
+    outcome = await _ingest(
+        FakeRecordSource(RECORDS), store, run_id="r2", options=_day("2024-03-05")
+    )
+
+    assert store.objects == before
+    assert outcome.counts.rows_in == 0
+
+
+SINCE = attrs.evolve(OPTIONS, since_field="updated_at")
+
+
+def _versioned(n: int, updated_at: str, **fields: Any) -> dict[str, Any]:
+    return {"record_id": f"A007-{n:08d}", "agency_id": 7, "updated_at": updated_at, **fields}
+
+
+async def test_since_mode_asks_from_the_high_water_mark_and_lands_no_line_twice() -> None:
+    store = FakeObjectStore()
+    old = [_versioned(n, f"2024-03-01T10:00:0{n}Z") for n in range(4)]
+    # The newest line is a bad one (no occurred_at a date): at the boundary, so asked for again.
+    bad = _versioned(9, "2024-03-01T10:00:09Z", occurred_at="not a date")
+    await _ingest(FakeRecordSource([*old, bad]), store, options=SINCE)
+    state = await _state(store)
+    assert (state.high_water, state.cursor, state.complete) == ("2024-03-01T10:00:09Z", None, True)
+    assert read_from(state, SINCE) == (None, "2024-03-01T10:00:09Z")
+
+    # Upstream answers `updated_at >= high water`: the bad line again, and two changed records.
+    changed = [_versioned(1, "2024-03-02T08:00:00Z", status="closed"),
+               _versioned(2, "2024-03-02T08:00:00Z", status="open")]  # fmt: skip
+    since = attrs.evolve(SINCE, day="2024-03-02")
+    outcome = await _ingest(FakeRecordSource([bad, *changed]), store, run_id="r2", options=since)
+
+    assert [r for r in _bronze_records(store) if r["record_id"] == bad["record_id"]] == [bad]
+    day_two = [orjson.loads(line) for k, body in _parts(store).items() if "dt=2024-03-02" in k
+               for line in body.splitlines()]  # fmt: skip
+    assert day_two == changed
+    assert (outcome.counts.rows_in, outcome.counts.rows_out, outcome.counts.rows_duplicate) == (
+        3, 2, 1
+    )  # fmt: skip
+    assert outcome.summary["already landed (skipped)"] == 1
+    state = await _state(store)
+    assert (state.since, state.high_water, len(state.boundary)) == (
+        "2024-03-01T10:00:09Z", "2024-03-02T08:00:00Z", 2
+    )  # fmt: skip
+
+    # The same day again, nothing changed since: the boundary lines come back and are skipped.
+    before = dict(store.objects)
+    again = await _ingest(FakeRecordSource(changed), store, run_id="r3", options=since)
+    assert store.objects == before
+    assert (again.counts.rows_in, again.counts.rows_duplicate) == (2, 2)
 
 
 async def test_an_unreadable_checkpoint_is_a_data_error_naming_it() -> None:

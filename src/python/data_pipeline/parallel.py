@@ -36,10 +36,15 @@ SMALL_INPUT_BYTES = 16 << 20
 
 
 def transform_for_agency(
-    key: str, body: bytes, agencies: Mapping[int, Agency], agency_id: int
+    key: str,
+    body: bytes,
+    agencies: Mapping[int, Agency],
+    agency_id: int,
+    etag: str | None = None,
 ) -> FileBatch:
-    """transform_batch, with valid rows of another agency moved to dead letters."""
-    return transform_batch(key, body, agencies, agency_id)
+    """transform_batch, with valid rows of another agency moved to dead letters (and an
+    unreadable body one dead letter naming etag)."""
+    return transform_batch(key, body, agencies, agency_id, etag=etag)
 
 
 def _init_worker(parent: int) -> None:
@@ -88,14 +93,19 @@ class TransformPool:
             self._executor = None
 
     async def transform(
-        self, key: str, body: bytes, agencies: Mapping[int, Agency], agency_id: int
+        self,
+        key: str,
+        body: bytes,
+        agencies: Mapping[int, Agency],
+        agency_id: int,
+        etag: str | None = None,
     ) -> FileBatch:
         """transform_for_agency in a worker process."""
         if self._executor is None:
             raise RuntimeError("TransformPool used outside `async with`")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, transform_for_agency, key, body, agencies, agency_id
+            self._executor, transform_for_agency, key, body, agencies, agency_id, etag
         )
 
 
@@ -144,7 +154,7 @@ class FileTransformer:
         try:
             while True:
                 for info in queue:
-                    pending.add(asyncio.create_task(self._one(store, info.key)))
+                    pending.add(asyncio.create_task(self._one(store, info)))
                     if len(pending) >= self.in_flight:
                         break
                 if not pending:
@@ -158,14 +168,15 @@ class FileTransformer:
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _one(self, store: ObjectStore, key: str) -> FileBatch:
+    async def _one(self, store: ObjectStore, info: ObjectInfo) -> FileBatch:
+        key, etag = info.key, info.etag
         body = await store.get(key)
         pool = self.pool or self._own
         if pool is not None:
-            return await pool.transform(key, body, self.agencies, self.agency_id)
+            return await pool.transform(key, body, self.agencies, self.agency_id, etag)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._thread, transform_for_agency, key, body, self.agencies, self.agency_id
+            self._thread, transform_for_agency, key, body, self.agencies, self.agency_id, etag
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator
 
 import attrs
@@ -36,11 +37,19 @@ async def _results(store: FakeObjectStore, workers: int, in_flight: int = 2) -> 
 
 async def test_a_process_pool_gives_the_same_results_as_inline() -> None:
     store = _bronze()
+    broken = "bronze/agency_id=1/dt=2024-01-20/part-0.ndjson.gz"
+    store.objects[broken] = gzip.compress(b'{"record_id": "A1"}\n', mtime=0) + b"garbage"
 
     pooled, inline = await _results(store, workers=2), await _results(store, workers=1)
 
-    assert len(inline) == 4
+    assert len(inline) == 5
     assert pooled == inline
+    [unreadable] = [r for r in inline if r.source == broken.removeprefix("bronze/")]
+    [dead] = unreadable.dead_letters
+    etag = (await store.head(broken)).etag
+    assert (dead.reason, unreadable.rows_in) == ("unreadable_file", 1)
+    assert dead.detail is not None
+    assert f"(etag {etag}, " in dead.detail
 
 
 @attrs.define

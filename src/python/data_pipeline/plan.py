@@ -25,6 +25,10 @@ class Plan:
     days: tuple[str, ...]  # dt of the partitions in range that have bronze files, ascending
     fingerprint: str
     ignored: tuple[str, ...] = ()  # keys under the agency's prefix that are not bronze files
+    # Bronze files (by suffix) whose key names no partition of the agency (dt=2024-02-30, no
+    # dt=, another agency_id): one message each, naming the key and why. Not folded, not in the
+    # fingerprint or the ledger: one misplaced file never blocks the agency's others.
+    skipped: tuple[str, ...] = ()
 
     def partition(self, day: str) -> str:
         """agency_id=<id>/dt=<day>."""
@@ -57,7 +61,8 @@ async def make_plan(
 ) -> Plan:
     """List the agency's bronze and fingerprint it; reads no bodies.
 
-    Raises DataError if the agencies file is missing or a bronze key names another partition.
+    Raises DataError if the agencies file is missing. Bronze keys that name no partition of the
+    agency are skipped (Plan.skipped), not folded.
     """
     try:
         agencies = await bronze.head(agencies_key)
@@ -68,13 +73,19 @@ async def make_plan(
     prefix = f"{BRONZE_PREFIX}agency_id={agency_id}/"
     files: list[ObjectInfo] = []
     ignored: list[str] = []
+    skipped: list[str] = []
     async for info in bronze.list(prefix):
         if not info.key.endswith(BRONZE_SUFFIXES):
             ignored.append(info.key)
             continue
-        owner, _ = partition_of(info.key)  # DataError if it names no dt
+        try:
+            owner, _ = partition_of(info.key)
+        except DataError as exc:  # no dt=, or no calendar date
+            skipped.append(str(exc))
+            continue
         if owner != agency_id:
-            raise DataError(f"{info.key}: names agency {owner} under agency {agency_id}'s prefix")
+            skipped.append(f"{info.key}: names agency {owner} under agency {agency_id}'s prefix")
+            continue
         files.append(info)
     days = sorted({partition_of(info.key)[1] for info in files})
     return Plan(
@@ -84,4 +95,5 @@ async def make_plan(
         days=tuple(day for day in days if in_range(day, first, last)),
         fingerprint=input_fingerprint(agencies, files),
         ignored=tuple(ignored),
+        skipped=tuple(skipped),
     )

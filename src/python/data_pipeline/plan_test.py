@@ -56,9 +56,27 @@ async def test_other_files_are_ignored_and_reported() -> None:
     assert len(plan.files) == 1
 
 
-async def test_a_bronze_file_outside_a_dt_partition_is_a_data_error() -> None:
-    with pytest.raises(DataError, match="agency_id=1/part-0.ndjson"):
-        await make_plan(_store("bronze/agency_id=1/part-0.ndjson"), 1, agencies_key="agencies.csv")
+async def test_bronze_files_naming_no_partition_of_the_agency_are_skipped_and_reported() -> None:
+    good = "bronze/agency_id=1/dt=2024-01-08/part-0.ndjson"
+    store = _store(
+        good,
+        "bronze/agency_id=1/dt=2024-02-30/part-0.ndjson",
+        "bronze/agency_id=1/part-0.ndjson",
+        "bronze/agency_id=1/x/agency_id=2/dt=2024-01-08/part-0.ndjson.gz",
+    )
+
+    plan = await make_plan(store, 1, agencies_key="agencies.csv")
+
+    assert [info.key for info in plan.files] == [good]
+    assert plan.days == ("2024-01-08",)
+    alone = await make_plan(_store(good), 1, agencies_key="agencies.csv")
+    assert plan.fingerprint == alone.fingerprint
+    assert plan.skipped == (
+        "bronze/agency_id=1/dt=2024-02-30/part-0.ndjson: dt=2024-02-30 is not a calendar date",
+        "bronze/agency_id=1/part-0.ndjson: not under agency_id=<id>/dt=<YYYY-MM-DD>/",
+        "bronze/agency_id=1/x/agency_id=2/dt=2024-01-08/part-0.ndjson.gz: names agency 2 under "
+        "agency 1's prefix",
+    )
 
 
 async def test_a_missing_agencies_file_names_the_key() -> None:

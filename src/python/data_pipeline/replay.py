@@ -1,8 +1,12 @@
 """Replay dead-letter rows through the transform; rows that now pass land in silver exactly once.
 
 Corrections are input, and a replay is a bronze -> silver pass of the agency:
-1. Select the agency's current dead-letter rows (the dead-letter table's committed rows of bronze
-   files silver's fold ledger covers): all, or those a given run wrote (replay_select).
+1. Select the agency's current dead-letter rows (the dead-letter table's rows of bronze files
+   silver's fold ledger covers, as silver's fold left them: a run killed between the two tables'
+   commits left newer dead letters that silver does not agree with yet): all, or those a given
+   run wrote (replay_select). A file-level dead letter (unreadable_file) has no line: it is
+   reported, not replayed. A line that was not UTF-8 is judged by its exact bytes (raw_bytes),
+   not by its U+FFFD text.
 2. Store the supplied corrections that change anything, write-once, under
    `corrections/agency_id=<id>/`. `promote` reads bronze through them (corrected_bronze), and a
    corrected file lists with another etag, so the fold ledger sees it changed: every later
@@ -30,11 +34,11 @@ from collections.abc import Mapping
 
 import attrs
 from etl_core.errors import ConfigError, RunNotFound
-from etl_core.model import Counts, ObjectInfo, PartitionRecord
+from etl_core.model import Counts, ObjectInfo, PartitionRecord, RunStatus
 from etl_core.ports import ObjectStore, SilverTables
 from etl_core.runner import JobOutcome, RunContext
 
-from data_pipeline.agencies import Agency, parse_agencies
+from data_pipeline.agencies import parse_agencies
 from data_pipeline.bronze_to_silver import JOB as PROMOTE_JOB
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.child_runs import CapturingContext
@@ -46,7 +50,7 @@ from data_pipeline.corrections import (
 )
 from data_pipeline.fingerprint import input_fingerprint
 from data_pipeline.fold_ledger import FoldLedger, load_ledger
-from data_pipeline.layout import BRONZE_PREFIX
+from data_pipeline.layout import BRONZE_PREFIX, partition_of
 from data_pipeline.leased import agency_lease, run_leased
 from data_pipeline.put_once import put_once
 from data_pipeline.replay_select import (
@@ -65,8 +69,8 @@ from data_pipeline.replay_track import (
     unchanged_tallies,
     watching_view,
 )
-from data_pipeline.transform import AGENCY_MISMATCH, transform_file
-from data_pipeline.validate import ValidRow
+from data_pipeline.transform import AGENCY_MISMATCH, UNREADABLE_FILE
+from data_pipeline.validate import AgencyInfo, Rejected, ValidRow, agency_infos, validate_line
 
 UNCHANGED = "unchanged"
 
@@ -118,18 +122,28 @@ async def _replay(
     agency_id = options.agency_id
     with ctx.span("select"):
         ledger = await load_ledger(store, agency_id, await tables.silver.version(agency_id))
+        base = await _unrecorded_base(ctx, store, ledger)
         folded = ledger.keys()
         rows = [
             r
-            for r in await current_dead_letters(tables, agency_id)
+            for r in await current_dead_letters(tables, agency_id, base)
             if BRONZE_PREFIX + r.source in folded and options.source_run in (None, r.run_id)
         ]  # rows of files no committed fold covers are an unfinished fold's: the pass drops them
+        # A file-level dead letter has no line to replay: fixing the file in bronze (a new
+        # etag) is what makes the next bronze_to_silver run read it again.
+        unreadable = [r for r in rows if r.reason == UNREADABLE_FILE]
+        rows = [r for r in rows if r.reason != UNREADABLE_FILE]
         if options.source_run is not None and not rows:
             await _check_run_known(ctx, options.source_run)
         stored = await load_corrections(store, agency_id)
         groups = group_rows(rows, stored)
         resolved = resolve_corrections(options.corrections, groups, stored)
     summary: dict[str, object] = {"selected": _selected(rows, options.source_run)}
+    if unreadable:
+        summary["unreadable files"] = (
+            f"{len(unreadable)} not replayed (no lines): replace the file in bronze, and the "
+            "next bronze_to_silver run reads it again"
+        )
     saved: str | None = None
     if resolved.new and ctx.dry_run:
         stored = stored.merged(resolved.new)
@@ -141,8 +155,10 @@ async def _replay(
     texts = {
         (g.source, k): stored.replacement(g.source, k) or g.shown for g in groups for k in g.keys
     }
+    exact = {(g.source, k): g.raw_bytes for g in groups for k in g.keys}
     agencies = parse_agencies(await bronze.get(options.agencies_key), source=options.agencies_key)
-    verdicts = {place: _judge(place, text, agencies, agency_id, stored)
+    infos = agency_infos(agencies)
+    verdicts = {place: _judge(place, text, exact[place], infos, agency_id, stored)
                 for place, text in texts.items()}  # fmt: skip
     note: str | None = None
     if not groups or not (resolved.new or _changes(groups, texts, verdicts)):
@@ -150,8 +166,9 @@ async def _replay(
         summary["partitions"] = "nothing written: every selected row fails as it did"
     else:
         record_ids = frozenset(v.record_id for v in verdicts.values() if isinstance(v, ValidRow))
+        rebuild = base != ledger.version  # the died replay's folds hold what its pass made
         tallies, outcome = await _pass(
-            inner, store, bronze, tables, stored, groups, record_ids, folded, options
+            inner, store, bronze, tables, stored, groups, record_ids, folded, options, rebuild
         )
         summary["partitions"] = outcome.summary.get("outcome")
         if not ctx.dry_run:
@@ -173,10 +190,11 @@ async def _pass(
     record_ids: frozenset[str],
     folded: frozenset[str],
     options: ReplayOptions,
+    rebuild: bool,
 ) -> tuple[dict[str, Tally], JobOutcome]:
     """promote through a watching view of the folded bronze; once more with reprocess if the
-    ledger saw nothing to redo."""
-    for reprocess in (False, True):
+    ledger saw nothing to redo (with rebuild, reprocess at once)."""
+    for reprocess in (True,) if rebuild else (False, True):
         inner.captured.clear()
         tracker = Tracker.of(watching_view(bronze, stored, groups, folded), groups, record_ids)
         promote_options = PromoteOptions(
@@ -198,23 +216,62 @@ async def _pass(
     return classify(groups, tracker), outcome
 
 
+async def _unrecorded_base(ctx: RunContext, store: ObjectStore, ledger: FoldLedger) -> int:
+    """The fold to select dead letters as of: silver's, unless its newest folds are those of a
+    replay that died (or failed) after committing them but before recording what it replayed.
+    Then the fold before them: this run replays the same rows again (a rebuild that rewrites
+    the same tables) and the history accounts for them, as if that replay had not run.
+
+    The agency's lease is held, so a replay still shown as running is dead."""
+    died = ledger.run_id
+    if ledger.version == 0 or died is None or died == ctx.run_id:
+        return ledger.version
+    try:
+        record = await ctx.history.get_run(died)
+    except RunNotFound:
+        return ledger.version
+    if record.job != ctx.job or record.status is RunStatus.SUCCEEDED:
+        return ledger.version
+    version = ledger.version
+    while version > 0 and (await load_ledger(store, ledger.agency_id, version)).run_id == died:
+        version -= 1
+    ctx.log.warning(
+        "agency %s: replay %s (%s) committed folds %s-%s but did not record them: replaying "
+        "the rows it selected again, so this run accounts for them",
+        ledger.agency_id,
+        died,
+        record.status.value,
+        version + 1,
+        ledger.version,
+    )
+    return version
+
+
 def _judge(
     place: tuple[str, str],
     text: str,
-    agencies: Mapping[int, Agency],
+    exact: bytes | None,
+    infos: Mapping[int, AgencyInfo],
     agency_id: int,
     stored: StoredCorrections,
 ) -> ValidRow | str | None:
-    """What the transform makes of the line alone: a ValidRow or a reason. None: unknown (an
-    uncorrected line that was not UTF-8; its bytes are not in the dead-letter row)."""
+    """What the transform makes of the line alone: a ValidRow or a reason. An uncorrected line
+    that was not UTF-8 is judged by its exact bytes (the dead-letter row's raw_bytes); None:
+    unknown (such a line in a row written before raw_bytes existed)."""
     source, key = place
-    if "\ufffd" in text and stored.replacement(source, key) is None:
+    corrected = stored.replacement(source, key)
+    if corrected is None and exact is not None:
+        line = exact
+    elif corrected is None and "\ufffd" in text:
         return None
-    result = transform_file(BRONZE_PREFIX + source, text.encode("utf-8"), agencies)
-    if not result.valid_rows:
-        return result.dead_letters[0].reason
-    row = result.valid_rows[0]
-    return row if row.agency_id == agency_id else AGENCY_MISMATCH
+    else:
+        line = text.encode("utf-8")
+    # The transform's own per-line verdict (transform_file's, without its gzip sniffing: a line
+    # of bytes may well start with the gzip magic).
+    outcome = validate_line(line, 1, partition_of(BRONZE_PREFIX + source)[1], infos)
+    if isinstance(outcome, Rejected):
+        return outcome.reason
+    return outcome if outcome.agency_id == agency_id else AGENCY_MISMATCH
 
 
 def _changes(

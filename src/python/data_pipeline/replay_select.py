@@ -13,7 +13,7 @@ from etl_core.ports import SilverTables
 from data_pipeline.corrections import Correction, StoredCorrections, line_key
 from data_pipeline.layout import partition_path
 
-_COLUMNS = ("dt", "reason", "source", "line", "raw", "run_id")
+_COLUMNS = ("dt", "reason", "source", "line", "raw", "run_id", "raw_bytes")
 
 
 @attrs.frozen
@@ -26,13 +26,22 @@ class DeadRow:
     raw: str
     run_id: str | None
     line: int | None = None  # 1-based line in source
+    raw_bytes: bytes | None = None  # the line's exact bytes where raw cannot give them back
 
 
-async def current_dead_letters(tables: SilverTables, agency_id: int) -> tuple[DeadRow, ...]:
-    """The agency's committed dead-letter rows, by source and line."""
-    table = await tables.deadletter.read(agency_id)
+async def current_dead_letters(
+    tables: SilverTables, agency_id: int, fold: int
+) -> tuple[DeadRow, ...]:
+    """The agency's dead-letter rows as silver's fold `fold` left them, by source and line. A
+    later fold whose dead letters committed but whose silver did not (a run killed between the
+    two) is not current: its rows replaced those a replay must select."""
+    if await tables.deadletter.version(agency_id) > fold:
+        table = await tables.deadletter.read_fold(agency_id, fold)
+    else:
+        table = await tables.deadletter.read(agency_id)
     if table is None or table.num_rows == 0:
         return ()
+    columns = [name for name in _COLUMNS if name in table.column_names]
     rows = [
         DeadRow(
             partition_path(agency_id, row["dt"].isoformat()),
@@ -41,8 +50,9 @@ async def current_dead_letters(tables: SilverTables, agency_id: int) -> tuple[De
             row["raw"] or "",
             row["run_id"],
             row["line"],
+            row.get("raw_bytes"),
         )
-        for row in table.select(list(_COLUMNS)).to_pylist()
+        for row in table.select(columns).to_pylist()
     ]
     return tuple(sorted(rows, key=lambda row: (row.source, row.line or 0, row.raw)))
 
@@ -57,6 +67,9 @@ class Group:
     reason: str
     lines: tuple[int | None, ...]  # the rows' lines in source
     keys: tuple[str, ...]  # original-line keys whose lines read as `shown` today
+    # The exact bytes every row of the group carries where `shown` cannot give them back (not
+    # UTF-8); None when shown is exact, or the rows' bytes differ or are unknown.
+    raw_bytes: bytes | None = None
 
     @property
     def count(self) -> int:
@@ -70,12 +83,17 @@ def group_rows(rows: Iterable[DeadRow], stored: StoredCorrections) -> tuple[Grou
     the original line of that very text.
     """
     lines: dict[tuple[str, str, str, str], list[int | None]] = collections.defaultdict(list)
+    exact: dict[tuple[str, str, str, str], set[bytes | None]] = collections.defaultdict(set)
     for r in rows:
         lines[(r.partition, r.source, r.raw, r.reason)].append(r.line)
+        exact[(r.partition, r.source, r.raw, r.reason)].add(r.raw_bytes)
     groups = []
-    for (partition, source, shown, reason), at in lines.items():
+    for place, at in lines.items():
+        partition, source, shown, reason = place
         keys = stored.replaced_by(source, shown) or (line_key(shown),)
-        groups.append(Group(partition, source, shown, reason, tuple(at), keys))
+        found = exact[place]
+        raw_bytes = next(iter(found)) if len(found) == 1 else None
+        groups.append(Group(partition, source, shown, reason, tuple(at), keys, raw_bytes))
     return tuple(groups)
 
 

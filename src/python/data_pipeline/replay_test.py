@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import gzip
 import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import attrs
 import orjson
 import pytest
 from etl_core.adapters.delta_tables import Tables, open_tables
 from etl_core.adapters.local_object_store import LocalObjectStore
-from etl_core.errors import ConfigError, LeaseHeld
+from etl_core.errors import ConfigError, LeaseHeld, TableError
 from etl_core.model import Counts, RunRecord, RunStatus
 from etl_core.runner import JobOutcome, RunContext
 from etl_core.settings import CommonSettings
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
 
+import data_pipeline.replay as replay_module
 from data_pipeline import transform
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
@@ -96,10 +99,19 @@ class World:
             agency_id=1, source_run=source_run, corrections=tuple(corrections), workers=1
         )
         tables = self.tables(run_id, dry_run=dry_run)
-        return await replay(ctx, self.store, self.bronze, tables, options)
+        outcome = await replay(ctx, self.store, self.bronze, tables, options)
+        if not dry_run:  # as the runner records a run that returned
+            await self.history.finish_run(
+                run_id,
+                status=RunStatus.SUCCEEDED,
+                finished_at=dt.datetime.now(dt.UTC),
+                counts=outcome.counts,
+            )
+        return outcome
 
     async def dead(self) -> list[DeadRow]:
-        return list(await current_dead_letters(self.tables(), 1))
+        tables = self.tables()
+        return list(await current_dead_letters(tables, 1, await tables.silver.version(1)))
 
     async def silver_table(self) -> list[Row]:
         """Silver rows of agency 1 by record_id, lineage included; record_ids unique."""
@@ -503,3 +515,114 @@ async def test_a_replay_cut_short_after_storing_its_corrections_is_finished_by_t
     assert outcome.summary["corrections"].endswith("nothing new to store")
     assert outcome.counts.rows_out + outcome.counts.rows_duplicate == len(corrections)
     assert await world.silver() == world.expected(applied(corrections, before))
+
+
+class _SilverCommitFails:
+    """A silver table whose merge fails, as a run killed between the dead-letter table's
+    commit and silver's leaves the tables."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def merge(self, *args: Any, **kwargs: Any) -> Any:
+        raise TableError("cut short before silver's commit")
+
+
+async def test_a_replay_cut_short_between_the_two_commits_ends_as_a_clean_replay(
+    tmp_path: Path,
+) -> None:
+    clean, cut = World(tmp_path / "clean"), World(tmp_path / "cut")
+    await clean.promote("r1")
+    await cut.promote("r1")
+    before = await cut.dead()
+    corrections = fixable(before)
+    expected = await clean.replay("r2", corrections)
+    ctx = await cut.context("r2", "replay_dead_letters")
+    tables = cut.tables("r2")
+    broken = attrs.evolve(tables, silver=cast(Any, _SilverCommitFails(tables.silver)))
+    options = ReplayOptions(agency_id=1, corrections=tuple(corrections), workers=1)
+
+    with pytest.raises(TableError, match="cut short"):
+        await replay(ctx, cut.store, cut.bronze, broken, options)
+
+    assert await tables.deadletter.version(1) > await tables.silver.version(1)
+    assert await cut.dead() == before  # the rows silver agrees with, not the newer fold's
+    outcome = await cut.replay("r3", corrections)
+    assert outcome.counts == expected.counts
+    assert outcome.summary["replayed"] == expected.summary["replayed"]
+    assert await cut.silver() == await clean.silver()
+    assert [attrs.evolve(r, run_id="") for r in await cut.dead()] == [
+        attrs.evolve(r, run_id="") for r in await clean.dead()
+    ]
+
+
+async def test_a_replay_that_died_after_its_commits_is_accounted_for_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean, cut = World(tmp_path / "clean"), World(tmp_path / "cut")
+    await clean.promote("r1")
+    await cut.promote("r1")
+    corrections = fixable(await cut.dead())
+    expected = await clean.replay("r2", corrections)
+
+    def died(*_: object) -> str:
+        raise RuntimeError("died before recording")
+
+    with monkeypatch.context() as patched:  # the pass committed; the note and history did not
+        patched.setattr(replay_module, "note_key", died)
+        with pytest.raises(RuntimeError, match="died before recording"):
+            await cut.replay("r2", corrections)
+    assert await cut.silver() == await clean.silver()
+
+    outcome = await cut.replay("r3", corrections)
+
+    assert outcome.counts == expected.counts
+    assert outcome.summary["replayed"] == expected.summary["replayed"]
+    assert await cut.silver() == await clean.silver()
+    assert [attrs.evolve(r, run_id="") for r in await cut.dead()] == [
+        attrs.evolve(r, run_id="") for r in await clean.dead()
+    ]
+    assert (await cut.replay("r4")).summary["partitions"].startswith("nothing written")
+
+
+async def test_a_file_level_dead_letter_is_reported_not_replayed_and_other_rows_still_are(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    broken = "bronze/agency_id=1/dt=2024-01-11/part-0.ndjson.gz"
+    world.bronze.objects[broken] = gzip.compress(b'{"record_id": "A001-1"}\n', mtime=0)[:-9]
+    await world.promote("r1")
+    rows = await world.dead()
+    assert [(r.line, r.raw) for r in rows if r.reason == "unreadable_file"] == [(None, "")]
+
+    outcome = await world.replay("p1", fixable(rows))
+
+    assert outcome.summary["unreadable files"].startswith("1 not replayed (no lines)")
+    assert outcome.counts.rows_in == len(rows) - 1
+    assert outcome.counts.balanced
+    assert outcome.counts.rows_out > 0
+    after = await world.dead()
+    assert [(r.source, r.run_id) for r in after if r.reason == "unreadable_file"] == [
+        (broken.removeprefix("bronze/"), "p1")
+    ]
+
+
+async def test_a_line_that_is_not_utf8_keeps_its_exact_bytes_through_a_replay(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    line = b'{"record_id": "A001-\xff\xfe", "agency_id": 1}'
+    world.bronze.objects["bronze/agency_id=1/dt=2024-01-08/part-0.ndjson"] += line + b"\n"
+    await world.promote("r1")
+    rows = await world.dead()
+    [before] = [r for r in rows if r.raw_bytes == line]
+
+    await world.replay("p1", fixable(rows))
+
+    [after] = [r for r in await world.dead() if r.raw_bytes == line]
+    shown = line.decode("utf-8", "replace")
+    assert (before.reason, before.raw, before.run_id) == ("invalid_json", shown, "r1")
+    assert (after.reason, after.line, after.run_id) == ("invalid_json", before.line, "p1")

@@ -49,6 +49,9 @@ DEADLETTER_SCHEMA: Final = pa.schema(
         pa.field("raw", pa.string()),
         pa.field("detail", pa.string()),
         pa.field("run_id", pa.string()),
+        # The line's exact bytes where raw cannot give them back (not UTF-8); else null. Added
+        # after the first release: the adapter adds it to a table created without it.
+        pa.field("raw_bytes", pa.binary()),
     ]
 )
 
@@ -140,6 +143,7 @@ def dead_letter_batch(
             "raw": [dead.raw for _, dead in rows],
             "detail": [dead.detail for _, dead in rows],
             "run_id": [run_id] * len(rows),
+            "raw_bytes": [dead.raw_bytes for _, dead in rows],
         },
         schema=DEADLETTER_SCHEMA,
     )

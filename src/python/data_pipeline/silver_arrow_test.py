@@ -59,5 +59,15 @@ def test_a_dead_letter_row_names_its_file_line_and_run() -> None:
     assert row == {
         "agency_id": 1, "dt": dt.date(2024, 1, 8), "reason": "invalid_json",
         "source": "agency_id=1/x.ndjson", "line": 3, "raw": "{", "detail": "x:3: invalid_json",
-        "run_id": "r1",
+        "run_id": "r1", "raw_bytes": None,
     }  # fmt: skip
+
+
+def test_a_dead_letter_that_is_not_utf8_keeps_its_exact_bytes() -> None:
+    letter = DeadLetter(
+        "invalid_json", "agency_id=1/x.ndjson", "{\ufffd", line=1, raw_bytes=b"{\xff"
+    )
+
+    [row] = dead_letter_batch(1, [(dt.date(2024, 1, 8), letter)], "r1").to_pylist()
+
+    assert (row["raw"], row["raw_bytes"]) == ("{\ufffd", b"{\xff")

@@ -17,7 +17,7 @@ import attrs
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from etl_core.errors import DataError, TableConflict
+from etl_core.errors import NothingForAgency, TableConflict
 from etl_core.model import Counts, DeadLetter
 from etl_core.ports import ObjectStore, SilverTables
 from etl_core.runner import JobOutcome, RunContext
@@ -32,7 +32,7 @@ _DEAD_LETTER_ORDER: Final = [(name, "ascending") for name in ("source", "line", 
 _BATCH_ROWS: Final = 10_000
 
 
-class NothingInSilver(DataError):
+class NothingInSilver(NothingForAgency):
     """The agency has neither silver rows nor dead letters: bronze_to_silver has not run for it."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import Any
@@ -17,6 +18,7 @@ import attrs
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from etl_core.errors import DataError
 from etl_core.model import DeadLetter
 
 from data_pipeline.agencies import Agency
@@ -61,24 +63,42 @@ def _unpickle_file_result(
     return FileResult(source, dt, rows_in, bytes_in, rows, dead_letters)
 
 
+class UnreadableFile(DataError):
+    """A bronze object whose body cannot be read as NDJSON at all: gzip that ends early, carries
+    trailing garbage or fails its checksum. The message is the decoder's error."""
+
+
 def decompress(body: bytes) -> bytes:
-    """The NDJSON text of a bronze object, gunzipped when it is gzip (by magic, not by name)."""
-    return gzip.decompress(body) if body[:2] == _GZIP_MAGIC else body
+    """The NDJSON text of a bronze object, gunzipped when it is gzip (by magic, not by name).
+
+    Raises UnreadableFile when the gzip is broken anywhere: a file is read whole or not at all.
+    """
+    if body[:2] != _GZIP_MAGIC:
+        return body
+    try:
+        return gzip.decompress(body)
+    except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise UnreadableFile(f"{type(exc).__name__}: {exc}") from None
 
 
 def transform_file(source_key: str, body: bytes, agencies: Mapping[int, Agency]) -> FileResult:
     """Validate and normalise every non-blank line of one bronze object (plain or gzip).
 
     source_key is the object key (bronze/agency_id=<id>/dt=<day>/part-<n>.ndjson[.gz]); its dt
-    is the silver rows' dt. Raises DataError when the key names no partition.
+    is the silver rows' dt. Raises DataError when the key names no partition, UnreadableFile
+    (naming the key) when the body is broken gzip.
     """
     _, day = partition_of(source_key)
     source = relative_to_bronze(source_key)
+    try:
+        text = decompress(body)
+    except UnreadableFile as exc:
+        raise UnreadableFile(f"{source_key}: {exc}") from None
     infos = agency_infos(agencies)
     valid: list[ValidRow] = []
     dead: list[DeadLetter] = []
     rows_in = 0
-    for line_no, line in enumerate(decompress(body).split(b"\n"), start=1):
+    for line_no, line in enumerate(text.split(b"\n"), start=1):
         if line[:1] != b"{" and not line.strip(_BLANK):
             continue
         rows_in += 1
@@ -109,15 +129,25 @@ class FileBatch:
 
 
 def transform_batch(
-    source_key: str, body: bytes, agencies: Mapping[int, Agency], agency_id: int | None = None
+    source_key: str,
+    body: bytes,
+    agencies: Mapping[int, Agency],
+    agency_id: int | None = None,
+    *,
+    etag: str | None = None,
 ) -> FileBatch:
     """transform_file's outcome, column by column. With agency_id, a valid row naming another
     agency becomes a dead letter of reason AGENCY_MISMATCH (a one-agency run writes only its own).
+    A body that cannot be read at all is one file-level dead letter (unreadable_batch).
     """
     _, day = partition_of(source_key)
     source = relative_to_bronze(source_key)
+    try:
+        text = decompress(body)
+    except UnreadableFile as exc:
+        return unreadable_batch(source, day, len(body), etag, str(exc))
     infos = agency_infos(agencies)
-    lines = decompress(body).split(b"\n")
+    lines = text.split(b"\n")
     numbers = [n for n, line in enumerate(lines, 1) if line[:1] == b"{" or line.strip(_BLANK)]
     kept = [lines[n - 1] for n in numbers] if len(numbers) != len(lines) else lines
     table, accepted = _validate_columns(_parse(kept), infos)
@@ -177,6 +207,23 @@ AGENCY_MISMATCH = "agency_mismatch"
 """A valid row whose agency_id names another agency than the file's path: a one-agency run must
 not write another agency's partition, so the row is dead-lettered (never generated)."""
 
+UNREADABLE_FILE = "unreadable_file"
+"""A bronze file that cannot be read at all (broken gzip): one dead letter for the whole file,
+with no line and no raw text; its detail names the key, etag, size and the decoder's error."""
+
+
+def unreadable_batch(
+    source: str, day: str, bytes_in: int, etag: str | None, error: str
+) -> FileBatch:
+    """The FileBatch of a file that cannot be read: it counts as one input row and one dead
+    letter (its lines are unknown), so rows_in = out + duplicate + dead-letter still holds and
+    the dead-letter table holds exactly the rows the counts name. Fixing the file in bronze gives
+    it a new etag, and the next run reads it again (the fold ledger sees it changed: a rebuild).
+    """
+    detail = f"{source}: {UNREADABLE_FILE} (etag {etag}, {bytes_in} bytes): {error}"
+    dead = DeadLetter(reason=UNREADABLE_FILE, source=source, raw="", detail=detail, line=None)
+    return FileBatch(source, day, 1, bytes_in, VALID_SCHEMA.empty_table(), (dead,))
+
 
 def _own_agency(batch: FileBatch, lines: Sequence[bytes], agency_id: int) -> FileBatch:
     own = pc.equal(batch.valid["agency_id"], agency_id)
@@ -187,7 +234,7 @@ def _own_agency(batch: FileBatch, lines: Sequence[bytes], agency_id: int) -> Fil
         DeadLetter(
             reason=AGENCY_MISMATCH,
             source=batch.source,
-            raw=lines[line - 1].decode("utf-8", errors="replace"),
+            raw=_text(lines[line - 1]),
             detail=f"{batch.source}:{line}: {AGENCY_MISMATCH} {other}",
             line=line,
         )
@@ -204,5 +251,21 @@ def _dead_letter(source: str, line_no: int, line: bytes, rejected: Rejected) -> 
     detail = f"{source}:{line_no}: {rejected.reason}"
     if rejected.value:
         detail += f" {rejected.value[:200]}"
-    raw = line.decode("utf-8", errors="replace")
-    return DeadLetter(reason=rejected.reason, source=source, raw=raw, detail=detail, line=line_no)
+    try:
+        raw, exact = line.decode("utf-8"), None
+    except UnicodeDecodeError:
+        # raw shows the line with U+FFFD, which cannot be encoded back: keep its bytes too.
+        raw, exact = line.decode("utf-8", errors="replace"), line
+    return DeadLetter(
+        reason=rejected.reason,
+        source=source,
+        raw=raw,
+        detail=detail,
+        line=line_no,
+        raw_bytes=exact,
+    )
+
+
+def _text(line: bytes) -> str:
+    # A valid row's line: orjson and the standard parser accept only UTF-8, so this is exact.
+    return line.decode("utf-8", errors="replace")

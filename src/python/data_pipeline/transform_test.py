@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import pickle
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -12,7 +13,13 @@ from etl_core.errors import DataError
 
 from data_pipeline import reasons
 from data_pipeline.agencies import Agency
-from data_pipeline.transform import FileResult, transform_file
+from data_pipeline.transform import (
+    UNREADABLE_FILE,
+    FileResult,
+    UnreadableFile,
+    transform_batch,
+    transform_file,
+)
 
 AGENCIES = {3: Agency(3, "Honolulu Police Department", "HI", "Pacific/Honolulu")}
 KEY = "bronze/agency_id=3/dt=2024-01-09/part-0.ndjson"
@@ -88,11 +95,93 @@ def test_dead_letter_keeps_the_raw_line_and_names_source_and_line() -> None:
     )
 
 
-def test_undecodable_bytes_are_replaced_in_the_raw_text() -> None:
-    result = transform_file(KEY, b'{"record_id": "\xff"}\n', AGENCIES)
+def test_undecodable_bytes_are_replaced_in_the_raw_text_and_kept_exactly() -> None:
+    line = b'{"record_id": "\xff\xc3"}\r'
 
-    assert result.dead_letters[0].reason == reasons.INVALID_JSON
-    assert result.dead_letters[0].raw == '{"record_id": "\ufffd"}'
+    per_row, columnar = transform_file(KEY, line, AGENCIES), transform_batch(KEY, line, AGENCIES)
+    for batch in (per_row, columnar):
+        (dead,) = batch.dead_letters
+        assert dead.reason == reasons.INVALID_JSON
+        assert dead.raw == '{"record_id": "\ufffd\ufffd"}\r'
+        assert dead.raw_bytes == line
+
+
+def test_a_utf8_dead_letter_keeps_no_second_copy_of_its_bytes() -> None:
+    line = '{"record_id": "é", "agency_id": 99}'.encode()
+
+    (dead,) = transform_batch(KEY, line, AGENCIES).dead_letters
+
+    assert (dead.raw.encode(), dead.raw_bytes) == (line, None)
+
+
+@pytest.mark.parametrize(
+    ("record", "detail"),
+    [
+        (b"{not json", "invalid_json"),
+        (_record(record_id="  "), "missing_record_id '  '"),
+        (_record(agency_id=99), "unknown_agency 99"),
+        (_record(occurred_at="02/30/2024 10:00"), "bad_occurred_at '02/30/2024 10:00'"),
+        (_record(updated_at="yesterday"), "bad_updated_at 'yesterday'"),
+        (_record(record_type="arrest"), "bad_record_type 'arrest'"),
+        (_record(status=7), "bad_status 7"),
+        (_record(location={"lat": "x", "lon": "1"}), "bad_location {'lat': 'x', 'lon': '1'}"),
+        (_record(location={"lat": "91", "lon": "1"}), "lat_out_of_range '91'"),
+        (_record(location={"lat": "1", "lon": "-181"}), "lon_out_of_range '-181'"),
+        (_record(amount="1,2x"), "bad_amount '1,2x'"),
+    ],
+)
+def test_every_dead_letter_names_its_source_line_reason_and_offending_value(
+    record: object, detail: str
+) -> None:
+    body = _body(_record("A0"), record)
+
+    for batch in (transform_file(KEY, body, AGENCIES), transform_batch(KEY, body, AGENCIES, 3)):
+        (dead,) = batch.dead_letters
+        assert dead.line == 2
+        assert dead.detail == f"agency_id=3/dt=2024-01-09/part-0.ndjson:2: {detail}"
+        assert dead.reason == detail.split(" ")[0]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param(lambda packed: packed[: len(packed) // 2], id="truncated"),
+        pytest.param(lambda packed: packed[:-3], id="truncated-trailer"),
+        pytest.param(lambda packed: packed + b"trailing garbage", id="trailing-garbage"),
+        pytest.param(lambda packed: packed + packed[:20], id="truncated-second-member"),
+        pytest.param(lambda packed: packed[:-8] + b"\0\0\0\0" + packed[-4:], id="bad-crc"),
+    ],
+)
+def test_a_gzip_body_that_cannot_be_read_is_one_file_level_dead_letter(
+    broken: Callable[[bytes], bytes],
+) -> None:
+    body = _body(*(_record(f"A{n}") for n in range(50)))
+    packed = broken(gzip.compress(body, mtime=0))
+
+    batch = transform_batch(KEY + ".gz", packed, AGENCIES, 3, etag="e-1")
+
+    assert (batch.rows_in, batch.bytes_in, batch.valid.num_rows) == (1, len(packed), 0)
+    (dead,) = batch.dead_letters
+    assert (dead.reason, dead.source, dead.line, dead.raw) == (
+        UNREADABLE_FILE,
+        "agency_id=3/dt=2024-01-09/part-0.ndjson.gz",
+        None,
+        "",
+    )
+    assert dead.detail is not None
+    assert dead.detail.startswith(
+        f"agency_id=3/dt=2024-01-09/part-0.ndjson.gz: unreadable_file (etag e-1, {len(packed)} "
+        "bytes): "
+    )
+    assert any(name in dead.detail for name in ("EOFError", "BadGzipFile", "error"))
+    assert pickle.loads(pickle.dumps(batch)).dead_letters == batch.dead_letters
+
+
+def test_the_per_row_reference_names_the_key_of_a_body_it_cannot_read() -> None:
+    packed = gzip.compress(_body(_record()), mtime=0)[:-5]
+
+    with pytest.raises(UnreadableFile, match=r"part-0.ndjson.gz: EOFError: Compressed file ended"):
+        transform_file(KEY + ".gz", packed, AGENCIES)
 
 
 def test_gzip_bodies_are_read_like_plain_ones() -> None:

@@ -108,6 +108,15 @@ class DataError(EtlError):
     """Input data broke an invariant that the job cannot route to dead-letter."""
 
 
+class NothingForAgency(DataError):
+    """The source holds nothing for the agency (no records, no bronze files): a failed run, not
+    an empty success."""
+
+
+class UnknownAgency(NothingForAgency):
+    """The agency is not in the reference data (agencies.csv)."""
+
+
 class InvariantViolation(DataError):
     """rows_in != rows_out + rows_duplicate + rows_dead_letter, or a similar audit failure."""
 

@@ -167,6 +167,9 @@ class DeadLetter:
     run_id: str | None = None
     detail: str | None = None
     line: int | None = None  # 1-based line in source, where the row came from a file
+    # The line's exact bytes when they are not UTF-8 (raw then shows them with U+FFFD); None
+    # when raw.encode("utf-8") gives them back.
+    raw_bytes: bytes | None = None
 
 
 @attrs.frozen

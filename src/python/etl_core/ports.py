@@ -103,9 +103,16 @@ class RunHistory(Protocol):
         ...
 
     async def list_runs(
-        self, *, job: str | None = None, agency_id: int | None = None, limit: int = 20
+        self,
+        *,
+        job: str | None = None,
+        agency_id: int | None = None,
+        status: RunStatus | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 20,
     ) -> list[RunRecord]:
-        """Most recent runs first, optionally filtered."""
+        """Most recent runs first, optionally filtered: by job, agency, stored status (never
+        STALE) and the `parent_run_id` parameter (a backfill's or a rollout's child runs)."""
         ...
 
     async def partitions(self, run_id: str) -> list[PartitionRecord]:
@@ -179,11 +186,20 @@ class DeadLetterTable(Protocol):
     ) -> int:
         """Commit rows as fold `version` of the agency, replacing rows an earlier attempt at the
         same version wrote (so a re-run after a crash never duplicates them); with replace, every
-        row of the agency. Returns the rows written. Raises TableError/TableConflict."""
+        row of the agency. Columns of rows the table lacks are added first (nullable). Returns
+        the rows written. Raises TableError/TableConflict."""
         ...
 
     async def read(self, agency_id: int | None = None) -> ArrowTable | None:
-        """The committed rows of one agency (or all); None if no table yet."""
+        """The committed rows of one agency (or all), with every column the table has; rows
+        written before a column was added read null there. None if no table yet."""
+        ...
+
+    async def read_fold(self, agency_id: int, fold: int) -> ArrowTable | None:
+        """The agency's rows as its fold `fold` left them, though a later fold committed here
+        since (a fold interrupted between this commit and silver's: its rows are not yet the
+        ones silver agrees with). None if no table yet. Raises TableError if that fold is not
+        in the table's history (or its files were vacuumed)."""
         ...
 
 

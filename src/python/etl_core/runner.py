@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import importlib.metadata
 import logging
 import os
 import signal
@@ -30,8 +29,10 @@ from etl_core.errors import (
 )
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
 from etl_core.ports import LeaseStore, RunHistory
+from etl_core.process_memory import limit_malloc_arenas
 from etl_core.settings import CommonSettings
 from etl_core.urls import redact
+from etl_core.version import code_version
 
 __all__ = [
     "JobBody",
@@ -124,6 +125,7 @@ def run_job(
     A SIGTERM at any point (even before the event loop runs) is recorded: the run row is written,
     marked failed ("Terminated"), and the exit code is 75.
     """
+    limit_malloc_arenas()  # before any thread: see etl_core.process_memory
     with sigterm.deferred():
         return _run_job(job, settings, body, parameters=parameters, lease_scope=lease_scope)
 
@@ -459,10 +461,4 @@ def _parameters(settings: CommonSettings, extra: Mapping[str, Any] | None) -> di
 
 
 def _code_version() -> str:
-    version = os.environ.get("ETL_CODE_VERSION", "").strip()
-    if version:
-        return version
-    for distribution in ("etl-platform", "data-pipeline"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            return importlib.metadata.version(distribution)
-    return "dev"
+    return code_version(os.environ)

@@ -104,6 +104,7 @@ def entrypoint(argv: list[str]) -> int:
 async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobOutcome:
     """Wire the store and either its tables or the source and the agencies file, then export."""
     from data_pipeline.agency_export import ExportOptions, export_agency, export_prefix
+    from data_pipeline.agency_presence import require_known
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.adapters.record_sources import open_record_source
 
@@ -114,7 +115,7 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
             open_object_store(settings.store_url, dry_run=ctx.dry_run)
         )
         if settings.source_url is None:
-            from data_pipeline.silver_export import export_silver
+            from data_pipeline.silver_export import NothingInSilver, export_silver
             from etl_core.adapters.delta_tables import SILVER, open_tables
 
             tables = open_tables(
@@ -122,12 +123,17 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
             )
             label = _location(settings.store_url, SILVER)
             export = ExportOptions(settings.agency_id, settings.formats, source_label=label)
-            outcome = await export_silver(ctx, tables, store, export)
+            try:
+                outcome = await export_silver(ctx, tables, store, export)
+            except NothingInSilver:
+                await _known_to_the_store(store, settings)  # an unknown agency says so
+                raise
         else:
             source = await stack.enter_async_context(
                 open_record_source(settings.source_url, settings.source_options())
             )
             agencies, summary["agencies"] = await _agencies(stack, settings, store)
+            require_known(settings.agency_id, agencies, summary["agencies"])
             label = redact(settings.source_url)
             export = ExportOptions(settings.agency_id, settings.formats, source_label=label)
             outcome = await export_agency(ctx, source, store, agencies, export)
@@ -165,6 +171,22 @@ async def _agencies(
     except ObjectNotFound:
         raise DataError(f"agencies file {shown} not found (pass --agencies URL)") from None
     return parse_agencies(body, source=shown), shown
+
+
+async def _known_to_the_store(store: ObjectStore, settings: AgencyDataSettings) -> None:
+    """Raise UnknownAgency if the store's agencies file (bronze_to_silver's reference data)
+    does not list the agency; nothing if it does or there is no such file."""
+    from data_pipeline.agencies import parse_agencies
+    from data_pipeline.agency_presence import require_known
+    from etl_core.errors import ObjectNotFound
+
+    assert settings.agency_id is not None
+    shown = f"{_location(settings.store_url, '').rstrip('/')}/{AGENCIES_KEY}"
+    try:
+        body = await store.get(AGENCIES_KEY)
+    except ObjectNotFound:
+        return
+    require_known(settings.agency_id, parse_agencies(body, source=shown), shown)
 
 
 def _split_object_url(url: str) -> tuple[str, str]:

@@ -14,9 +14,11 @@ from collections.abc import Iterator, Set
 import attrs
 from etl_core import clock, serde, sigterm
 from etl_core.errors import ConfigError, EtlError, ExitCode
-from etl_core.model import RunRecord
+from etl_core.model import RunRecord, RunStatus
 from etl_core.process_exit import exit_with
 from etl_core.settings import CommonSettings, load_settings
+from etl_core.urls import redact
+from etl_core.version import code_version
 
 from jobs import registry
 
@@ -24,12 +26,14 @@ PROG = "data-pipeline"
 USAGE = f"""usage: {PROG} <command> [arguments]
 
 commands:
-  list                        the jobs and what each does
+  list [--json]               the jobs and what each does
   run <job> [--] [args...]    run a job; `{PROG} <job> [args...]` works too
-  runs [--job JOB] [--agency-id N] [--limit N] [--history URL] [--config PATH] [--json]
+  runs [--job JOB] [--agency-id N] [--status S] [--parent RUN_ID] [--limit N]
+       [--history URL] [--config PATH] [--json]
                               recent runs from the run history (stale = died while running)
   k8s render [args...]        Kubernetes Job manifests for a job over many agencies
   <job> --help                a job's own options
+  --version                   the code version (recorded with every run)
 
 exit codes: 0 ok, 1 failed, 2 usage or configuration error, 75 temporary failure (retry)
 """
@@ -45,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     if command in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
         return ExitCode.OK
+    if command in ("-V", "--version"):
+        print(f"{PROG} {code_version(os.environ)}")
+        return ExitCode.OK
     if command == "list":
-        return _list()
+        return _list(rest)
     if command == "runs":
         return _runs(rest)
     if command == "k8s":
@@ -70,11 +77,24 @@ def _error(message: str, code: int) -> int:
     return code
 
 
-def _list() -> int:
+def _list(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"{PROG} list", description="The jobs, by name.")
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
     found = registry.discover()
-    width = max((len(job.name) for job in found.jobs), default=0)
-    for job in found.jobs:
-        print(f"{job.name:<{width}}  {job.description}")
+    if args.json:
+        jobs = [
+            {"name": job.name, "description": job.description, "module": job.module}
+            for job in found.jobs
+        ]
+        print(json.dumps({"jobs": jobs, "problems": list(found.problems)}, indent=2))
+    else:
+        width = max((len(job.name) for job in found.jobs), default=0)
+        for job in found.jobs:
+            print(f"{job.name:<{width}}  {job.description}")
     for problem in found.problems:
         print(f"{PROG}: broken job module: {problem}", file=sys.stderr)
     return ExitCode.FAILED if found.problems else ExitCode.OK
@@ -113,6 +133,15 @@ def _runs_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{PROG} runs", description="Recent runs, newest first.")
     parser.add_argument("--job", help="only this job")
     parser.add_argument("--agency-id", dest="agency_id", type=int, help="only this agency")
+    parser.add_argument(
+        "--status", choices=[status.value for status in RunStatus],
+        help="only runs in this state (stale: running, but no heartbeat for "
+        "stale_after_seconds, default 900)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--parent", dest="parent_run_id", metavar="RUN_ID",
+        help="only the child runs of this run (a backfill's agencies, a k8s rollout's pods)",
+    )  # fmt: skip
     parser.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     parser.add_argument("--history", dest="history_url", metavar="URL", help="run history URL")
     parser.add_argument("--config", dest="config_path", metavar="PATH", help="TOML settings")
@@ -137,32 +166,88 @@ def _runs(argv: list[str]) -> int:
         )
     except ConfigError as exc:
         return _error(str(exc), ExitCode.USAGE)
+    from etl_core.adapters.run_histories import history_may_exist
+
+    if not history_may_exist(settings.history_url):  # reading must not create an empty database
+        return _error(
+            f"no run history at {redact(settings.history_url)}: the file does not exist (no run "
+            "has recorded there yet, or --history / ETL_HISTORY_URL names the wrong file)",
+            ExitCode.USAGE,
+        )
+    stale_after = dt.timedelta(seconds=settings.stale_after_seconds)
+    query = _RunsQuery(args.job, args.agency_id, args.status, args.parent_run_id, args.limit)
     try:
-        runs = asyncio.run(_fetch(settings.history_url, args.job, args.agency_id, args.limit))
+        runs = asyncio.run(_fetch(settings.history_url, query, stale_after))
     except EtlError as exc:
         return _error(str(exc), exc.exit_code)
-    stale_after = dt.timedelta(seconds=settings.stale_after_seconds)
+    if not runs and args.job is not None and args.job not in registry.job_names():
+        known = ", ".join(registry.job_names())
+        return _error(
+            f"unknown job {args.job!r} (known jobs: {known}) and no runs of it recorded",
+            ExitCode.USAGE,
+        )
     now = clock.now()
     if args.json:
         print(json.dumps([_as_json(run, now, stale_after) for run in runs], indent=2))
     elif runs:
         print(_table(runs, now, stale_after))
     else:
-        print("no runs recorded", file=sys.stderr)
+        which = query.describe()
+        shown = redact(settings.history_url)
+        print(f"no runs {which + ' ' if which else ''}recorded in {shown}", file=sys.stderr)
     return ExitCode.OK
 
 
-async def _fetch(url: str, job: str | None, agency_id: int | None, limit: int) -> list[RunRecord]:
-    from etl_core.adapters.run_histories import history_may_exist, open_run_history
+@attrs.frozen
+class _RunsQuery:
+    """What `runs` asks for; status may be "stale" (derived at read time, never stored)."""
 
-    if not history_may_exist(url):  # reading must not create an empty database
-        return []
+    job: str | None
+    agency_id: int | None
+    status: str | None
+    parent_run_id: str | None
+    limit: int
+
+    def describe(self) -> str:
+        """The filters as words ("of job x, for agency 3") or "" for none."""
+        filters = (
+            ("of job", self.job),
+            ("for agency", self.agency_id),
+            ("with status", self.status),
+            ("with parent", self.parent_run_id),
+        )
+        return ", ".join(f"{label} {value}" for label, value in filters if value is not None)
+
+
+async def _fetch(url: str, query: _RunsQuery, stale_after: dt.timedelta) -> list[RunRecord]:
+    from etl_core.adapters.run_histories import open_run_history
+
+    # running and stale are both stored as running: ask for those, then tell them apart.
+    derived = query.status in (RunStatus.RUNNING.value, RunStatus.STALE.value)
+    stored = None
+    if query.status is not None:
+        stored = RunStatus.RUNNING if derived else RunStatus(query.status)
     async with open_run_history(url) as history:
         # A run whose process is gone (its lease's liveness lock is free) shows as failed
         # ("died") now, not as running until stale. Best effort: reading must still work.
         with contextlib.suppress(EtlError):
             await history.reap_dead()
-        return await history.list_runs(job=job, agency_id=agency_id, limit=limit)
+        runs = await history.list_runs(
+            job=query.job,
+            agency_id=query.agency_id,
+            status=stored,
+            parent_run_id=query.parent_run_id,
+            limit=_ALL_RUNNING if derived else query.limit,
+        )
+    if derived:
+        now = clock.now()
+        runs = [run for run in runs if run.effective_status(now, stale_after).value == query.status]
+    return runs[: query.limit]
+
+
+# Runs stored as running are few (the live ones and the dead not yet reaped): all are read to
+# tell running from stale.
+_ALL_RUNNING = 100_000
 
 
 def _as_json(run: RunRecord, now: dt.datetime, stale_after: dt.timedelta) -> dict[str, object]:

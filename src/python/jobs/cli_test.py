@@ -85,12 +85,15 @@ def test_bad_job_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["generate", "--no-such-flag"]) == 2
 
 
-def test_runs_on_a_missing_history_creates_nothing(
+def test_runs_on_a_missing_history_is_an_error_and_creates_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path}/h.sqlite3"
-    assert cli.main(["runs", "--history", url]) == 0
-    assert "no runs recorded" in capsys.readouterr().err
+    assert cli.main(["runs", "--history", url]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"data-pipeline: error: no run history at {url}: the file does not exist"
+    )
     assert not (tmp_path / "h.sqlite3").exists()
 
 

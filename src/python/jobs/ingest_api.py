@@ -1,4 +1,13 @@
-"""Pull one agency's records from an upstream API (or any record source) into bronze, resumably."""
+"""Pull one agency's records from an upstream API (or any record source) into bronze,
+incrementally: each run fetches only what is new upstream since the last one, on any day.
+
+The pull state is one object per agency and source (`_checkpoints/ingest_api/agency_id=<id>/
+source=<source_id>/state.json`), kept across days: a run goes on from the last checkpoint (an
+HTTP API's last page is asked again and only what follows what was read is kept), or, with
+--since-param, asks for what changed since the greatest --since-field value landed so far
+(`?updated_since=<it>`), skipping the lines it already landed at that instant. What is new lands
+in this run's dt; what landed on earlier days stays in their dt.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 
@@ -20,20 +30,26 @@ from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import add_common_arguments, settings_from_args
-from etl_core.urls import redact
+from etl_core.urls import parse_source_url, redact
 
 NAME = "ingest_api"
+_QUERY_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 
 
 @attrs.frozen(kw_only=True)
 class IngestSettings(RecordSourceSettings):
-    """Source settings (a source is required) plus the bronze dt of the pull.
+    """Source settings (a source is required) plus the bronze dt of the pull and, for an HTTP
+    API that can filter by modification time, how to ask it for what changed.
 
-    `dt` None: the dt of the newest pull from this source if unfinished, else today (UTC).
+    `dt` None: the dt of the source's pull if unfinished, else today (UTC).
     `batch_size` is the records per bronze part (whole source batches; a page is never split).
+    `since_param`: the API's query parameter for "changed since" (e.g. updated_since); None:
+    resume by checkpoint alone. `since_field`: the record field (ISO-8601) it filters on.
     """
 
     dt: str | None = None
+    since_param: str | None = None
+    since_field: str = "updated_at"
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
@@ -41,20 +57,37 @@ class IngestSettings(RecordSourceSettings):
             yield "source_url", "a source is required (--source https://...)"
         if self.dt is not None and _parse_day(self.dt) is None:
             yield "dt", f"expected a date YYYY-MM-DD, got {self.dt!r}"
+        if self.since_param is not None:
+            if not _QUERY_NAME.fullmatch(self.since_param):
+                yield "since_param", f"expected a query parameter name, got {self.since_param!r}"
+            elif _source_kind(self.source_url) not in (None, "http"):
+                yield "since_param", "only an HTTP API source can be asked what changed since"
+        if not self.since_field.strip():
+            yield "since_field", "expected a record field name"
 
     @property
     def source_id(self) -> str:
         """12 hex digits naming the source: its redacted URL and how it is read (credentials
         excluded, so rotating them keeps the checkpoint)."""
         assert self.source_url is not None
-        identity = "|".join(
-            str(part)
-            for part in (
-                redact(self.source_url), self.paging, self.records_path, self.source_table,
-                self.source_key, self.source_agency_column, self.source_record_column,
-            )
-        )  # fmt: skip
+        parts: list[object] = [
+            redact(self.source_url), self.paging, self.records_path, self.source_table,
+            self.source_key, self.source_agency_column, self.source_record_column,
+        ]  # fmt: skip
+        if self.since_param is not None:  # another way of reading: its own state
+            parts += ["since", self.since_param, self.since_field]
+        identity = "|".join(str(part) for part in parts)
         return hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+
+def _source_kind(url: str | None) -> str | None:
+    """The kind of source url names; None if none or not valid (a problem reported apart)."""
+    if url is None:
+        return None
+    try:
+        return parse_source_url(url).kind
+    except ConfigError:
+        return None
 
 
 def _parse_day(text: str) -> dt.date | None:
@@ -72,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dt", metavar="YYYY-MM-DD", help="bronze dt (default: an unfinished pull's, else today)"
     )
+    parser.add_argument(
+        "--since-param", dest="since_param", metavar="NAME",
+        help="HTTP: query parameter asking the API for records changed since a time (e.g. "
+        "updated_since); each run then asks since the greatest --since-field value landed",
+    )  # fmt: skip
+    parser.add_argument(
+        "--since-field", dest="since_field", metavar="FIELD",
+        help="with --since-param: the record field (ISO-8601 instant) it filters on "
+        "(default updated_at)",
+    )  # fmt: skip
     add_source_arguments(parser, batch_help="records per bronze part (default 1000)")
     add_common_arguments(parser, agency_required=True)
     return parser
@@ -93,8 +136,15 @@ def entrypoint(argv: list[str]) -> int:
 
 
 async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
-    """Wire the store and the source, pick the dt, ingest."""
-    from data_pipeline.ingest import IngestOptions, ingest, pending_day
+    """Wire the store, read the pull state, pick the dt, open the source asking for what is
+    new, ingest."""
+    from data_pipeline.ingest import (
+        IngestOptions,
+        ingest,
+        load_pull_state,
+        pending_day,
+        read_from,
+    )
     from etl_core import clock
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.adapters.record_sources import open_record_source
@@ -106,16 +156,20 @@ async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
         store = await stack.enter_async_context(
             open_object_store(settings.store_url, dry_run=ctx.dry_run)
         )
-        day = (
-            settings.dt
-            or await pending_day(store, settings.agency_id, source_id)
-            or clock.now().date().isoformat()
+        state = await load_pull_state(store, settings.agency_id, source_id)
+        day = settings.dt or pending_day(state) or clock.now().date().isoformat()
+        since_field = settings.since_field if settings.since_param else None
+        options = IngestOptions(
+            settings.agency_id, day, source_id, settings.batch_size, since_field=since_field
+        )
+        _, since = read_from(state, options)
+        source_options = attrs.evolve(
+            settings.source_options(), since_param=settings.since_param, since=since
         )
         source = await stack.enter_async_context(
-            open_record_source(settings.source_url, settings.source_options())
+            open_record_source(settings.source_url, source_options)
         )
-        options = IngestOptions(settings.agency_id, day, source_id, settings.batch_size)
-        outcome = await ingest(ctx, source, store, options)
+        outcome = await ingest(ctx, source, store, options, state)
     summary = {
         "source": redact(settings.source_url),
         "dt": day,
@@ -128,7 +182,10 @@ async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
     return attrs.evolve(outcome, summary=summary)
 
 
-JOB = (entrypoint, "Pull an agency's records from an upstream HTTP API into bronze, checkpointed")
+JOB = (
+    entrypoint,
+    "Pull what is new upstream (an HTTP API or other source) into an agency's bronze",
+)
 
 if __name__ == "__main__":
     exit_with(entrypoint(sys.argv[1:]))

@@ -99,6 +99,10 @@ def test_the_source_id_ignores_credentials_but_not_what_is_read() -> None:
         return settings.source_id
 
     base = source_id("https://api.example.com/r?token=one")
+    since = ingest_api.IngestSettings(
+        agency_id=1, source_url="https://api.example.com/r?token=one", since_param="updated_since"
+    )
+    assert since.source_id != base  # another way of reading: its own pull state
     assert source_id("https://api.example.com/r?token=two") == base
     assert source_id("https://api.example.com/r?token=one", auth_env="OTHER") == base
     assert source_id("https://api.example.com/r?token=one", records_path="items") != base
@@ -115,6 +119,10 @@ def test_the_source_id_ignores_credentials_but_not_what_is_read() -> None:
          "environment variable NOPE_UNSET (API credentials) is not set"),
         (["--agency-id", "5", "--source", "https://u:hunter2@a.example.com/r", "--batch-size", "0"],
          "@ --batch-size: must be >= 1"),
+        (["--agency-id", "5", "--source", "/some/lake", "--since-param", "updated_since"],
+         "@ --since-param: only an HTTP API source can be asked what changed since"),
+        (["--agency-id", "5", "--source", "https://a.example.com/r", "--since-param", "a=b&c"],
+         "@ --since-param: expected a query parameter name"),
     ],
 )  # fmt: skip
 def test_configuration_errors_exit_2_with_one_line(

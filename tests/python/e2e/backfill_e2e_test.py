@@ -235,20 +235,25 @@ def test_a_backfill_killed_mid_agency_reruns_only_the_remaining_work(
 def test_a_failing_agency_is_reported_and_a_rerun_after_the_fix_does_the_rest(
     world: World, clean: subprocess.CompletedProcess[str]
 ) -> None:
+    # A damaged corrections file fails its agency (a bad bronze file would not: it becomes a
+    # file-level dead letter and the agency carries on).
     bronze = world.root / "bronze-broken"
     shutil.copytree(world.bronze, bronze)
-    broken = bronze / "bronze/agency_id=2/dt=2024-01-09/part-9.ndjson.gz"
-    broken.write_bytes(b"\x1f\x8bnot gzip at all")
+    broken = world.root / "broken/corrections/agency_id=2/000001-damaged.ndjson"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a correction\n")
     argv = ["--bronze", f"file://{bronze}", "--all-agencies", "--continue-on-error"]
 
     failed = world.backfill("broken", *argv)
 
-    assert failed.returncode == 1
+    assert failed.returncode == 1, (failed.stdout[-3000:], failed.stderr[-3000:])
     rows = table(failed)
     assert [rows[a]["STATUS"] for a in "123"] == ["succeeded", "failed", "succeeded"]
     assert (rows["2"]["FOLDED"], rows["2"]["FAILED"]) == ("0", "4")
     assert [world.fold("broken", agency) for agency in AGENCIES] == [1, 0, 1]
-    assert "agency 2: " in failed.stdout
+    assert "agency 2: stored corrections damaged: corrections/agency_id=2/000001-damaged" in (
+        failed.stdout
+    )
     broken.unlink()
 
     fixed = world.backfill("broken", *argv)

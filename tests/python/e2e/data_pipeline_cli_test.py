@@ -181,7 +181,8 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert not out.exists()
     assert not (tmp_path / ".etl").exists()
     runs = _cli(tmp_path, "runs", "--json")
-    assert json.loads(runs.stdout) == []
+    assert runs.returncode == 2  # no history: the dry run recorded nothing, not even a file
+    assert "no run history at sqlite:///./.etl/history.sqlite3" in runs.stderr
     assert not (tmp_path / ".etl").exists()
 
 

@@ -11,7 +11,6 @@ import attrs
 import pytest
 from etl_core.adapters.backoff import Backoff
 from etl_core.adapters.http_record_source import (
-    END,
     CursorPaging,
     HttpRecordSource,
     HttpSourceConfig,
@@ -101,10 +100,61 @@ async def read_all(source: HttpRecordSource, checkpoint: str | None = None) -> l
     return [dict(r) async for batch in source.batches(AGENCY, checkpoint) for r in batch.records]
 
 
-async def test_checkpoints_name_where_the_next_page_is_and_end_after_the_last(source):
+async def test_checkpoints_name_where_the_next_page_is_and_the_tail_after_the_last(source):
     checkpoints = [batch.checkpoint async for batch in source.batches(AGENCY)]
 
-    assert checkpoints == ["cursor:c5", "cursor:c10", "cursor:c15", "cursor:c20", END]
+    assert checkpoints == [
+        "cursor:c5",
+        "cursor:c10",
+        "cursor:c15",
+        "cursor:c20",
+        "tail:3:cursor:c20",
+    ]
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+async def test_records_appended_upstream_are_read_from_the_last_checkpoint_and_nothing_twice(
+    api, token, sleep, style
+):
+    config = STYLES[style](api, token)
+    original = api.records[AGENCY]
+    async with open_http_record_source(config, backoff=Backoff(sleep=sleep)) as source:
+        *_, last = [batch async for batch in source.batches(AGENCY)]
+        requests_before = len(api.seen)
+        assert await read_all(source, last.checkpoint) == []  # nothing new: one request, no data
+        assert len(api.seen) == requests_before + 1
+
+        appended = [{"id": 1000 + i} for i in range(8)]
+        api.records[AGENCY] = [*original, *appended]
+        try:
+            assert await read_all(source, last.checkpoint) == appended
+        finally:
+            api.records[AGENCY] = original
+
+
+async def test_a_since_filter_is_sent_with_every_page(api, token):
+    updated: list[dict[str, Any]] = [
+        {"id": i, "updated_at": f"2024-05-0{1 + i % 3}T00:00:00Z"} for i in range(12)
+    ]
+    original, api.records[AGENCY] = api.records[AGENCY], updated
+    config = attrs.evolve(
+        cursor_config(api, token), since_param="updated_since", since="2024-05-02T00:00:00Z"
+    )
+    try:
+        async with open_http_record_source(config) as source:
+            got = await read_all(source)
+    finally:
+        api.records[AGENCY] = original
+
+    assert got == [r for r in updated if r["updated_at"] >= "2024-05-02T00:00:00Z"]
+    assert all("updated_since=2024-05-02T00:00:00Z" in seen for seen in api.seen)
+    assert len(api.seen) == 2  # 8 records, 5 a page
+
+
+@pytest.mark.parametrize("bad", ["tail:x:cursor:c5", "tail:3", "tail:3:page:2"])
+async def test_a_malformed_tail_checkpoint_is_a_source_error(source, bad):
+    with pytest.raises(SourceError, match="does not fit"):
+        await read_all(source, bad)
 
 
 @pytest.mark.parametrize("bad", ["page:2", "cursor:", "next:http://x/"])

@@ -23,7 +23,12 @@ class Fault:
 
 @attrs.define
 class ApiServer:
-    """Serves `records[agency]` as /cursor, /next, /link and /pages, `page_size` per page."""
+    """Serves `records[agency]` as /cursor, /next, /link and /pages, `page_size` per page.
+
+    /cursor honours `?updated_since=T` as incremental APIs do: only the records whose
+    updated_at >= T (inclusive; instants compared as their `...Z` text), cursors counting within
+    that selection. Tests change `records` between runs to play upstream changes.
+    """
 
     records: dict[int, list[dict[str, Any]]]
     page_size: int = 5
@@ -81,8 +86,12 @@ class ApiServer:
             return denied
         start = int(request.query.get("cursor", "c0")[1:])
         agency = int(request.match_info["agency"])
-        page = self._slice(agency, start)
-        more = start + len(page) < len(self.records.get(agency, []))
+        selected = self.records.get(agency, [])
+        since = request.query.get("updated_since")
+        if since is not None:
+            selected = [r for r in selected if str(r.get("updated_at", "")) >= since]
+        page = selected[start : start + self.page_size]
+        more = start + len(page) < len(selected)
         return web.json_response(
             {"data": page, "next_cursor": f"c{start + len(page)}" if more else None}
         )

@@ -19,6 +19,7 @@ class DeltaDeadLetterTable:
     A fold's files carry its version in their names (part-<version>-<uuid>.parquet), so writing
     a version again (the re-run of a run that crashed after this commit but before silver's)
     removes the earlier attempt's files in the same commit. In a dry run nothing is written.
+    Rows with columns the table lacks (a table created with an older schema) add them first.
     """
 
     files: DeltaFiles
@@ -40,6 +41,8 @@ class DeltaDeadLetterTable:
         table = await self.files.load()
         if table is None:
             table = await self.files.create(rows.schema)
+        else:  # a table created before a column existed (raw_bytes) gains it first
+            table = await self.files.add_columns(table, rows.schema)
         stored = await self.files.agency_files(table, agency_id)
         marker = f"/part-{version:010d}-"
         removes = [f for f in stored if replace or marker in f.path]
@@ -49,9 +52,15 @@ class DeltaDeadLetterTable:
             part = without_partition_columns(rows.filter(pc.equal(days, day)))
             action, _ = await self.files.write_file(agency_id, day.isoformat(), version, part)
             adds.append(action)
-        await self.files.commit(table, agency_id, version, adds, removes, rows.schema, self.run_id)
+        # The table's own schema: rows of an older one (no raw_bytes) read null there.
+        schema = table.schema()
+        await self.files.commit(table, agency_id, version, adds, removes, schema, self.run_id)
         return int(rows.num_rows)
 
     async def read(self, agency_id: int | None = None) -> Any:
         """The committed rows of one agency (or all); None if no table yet."""
         return await self.files.read(agency_id)
+
+    async def read_fold(self, agency_id: int, fold: int) -> Any:
+        """See DeadLetterTable.read_fold: time travel to the Delta version of that fold."""
+        return await self.files.read_fold(agency_id, fold)

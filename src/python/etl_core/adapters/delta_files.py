@@ -11,6 +11,7 @@ local disk and on S3, so a reader sees all of a commit or none of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 import uuid
@@ -23,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
+from deltalake import Field as DeltaField
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
 
@@ -109,6 +112,36 @@ class DeltaFiles:
                 raise TableError(f"{self.name} table {self.uri}: cannot create: {exc}") from exc
             return table
 
+    async def add_columns(self, table: DeltaTable, schema: pa.Schema) -> DeltaTable:
+        """The table with the fields of schema it lacks added as nullable columns (one metadata
+        commit, before any data file needs them), so rows of a newer schema can be committed to
+        a table created with an older one; rows stored before read null there. Returns table
+        itself when nothing is missing."""
+        return await asyncio.to_thread(self._add_columns, table, schema)
+
+    def _add_columns(self, table: DeltaTable, schema: pa.Schema) -> DeltaTable:
+        def missing() -> list[pa.Field]:
+            stored = {field.name for field in table.schema().fields}
+            return [field for field in schema if field.name not in stored]
+
+        fields = missing()
+        if not fields:
+            return table
+        try:
+            table.alter.add_columns(
+                [DeltaField.from_arrow(field.with_nullable(True)) for field in fields]
+            )
+        except (DeltaError, OSError) as exc:
+            # Another run may have added them first: then the newest schema has them.
+            with contextlib.suppress(DeltaError, OSError):
+                table.update_incremental()
+            if missing():
+                names = ", ".join(field.name for field in fields)
+                raise TableError(
+                    f"{self.name} table {self.uri}: cannot add columns {names}: {exc}"
+                ) from exc
+        return table
+
     async def fold_version(self, table: DeltaTable | None, agency_id: int) -> int:
         if table is None:
             return 0
@@ -192,7 +225,7 @@ class DeltaFiles:
         version: int,
         adds: Sequence[AddAction],
         removes: Sequence[DataFile],
-        schema: pa.Schema,
+        schema: pa.Schema | DeltaSchema,
         run_id: str | None = None,
     ) -> None:
         """One atomic commit of adds and removes, stamped with the agency's fold version.
@@ -265,6 +298,46 @@ class DeltaFiles:
             return None
         partitions = None if agency_id is None else [("agency_id", "=", agency_id)]
         return await asyncio.to_thread(lambda: pa.table(table.to_pyarrow_table(filters=partitions)))
+
+    async def read_fold(self, agency_id: int, fold: int) -> pa.Table | None:
+        """The agency's rows at the newest table version whose fold version for the agency is
+        `fold`. An agency's fold versions never decrease along the table's versions, so the
+        version is found by bisection: about log2(versions) snapshot loads, not a log scan."""
+        table = await self.load()
+        if table is None:
+            return None
+        try:
+            return await asyncio.to_thread(self._read_fold, table, agency_id, fold)
+        except (DeltaError, OSError) as exc:
+            raise TableError(
+                f"{self.name} table {self.uri}: cannot read agency {agency_id} as of its fold "
+                f"{fold}: {exc}"
+            ) from exc
+
+    def _read_fold(self, table: DeltaTable, agency_id: int, fold: int) -> pa.Table:
+        app = self.app_id(agency_id)
+
+        def fold_at(version: int) -> int:
+            table.load_as_version(version)
+            return int(table.transaction_version(app) or 0)
+
+        newest = table.version()
+        low = newest
+        if fold_at(newest) > fold:
+            # fold_at(low) <= fold < fold_at(high); version 0 (the table's creation) folds nothing.
+            low, high = 0, newest
+            while high - low > 1:
+                middle = (low + high) // 2
+                if fold_at(middle) <= fold:
+                    low = middle
+                else:
+                    high = middle
+        if fold_at(low) != fold:
+            raise TableError(
+                f"{self.name} table {self.uri}: agency {agency_id} has no fold {fold} in the "
+                f"table's history (its fold at version {low} is {fold_at(low)})"
+            )
+        return pa.table(table.to_pyarrow_table(filters=[("agency_id", "=", agency_id)]))
 
 
 def _parquet(rows: pa.Table) -> bytes:

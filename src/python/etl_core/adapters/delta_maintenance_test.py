@@ -17,7 +17,8 @@ from deltalake.exceptions import CommitFailedError
 
 from etl_core.adapters import delta_maintenance
 from etl_core.errors import TableConflict
-from etl_core.testing.delta_world import T0, DeltaWorld, record_id, silver_rows
+from etl_core.testing.delta_world import T0, DeltaWorld, dead_letter_rows, record_id, silver_rows
+from etl_core.testing.table_rows import dead_letter, dead_letters
 
 D1, D2 = dt.date(2024, 1, 8), dt.date(2024, 1, 9)
 
@@ -197,3 +198,17 @@ async def test_a_full_vacuum_also_deletes_old_files_no_commit_references(
     assert full == (f"agency_id=1/dt={D1}/part-orphan.parquet",)
     assert not orphan.exists()
     assert len(world.rows()) == 20
+
+
+async def test_a_dead_letter_table_created_before_raw_bytes_compacts_with_every_row(
+    world: DeltaWorld,
+) -> None:
+    await world.tables.deadletter.write(1, 1, dead_letter_rows(1, 3, D1))  # the older schema
+    await world.tables.deadletter.write(1, 2, dead_letters(dead_letter(4, raw_bytes=b"{\xff")))
+    before = world.rows("deadletter")
+
+    await world.deadletter.compact(1, [D1], target_size=1 << 20, sort_by=None)
+
+    assert len(world.files(1, "deadletter")) == 1
+    assert world.rows("deadletter") == before
+    assert [row["raw_bytes"] for row in before] == [None, None, None, b"{\xff"]

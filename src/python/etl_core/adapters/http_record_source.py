@@ -18,7 +18,8 @@ from etl_core.errors import ConfigError, SourceError, TemporaryFailure
 from etl_core.model import SourceBatch
 from etl_core.urls import redact
 
-END = "end"  # checkpoint after the last page: resuming from it reads nothing
+END = "end"  # checkpoint of old: resuming from it reads nothing (kept readable)
+TAIL = "tail"  # checkpoint after the last page: `tail:<records it had>:<its position>`
 
 
 @attrs.frozen
@@ -53,7 +54,9 @@ Paging = CursorPaging | NextLinkPaging | PageNumberPaging
 class HttpSourceConfig:
     """Where and how to read one API. `url` may contain `{agency_id}`; `records_path` is a dotted
     path to the list of records ("" when the body is the list). `auth_env` names the environment
-    variable holding the `auth_header` value: the opener reads it, the adapter never does."""
+    variable holding the `auth_header` value: the opener reads it, the adapter never does.
+    With `since_param` and `since`, every request asks only for what changed since then
+    (`?updated_since=<since>`, inclusive as such APIs are): an incremental pull."""
 
     url: str
     paging: Paging = CursorPaging()
@@ -63,12 +66,17 @@ class HttpSourceConfig:
     auth_env: str | None = None
     timeout_s: float = 30.0
     max_retry_after_s: float = 300.0
+    since_param: str | None = None
+    since: str | None = None
 
 
 @attrs.define
 class HttpRecordSource:
     """RecordSource over a paginated API; checkpoint = where the next page is, as text:
-    `cursor:<cursor>`, `next:<url>`, `page:<n>`, or `end` after the last page.
+    `cursor:<cursor>`, `next:<url>`, `page:<n>`; after the last page `tail:<n>:<its position>`
+    (position "" for the first page): resuming there asks for that page again and returns only
+    what follows its first n records, so records appended upstream since are read, and nothing
+    twice. (`end`, the old last checkpoint, still reads as nothing more.)
 
     429 (honouring Retry-After, in seconds or as an HTTP date), 5xx and dropped connections are
     retried with capped, jittered backoff; when attempts run out (or Retry-After exceeds
@@ -88,25 +96,43 @@ class HttpRecordSource:
         base = URL(self.config.url.replace("{agency_id}", str(int(agency_id))))
         if self.config.agency_param:
             base = base.update_query({self.config.agency_param: str(agency_id)})
-        position: str | None = self._parse(checkpoint)
+        if self.config.since_param and self.config.since:
+            base = base.update_query({self.config.since_param: self.config.since})
+        position, skip = self._parse(checkpoint)
         if position == END:
             return
         while True:
             url = self._url(base, position)
             body, links = await self._get_json(url)
             records = _records(body, self.config.records_path, url)
-            position = self._next(base, url, position, body, links, len(records))
-            if records:
-                yield SourceBatch(records=records, checkpoint=position)
+            page, position = position, self._next(base, url, position, body, links, len(records))
+            fresh, skip = records[skip:], 0
+            if fresh:
+                last = position == END
+                yield SourceBatch(
+                    records=fresh,
+                    checkpoint=f"{TAIL}:{len(records)}:{page or ''}" if last else position,
+                )
             if position == END:
                 return
 
     # -- paging --------------------------------------------------------------------------------
 
-    def _parse(self, checkpoint: str | None) -> str | None:
-        """Validate a checkpoint against this source's paging style."""
+    def _parse(self, checkpoint: str | None) -> tuple[str | None, int]:
+        """(position, records of its page already read) of a checkpoint, validated against this
+        source's paging style."""
         if checkpoint is None or checkpoint == END:
-            return checkpoint
+            return checkpoint, 0
+        kind, _, rest = checkpoint.partition(":")
+        if kind == TAIL:
+            count, colon, page = rest.partition(":")
+            if not colon or not count.isdigit():
+                raise SourceError(f"checkpoint {checkpoint!r} does not fit: tail:<n>:<position>")
+            return (self._position(page) if page else None), int(count)
+        return self._position(checkpoint), 0
+
+    def _position(self, checkpoint: str) -> str:
+        """Validate a page position against this source's paging style."""
         kind, _, value = checkpoint.partition(":")
         paging = self.config.paging
         expected = {CursorPaging: "cursor", NextLinkPaging: "next", PageNumberPaging: "page"}

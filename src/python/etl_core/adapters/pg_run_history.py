@@ -249,16 +249,26 @@ class PgRunHistory:
         return _run(row)
 
     async def list_runs(
-        self, *, job: str | None = None, agency_id: int | None = None, limit: int = 20
+        self,
+        *,
+        job: str | None = None,
+        agency_id: int | None = None,
+        status: RunStatus | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 20,
     ) -> list[RunRecord]:
-        """Most recent runs first (run_id breaks ties), optionally filtered by job and agency."""
+        """Most recent runs first (run_id breaks ties), optionally filtered by job, agency,
+        status and parent run."""
         sql = (
             f"SELECT {_RUN_COLUMNS} FROM {self._s}.etl_runs"
             " WHERE ($1::text IS NULL OR job = $1) AND ($2::bigint IS NULL OR agency_id = $2)"
+            " AND ($4::text IS NULL OR status = $4)"
+            " AND ($5::text IS NULL OR parameters->>'parent_run_id' = $5)"
             " ORDER BY started_at DESC, run_id DESC LIMIT $3"
         )
+        state = None if status is None else status.value
         with self._translated("list_runs"):
-            rows = await self.pool.fetch(sql, job, agency_id, max(limit, 0))
+            rows = await self.pool.fetch(sql, job, agency_id, max(limit, 0), state, parent_run_id)
         return [_run(row) for row in rows]
 
     async def partitions(self, run_id: str) -> list[PartitionRecord]:

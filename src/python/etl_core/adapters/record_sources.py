@@ -63,7 +63,8 @@ class SourceOptions:
     in the body), link (`Link: rel="next"` header) or page (`?page=&per_page=page_size`);
     `records_path` is the dotted path of the record list; `auth_env` names the environment
     variable holding the Authorization header value. `{agency_id}` in the URL puts the agency
-    in the path, otherwise it is sent as `?agency_id=`.
+    in the path, otherwise it is sent as `?agency_id=`. With `since_param` and `since`, every
+    request carries `?<since_param>=<since>`: only what changed upstream since then (ingest_api).
     Every kind: `batch_size` records per batch (HTTP: one batch per page).
     """
 
@@ -76,6 +77,8 @@ class SourceOptions:
     auth_env: str | None = None
     page_size: int = 100
     batch_size: int = 1000
+    since_param: str | None = None
+    since: str | None = None
 
 
 def check_source(url: str, options: SourceOptions, env: Mapping[str, str] | None = None) -> str:
@@ -205,6 +208,8 @@ def _http_config(url: str, options: SourceOptions) -> Any:
         records_path=options.records_path,
         agency_param=None if "{agency_id}" in url else "agency_id",
         auth_env=options.auth_env,
+        since_param=options.since_param,
+        since=options.since,
     )
 
 

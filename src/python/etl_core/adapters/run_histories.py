@@ -122,11 +122,19 @@ class ReadOnlyRunHistory:
         return await real.get_run(run_id)
 
     async def list_runs(
-        self, *, job: str | None = None, agency_id: int | None = None, limit: int = 20
+        self,
+        *,
+        job: str | None = None,
+        agency_id: int | None = None,
+        status: RunStatus | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 20,
     ) -> list[RunRecord]:
         real = await self._open()
-        return (
-            [] if real is None else await real.list_runs(job=job, agency_id=agency_id, limit=limit)
+        if real is None:
+            return []
+        return await real.list_runs(
+            job=job, agency_id=agency_id, status=status, parent_run_id=parent_run_id, limit=limit
         )
 
     async def partitions(self, run_id: str) -> list[PartitionRecord]:

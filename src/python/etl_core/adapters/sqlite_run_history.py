@@ -220,7 +220,13 @@ class SqliteRunHistory:
         return await self._call("get_run", select)
 
     async def list_runs(
-        self, *, job: str | None = None, agency_id: int | None = None, limit: int = 20
+        self,
+        *,
+        job: str | None = None,
+        agency_id: int | None = None,
+        status: RunStatus | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 20,
     ) -> list[RunRecord]:
         """Most recent runs first (started_at, then run_id), optionally filtered."""
         where: list[str] = []
@@ -231,6 +237,12 @@ class SqliteRunHistory:
         if agency_id is not None:
             where.append("agency_id = ?")
             params.append(agency_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        if parent_run_id is not None:
+            where.append("json_extract(parameters, '$.parent_run_id') = ?")
+            params.append(parent_run_id)
         sql = "SELECT * FROM etl_runs" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
         params.append(max(limit, 0))  # SQLite reads a negative LIMIT as "no limit"

@@ -124,7 +124,8 @@ class FakeDeadLetterTable:
 
     `rows[agency_id][version]` holds the rows (dicts) that fold `version` of the agency wrote, so
     writing a version again replaces its earlier attempt; `versions`, `schema`, `dry_run` and
-    `fail_on` ("write", "version", "read") as FakeSilverTable's.
+    `fail_on` ("write", "version", "read") as FakeSilverTable's. Like the Delta adapter, a write
+    whose rows carry columns the schema lacks adds them (rows stored before read null there).
     """
 
     rows: dict[int, dict[int, list[Row]]] = attrs.field(factory=dict)
@@ -132,6 +133,8 @@ class FakeDeadLetterTable:
     schema: pa.Schema | None = None
     dry_run: bool = False
     fail_on: dict[str, BaseException] = attrs.field(factory=dict)
+    # history[agency_id][version]: the agency's rows as that fold left them (read_fold).
+    history: dict[int, dict[int, list[Row]]] = attrs.field(factory=dict)
 
     async def version(self, agency_id: int) -> int:
         """The agency's last committed fold version here; 0 before its first commit."""
@@ -143,11 +146,13 @@ class FakeDeadLetterTable:
         _check_failure(self.fail_on, "write")
         incoming = _agency_rows("dead-letter write", rows, agency_id)
         if not self.dry_run:
-            self.schema = self.schema or rows.schema
+            self.schema = _widened(self.schema, rows.schema)
             folds = {} if replace else dict(self.rows.get(agency_id, {}))
             folds[version] = incoming
             self.rows[agency_id] = folds
             self.versions[agency_id] = version
+            left = [row for _, written in sorted(folds.items()) for row in written]
+            self.history.setdefault(agency_id, {})[version] = left
         return len(incoming)
 
     async def read(self, agency_id: int | None = None) -> Any:
@@ -163,6 +168,24 @@ class FakeDeadLetterTable:
             for row in written
         ]
         return pa.Table.from_pylist(out, schema=self.schema)
+
+    async def read_fold(self, agency_id: int, fold: int) -> Any:
+        """See DeadLetterTable.read_fold. Raises TableError for a fold never written."""
+        _check_failure(self.fail_on, "read")
+        if self.schema is None:
+            return None
+        left = [] if fold == 0 else self.history.get(agency_id, {}).get(fold)
+        if left is None:
+            raise TableError(f"dead letters: agency {agency_id} has no fold {fold}")
+        return pa.Table.from_pylist(left, schema=self.schema)
+
+
+def _widened(schema: pa.Schema | None, incoming: pa.Schema) -> pa.Schema:
+    """schema with the fields of incoming it lacks appended (incoming itself when None)."""
+    if schema is None:
+        return incoming
+    missing = [field for field in incoming if field.name not in schema.names]
+    return pa.schema([*schema, *missing]) if missing else schema
 
 
 @attrs.frozen

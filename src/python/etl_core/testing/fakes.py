@@ -239,14 +239,23 @@ class FakeRunHistory:
         return self._run(run_id)
 
     async def list_runs(
-        self, *, job: str | None = None, agency_id: int | None = None, limit: int = 20
+        self,
+        *,
+        job: str | None = None,
+        agency_id: int | None = None,
+        status: RunStatus | None = None,
+        parent_run_id: str | None = None,
+        limit: int = 20,
     ) -> list[RunRecord]:
         """Most recent runs first (started_at, then run_id), optionally filtered."""
         self._enter("list_runs")
         runs = [
             run
             for run in self.runs.values()
-            if (job is None or run.job == job) and (agency_id is None or run.agency_id == agency_id)
+            if (job is None or run.job == job)
+            and (agency_id is None or run.agency_id == agency_id)
+            and (status is None or run.status == status)
+            and (parent_run_id is None or run.parameters.get("parent_run_id") == parent_run_id)
         ]
         runs.sort(key=lambda run: (run.started_at, run.run_id), reverse=True)
         return runs[: max(limit, 0)]

@@ -177,6 +177,26 @@ class RunHistoryContract:
         assert {mine.run_id, other_job.run_id} <= {r.run_id for r in by_agency}
         assert other_agency.run_id not in {r.run_id for r in by_agency}
 
+    async def test_list_runs_filters_by_stored_status_and_parent_run(
+        self, history: RunHistory, job: str
+    ) -> None:
+        child = self.new_run(job, parameters={"parent_run_id": f"{job}-parent", "x": 1})
+        other_child = self.new_run(job, parameters={"parent_run_id": f"{job}-other"})
+        orphan = self.new_run(job)
+        for run in (child, other_child, orphan):
+            await history.start_run(run)
+        await history.finish_run(
+            child.run_id, status=RunStatus.FAILED, finished_at=now(), counts=Counts(), error="x"
+        )
+
+        by_parent = await history.list_runs(parent_run_id=f"{job}-parent")
+        assert [r.run_id for r in by_parent] == [child.run_id]
+        failed = await history.list_runs(job=job, status=RunStatus.FAILED)
+        assert [r.run_id for r in failed] == [child.run_id]
+        running = await history.list_runs(job=job, status=RunStatus.RUNNING)
+        assert {r.run_id for r in running} == {other_child.run_id, orphan.run_id}
+        assert await history.list_runs(job=job, status=RunStatus.SUCCEEDED) == []
+
     async def test_run_without_recent_heartbeat_reads_as_stale(
         self, history: RunHistory, job: str
     ) -> None:

@@ -35,6 +35,7 @@ from etl_core.testing.table_rows import (
     dead_letters,
     expect,
     keyed,
+    old_dead_letters,
     silver,
     silver_row,
     sorted_rows,
@@ -282,6 +283,25 @@ class TableContract:
         assert sorted_rows(await tables.deadletter.read(2)) == [other]
         assert sorted_rows(await tables.deadletter.read()) == [dead_letter(5), other]
 
+    async def test_an_earlier_fold_reads_back_as_it_left_the_agency(
+        self, tables: SilverTables
+    ) -> None:
+        await tables.deadletter.write(1, 1, dead_letters(dead_letter(1)))
+        await tables.deadletter.write(1, 2, dead_letters(dead_letter(2, on=day(1))))
+        await tables.deadletter.write(2, 1, dead_letters(dead_letter(7, agency_id=2)))
+        await tables.deadletter.write(1, 3, dead_letters(dead_letter(5)), replace=True)
+        await tables.deadletter.write(2, 2, dead_letters(), replace=True)
+
+        assert sorted_rows(await tables.deadletter.read_fold(1, 3)) == [dead_letter(5)]
+        assert sorted_rows(await tables.deadletter.read_fold(1, 2)) == sorted_rows(
+            dead_letters(dead_letter(1), dead_letter(2, on=day(1)))
+        )
+        assert sorted_rows(await tables.deadletter.read_fold(1, 1)) == [dead_letter(1)]
+        assert sorted_rows(await tables.deadletter.read_fold(2, 1)) == [dead_letter(7, agency_id=2)]
+        assert sorted_rows(await tables.deadletter.read_fold(3, 0)) == []
+        with pytest.raises(TableError, match="no fold 4"):
+            await tables.deadletter.read_fold(1, 4)
+
     async def test_an_empty_dead_letter_write_still_records_the_version(
         self, tables: SilverTables
     ) -> None:
@@ -292,6 +312,22 @@ class TableContract:
         assert await tables.deadletter.version(1) == 2
         assert sorted_rows(await tables.deadletter.read(1)) == [dead_letter(1)]
         assert (await tables.deadletter.version(2), await tables.silver.version(1)) == (0, 0)
+
+    async def test_a_table_created_before_raw_bytes_gains_it_and_older_rows_read_null(
+        self, tables: SilverTables
+    ) -> None:
+        await tables.deadletter.write(1, 1, old_dead_letters(dead_letter(1)))
+        exact = dead_letter(2, reason="invalid_json", raw="{\ufffd", raw_bytes=b"{\xff")
+
+        assert await tables.deadletter.write(1, 2, dead_letters(exact)) == 1
+        # A run of the older release writing after the upgrade: its rows read null there too.
+        await tables.deadletter.write(2, 1, old_dead_letters(dead_letter(3, agency_id=2)))
+
+        stored = await tables.deadletter.read()
+        assert stored is not None
+        assert stored.column_names == DEAD_LETTER_SCHEMA.names
+        assert sorted_rows(stored) == [dead_letter(1), exact, dead_letter(3, agency_id=2)]
+        assert await tables.deadletter.version(1) == 2
 
     async def test_dead_letters_of_another_agency_are_refused(self, tables: SilverTables) -> None:
         with pytest.raises(TableError):

@@ -39,8 +39,11 @@ DEAD_LETTER_SCHEMA = pa.schema(
         pa.field("raw", pa.string()),
         pa.field("detail", pa.string()),
         pa.field("run_id", pa.string()),
+        pa.field("raw_bytes", pa.binary()),
     ]
 )
+OLD_DEAD_LETTER_SCHEMA = pa.schema([f for f in DEAD_LETTER_SCHEMA if f.name != "raw_bytes"])
+"""The dead-letter schema tables were created with before raw_bytes existed."""
 DAY = dt.date(2024, 1, 8)
 T0 = dt.datetime(2024, 1, 8, 18, 49, 7, tzinfo=dt.UTC)
 
@@ -106,6 +109,7 @@ def dead_letter(line: int, *, agency_id: int = 1, on: dt.date = DAY, **values: A
         "raw": '{"occurred_at": "13/45/2024 25:61"}',
         "detail": "13/45/2024 25:61",
         "run_id": "run-1",
+        "raw_bytes": None,
     }
     return row | values
 
@@ -113,6 +117,11 @@ def dead_letter(line: int, *, agency_id: int = 1, on: dt.date = DAY, **values: A
 def dead_letters(*rows: Row) -> pa.Table:
     """Dead-letter rows as the Arrow table a write takes."""
     return pa.Table.from_pylist(list(rows), schema=DEAD_LETTER_SCHEMA)
+
+
+def old_dead_letters(*rows: Row) -> pa.Table:
+    """Dead-letter rows as a release before raw_bytes wrote them (its column dropped)."""
+    return pa.Table.from_pylist(list(rows), schema=OLD_DEAD_LETTER_SCHEMA)
 
 
 def keyed(table: pa.Table | None) -> dict[tuple[int, str], Row]:
