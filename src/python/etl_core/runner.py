@@ -25,6 +25,7 @@ from etl_core.errors import (
     ExitCode,
     InvariantViolation,
     LeaseHeld,
+    RunNotFound,
     TemporaryFailure,
 )
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
@@ -166,6 +167,9 @@ def _run_job(
         telemetry.flush()
 
 
+_MAX_ATTEMPTS = 1000
+
+
 def usage_error(job: str, error: ConfigError) -> int:
     """Report a configuration error found before run_job (settings, URLs) as one line; exit 2."""
     _print_error(job, str(error))
@@ -183,10 +187,16 @@ class _Run:
     started: float = attrs.field(factory=time.monotonic)
     stop_reason: BaseException | None = None
     body_task: asyncio.Task[JobOutcome] | None = None
+    # What every span and log record of the run carries (run_scope reads this same dict, so a
+    # run_id that set-up changes, see _attempt_id, reaches them too).
+    attributes: dict[str, Any] = attrs.field(factory=dict)
 
     async def main(self) -> int:
-        attributes = telemetry.run_attributes(
-            run_id=self.run_id, job=self.job, agency_id=self.settings.agency_id
+        attributes = self.attributes
+        attributes.update(
+            telemetry.run_attributes(
+                run_id=self.run_id, job=self.job, agency_id=self.settings.agency_id
+            )
         )
         settings = self.settings
         limits = s3_limits.S3Limits(
@@ -210,6 +220,7 @@ class _Run:
             except Exception as exc:
                 # Nothing recorded: a bad URL, an unreachable history, or a held lease.
                 return self._report_error(root, exc)
+            root.set_attribute("run_id", ctx.run_id)  # an attempt of a reused --run-id
             outcome: JobOutcome | None
             error: BaseException | None
             if self.stop_reason is not None:  # SIGTERM during set-up: record it, run nothing
@@ -248,6 +259,8 @@ class _Run:
             return ctx
         history = await stack.enter_async_context(open_run_history(self.settings.history_url))
         await history.migrate()
+        if self.settings.run_id is not None:
+            await self._attempt_id(history, log)
         ttl = dt.timedelta(seconds=self.settings.lease_ttl_seconds)
         if not await history.acquire(self.lease_name, self.run_id, ttl):
             raise await lease_held(history, self.lease_name)
@@ -268,7 +281,35 @@ class _Run:
             )
         )
         log.info("run started", extra={"lease": self.lease_name})
-        return attrs.evolve(ctx, history=history, leases=history, lease_name=self.lease_name)
+        return attrs.evolve(
+            ctx, run_id=self.run_id, history=history, leases=history, lease_name=self.lease_name
+        )
+
+    async def _attempt_id(self, history: RunHistory, log: logging.Logger) -> None:
+        """A --run-id the history already holds (a retry: the pod restarted, the operator ran
+        the same command again) names this attempt `<run-id>.<n>`, the first free n from 2: the
+        earlier attempts stay as they were recorded, and this one records `retry_of`."""
+        given = self.run_id
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            candidate = given if attempt == 1 else f"{given}.{attempt}"
+            try:
+                previous = await history.get_run(candidate)
+            except RunNotFound:
+                break
+        else:
+            raise ConfigError(f"--run-id {given}: {_MAX_ATTEMPTS} attempts recorded; use another")
+        if candidate == given:
+            return
+        log.info(
+            "run id %s is taken (last attempt %s, %s): recording this attempt as %s",
+            given,
+            previous.run_id,
+            previous.status.value,
+            candidate,
+        )
+        self.run_id = candidate
+        self.attributes["run_id"] = candidate
+        self.parameters = {**self.parameters, "retry_of": given, "attempt": attempt}
 
     async def _run_body(self, ctx: RunContext) -> tuple[JobOutcome | None, BaseException | None]:
         task = self.body_task = asyncio.create_task(self._call_body(ctx))

@@ -96,6 +96,30 @@ def test_given_run_id_is_used(history: FakeRunHistory) -> None:
     assert list(history.runs) == ["my-run"]
 
 
+def test_a_reused_run_id_records_each_retry_as_a_numbered_attempt(
+    history: FakeRunHistory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def fails(ctx: RunContext) -> JobOutcome:
+        raise ConfigError("first attempt fails")
+
+    assert run_job("demo", _settings(run_id="run-20260118-123"), fails) == 2
+    capsys.readouterr()
+    assert run_job("demo", _settings(run_id="run-20260118-123"), _balanced) == 0
+    out, err = capsys.readouterr()
+    assert run_job("demo", _settings(run_id="run-20260118-123"), _balanced) == 0
+
+    runs = history.runs
+    assert list(runs) == ["run-20260118-123", "run-20260118-123.2", "run-20260118-123.3"]
+    assert runs["run-20260118-123"].status is RunStatus.FAILED
+    assert runs["run-20260118-123.2"].status is RunStatus.SUCCEEDED
+    assert runs["run-20260118-123.2"].parameters["retry_of"] == "run-20260118-123"
+    assert runs["run-20260118-123.3"].parameters["attempt"] == 3
+    assert "demo run run-20260118-123.2 succeeded" in out
+    logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert {r["run_id"] for r in logged if r["message"] == "run finished"} == {"run-20260118-123.2"}
+    assert history.leases == {}
+
+
 def test_passwords_never_reach_the_stored_parameters(history: FakeRunHistory) -> None:
     settings = _settings(history_url="postgresql://etl:hunter2@db/etl")
     assert run_job("demo", settings, _balanced) == 0

@@ -23,6 +23,7 @@ from etl_core.version import code_version
 from jobs import registry
 
 PROG = "data-pipeline"
+DEFAULT_JOB_ENV = "ETL_DEFAULT_JOB"
 USAGE = f"""usage: {PROG} <command> [arguments]
 
 commands:
@@ -34,6 +35,8 @@ commands:
   k8s render [args...]        Kubernetes Job manifests for a job over many agencies
   <job> --help                a job's own options
   --version                   the code version (recorded with every run)
+  --agency-id N [args...]     runs job ${DEFAULT_JOB_ENV} with these arguments when it is set
+                              (an image's entrypoint form, e.g. {DEFAULT_JOB_ENV}=get_s3_files)
 
 exit codes: 0 ok, 1 failed, 2 usage or configuration error, 75 temporary failure (retry)
 """
@@ -65,7 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         if rest[:1] == ["--"]:
             rest = rest[1:]
     elif command.startswith("-"):
-        return _error(f"unknown option {command!r}; see {PROG} --help", ExitCode.USAGE)
+        default = os.environ.get(DEFAULT_JOB_ENV, "").strip()
+        if not default:
+            return _error(
+                f"unknown option {command!r}: name the job first ({PROG} run <job> -- "
+                f"{command} ...), or set {DEFAULT_JOB_ENV}=<job> to run that job when "
+                f"arguments start with an option; see {PROG} --help",
+                ExitCode.USAGE,
+            )
+        command, rest = default, args  # the image's entrypoint form: the job's own arguments
     # From here a SIGTERM (a pod evicted while the job still loads) is noted, not fatal: the run
     # is recorded as terminated and exits 75.
     with sigterm.deferred():

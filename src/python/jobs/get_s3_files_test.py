@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
 
-from jobs import get_s3_files
+from jobs import cli, get_s3_files
 
 DOCS = {
     "agency_id=10/a.pdf": b"%PDF a",
@@ -205,3 +207,49 @@ def test_the_cheap_default_template_matches_the_plans() -> None:
     from data_pipeline.s3_copy_plan import DEFAULT_TEMPLATE
 
     assert get_s3_files.DEFAULT_TEMPLATE == DEFAULT_TEMPLATE
+
+
+def test_the_umbrella_runs_its_default_job_from_the_images_entrypoint_form(
+    tmp_path: Path, argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `docker run IMAGE --agency-id 10 --source-bucket SRC --destination-bucket DST` with the
+    # umbrella as the entrypoint: the arguments start with an option, so the default job runs.
+    monkeypatch.setenv(cli.DEFAULT_JOB_ENV, "get_s3_files")
+
+    assert cli.main(argv) == 0
+
+    assert "bronze/agency_id=10/dt=2024-03-01/a.pdf" in _files(tmp_path / "lake")
+    [run], _ = _history(f"sqlite:///{tmp_path}/history.sqlite3")
+    assert (run.job, run.status) == ("get_s3_files", RunStatus.SUCCEEDED)
+
+
+def test_without_a_default_job_the_umbrella_says_how_to_name_one(
+    tmp_path: Path, argv: list[str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.delenv(cli.DEFAULT_JOB_ENV, raising=False)
+
+    assert cli.main(argv) == 2
+
+    err = capsys.readouterr().err
+    assert "unknown option '--agency-id': name the job first (data-pipeline run <job> --" in err
+    assert f"or set {cli.DEFAULT_JOB_ENV}=<job>" in err
+    assert not (tmp_path / "lake").exists()
+
+
+def test_the_module_runs_as_a_script(tmp_path: Path) -> None:
+    # The seed's `python -m data_pipeline.cli.get_s3_files --help` is `python -m
+    # jobs.get_s3_files --help` here (README, "The seeds' invocations").
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs.get_s3_files", "--help"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: data-pipeline-get-s3-files")
+    assert "--source-bucket" in result.stdout

@@ -126,13 +126,14 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
 
 
 def bare(
-    home: Path, cwd: Path, pex: Pex, *args: str, timeout: float = 300
+    home: Path, cwd: Path, pex: Pex, *args: str, timeout: float = 300, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run pex with an isolated interpreter, an empty environment and cwd outside the repo."""
+    """Run pex with an isolated interpreter, an empty environment (but env) and cwd outside the
+    repo."""
     return subprocess.run(
         [PYTHON, "-I", str(pex.path), *args],
         cwd=cwd,
-        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -209,6 +210,47 @@ def test_the_main_job_runs_from_its_pex_against_a_local_store(
     }, runs.stdout
     workers = {row["agency_id"]: row["parameters"].get("workers") for row in rows}
     assert workers[2] == 2, runs.stdout
+
+
+def test_the_seed_documents_invocations_work_as_written(
+    pexes: dict[str, Pex], home: Path, workdir: Path
+) -> None:
+    source = workdir / "docs" / "agency_id=10"
+    source.mkdir(parents=True)
+    (source / "a.pdf").write_bytes(b"%PDF a")
+    history = f"sqlite:///{workdir}/h.sqlite3"
+    seed = ["--agency-id", "10", "--source-bucket", f"file://{source.parent}",
+            "--destination-bucket", f"file://{workdir}/lake", "--history", history]  # fmt: skip
+
+    # data-pipeline-get-s3-files --agency-id 10 --source-bucket ... --destination-bucket ...
+    console = bare(home, workdir, pexes["data-pipeline-get-s3-files"], *seed)
+    # docker run IMAGE --agency-id 10 ...: the umbrella as entrypoint, its default job named.
+    image = bare(home, workdir, pexes["data-pipeline"], *seed, ETL_DEFAULT_JOB="get_s3_files")
+    # data-pipeline run <job> ... --run-id run-20260118-123, then the same again (a retry).
+    retried = [
+        bare(
+            home,
+            workdir,
+            pexes["data-pipeline"],
+            "run",
+            "get_s3_files",
+            "--",
+            *seed,
+            "--run-id",
+            "run-20260118-123",
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+
+    for result in (console, image, *retried):
+        assert result.returncode == 0, (result.args, result.stdout, result.stderr[-3000:])
+    assert "run run-20260118-123.2 succeeded" in retried[1].stdout
+    runs = bare(home, workdir, pexes["data-pipeline"], "runs", "--history", history, "--json")
+    rows = json.loads(runs.stdout)
+    assert [row["job"] for row in rows] == ["get_s3_files"] * 4
+    assert {row["status"] for row in rows} == {"succeeded"}
+    assert {row["run_id"] for row in rows} >= {"run-20260118-123", "run-20260118-123.2"}
+    assert (workdir / "lake" / "bronze" / "agency_id=10").is_dir()
 
 
 def test_a_url_whose_adapter_the_pex_lacks_is_a_configuration_error(
