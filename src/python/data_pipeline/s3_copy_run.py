@@ -81,6 +81,11 @@ async def get_s3_files(
         counts=report.counts(),
         artifacts=(key,) if key is not None else (),
         summary=_summary(job, report, ctx.dry_run),
+        dead_letters=tuple(
+            f"{entry.source_key} ({entry.action.value}: {entry.reason})"
+            for entry in report.entries
+            if entry.action in (Action.CONFLICT, Action.FAILED)
+        ),
     )
 
 

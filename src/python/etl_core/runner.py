@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -65,6 +65,9 @@ class JobOutcome:
     counts: Counts = Counts()
     artifacts: tuple[str, ...] = ()
     summary: Mapping[str, Any] = attrs.field(factory=dict)
+    # A few dead-lettered inputs, each named with why (`key (reason)`): a run failed by
+    # --max-dead-letter-ratio names them in its error, and so in the history.
+    dead_letters: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -229,7 +232,9 @@ class _Run:
                 outcome, error = await self._run_body(ctx)
             if error is None:
                 assert outcome is not None
-                error = check_counts(outcome.counts, self.settings.max_dead_letter_ratio)
+                error = check_counts(
+                    outcome.counts, self.settings.max_dead_letter_ratio, outcome.dead_letters
+                )
             counts = outcome.counts if outcome is not None else ctx.recorded
             status = RunStatus.SUCCEEDED if error is None else RunStatus.FAILED
             finish_error = await self._finish(ctx, status, counts, outcome, error)
@@ -415,8 +420,11 @@ class _Run:
         logs.print_summary(header, counts, fields)
 
 
-def check_counts(counts: Counts, max_ratio: float | None) -> EtlError | None:
-    """End-of-run checks: balanced counts (when rows are reported), dead-letter ratio in bounds."""
+def check_counts(
+    counts: Counts, max_ratio: float | None, examples: Sequence[str] = ()
+) -> EtlError | None:
+    """End-of-run checks: balanced counts (when rows are reported), dead-letter ratio in bounds
+    (the error names the examples: dead-lettered inputs with why)."""
     reported = counts.rows_in or counts.rows_out or counts.rows_duplicate or counts.rows_dead_letter
     if reported and not counts.balanced:
         return InvariantViolation(
@@ -426,9 +434,11 @@ def check_counts(counts: Counts, max_ratio: float | None) -> EtlError | None:
     if max_ratio is not None and counts.rows_in > 0:
         ratio = counts.rows_dead_letter / counts.rows_in
         if ratio > max_ratio:
+            shown = f": {'; '.join(examples[:5])}" if examples else ""
+            more = f"; and {len(examples) - 5} more" if len(examples) > 5 else ""
             return DeadLetterThresholdExceeded(
                 f"dead-letter ratio {ratio:.4g} ({counts.rows_dead_letter}/{counts.rows_in}) "
-                f"exceeds --max-dead-letter-ratio {max_ratio:g}"
+                f"exceeds --max-dead-letter-ratio {max_ratio:g}{shown}{more}"
             )
     return None
 

@@ -104,8 +104,14 @@ class CommonSettings:
         yield from (name for name in ("store_url", "history_url") if name not in configured)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, agency_required: bool) -> None:
+def add_common_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    agency_required: bool,
+    max_dead_letter_ratio: float | None = None,
+) -> None:
     """Add the common flags; unset flags stay None so lower layers show through.
+    max_dead_letter_ratio: the job's own default (its settings class's), shown in --help.
 
     With agency_required, load_settings insists on an agency from some layer (--agency-id,
     ETL_AGENCY_ID, the config file, or ETL_AGENCY_IDS + JOB_COMPLETION_INDEX in an Indexed Job).
@@ -127,7 +133,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, agency_required: bo
     group.add_argument("--history", dest="history_url", metavar="URL", help="run history URL")
     group.add_argument(
         "--max-dead-letter-ratio", dest="max_dead_letter_ratio", type=float, metavar="RATIO",
-        help="fail the run when dead-letter rows / input rows exceeds this (0..1)",
+        help="fail the run when dead-letter rows / input rows exceeds this (0..1; default "
+        + ("no limit" if max_dead_letter_ratio is None else f"{max_dead_letter_ratio:g}")
+        + ")",
     )  # fmt: skip
     group.add_argument("--log-format", dest="log_format", choices=LOG_FORMATS, default=None)
     group.add_argument(

@@ -156,7 +156,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         metavar="MB",
         help="object bodies held in memory at once (default 256; a bigger object goes alone)",
     )
-    add_common_arguments(parser, agency_required=True)
+    ratio = attrs.fields(GetS3FilesSettings).max_dead_letter_ratio.default
+    add_common_arguments(parser, agency_required=True, max_dead_letter_ratio=ratio)
     return parser
 
 

@@ -102,8 +102,11 @@ def test_a_conflict_fails_the_run_and_overwrite_resolves_it(
     assert get_s3_files.entrypoint(argv) == 1
     out = capsys.readouterr()
     assert "conflicts (not copied): agency_id=10/a.pdf (destination differs" in out.out
-    assert "dead-letter ratio 0.5 (1/2) exceeds --max-dead-letter-ratio 0" in out.err
+    assert "dead-letter ratio 0.5 (1/2) exceeds --max-dead-letter-ratio 0: " in out.err
+    assert "agency_id=10/a.pdf (conflict: destination differs" in out.err
     failed = _history(f"sqlite:///{tmp_path}/history.sqlite3")[0][0]
+    assert failed.error is not None
+    assert "agency_id=10/a.pdf (conflict: destination differs" in failed.error
     assert (failed.status, failed.counts.rows_dead_letter) == (RunStatus.FAILED, 1)
     assert len(failed.artifacts) == 1  # the manifest names the conflict
     assert get_s3_files.entrypoint([*argv, "--overwrite"]) == 0
@@ -253,3 +256,4 @@ def test_the_module_runs_as_a_script(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: data-pipeline-get-s3-files")
     assert "--source-bucket" in result.stdout
+    assert "input rows exceeds this (0..1; default 0)" in " ".join(result.stdout.split())

@@ -190,6 +190,10 @@ def test_console_exporter_prints_spans_with_the_run_id(tmp_path: Path) -> None:
     env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "etl-e2e"}
     result = _cli(tmp_path, "generate", "--records", "50", "--files", "1", "--dry-run", env=env)
     assert result.returncode == 0, result.stderr
-    assert '"name": "write_workload"' in result.stderr
-    assert '"run_id": ' in result.stderr
-    assert '"service.name": "etl-e2e"' in result.stderr
+    # One JSON object per line, spans and logs alike.
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    spans = [line for line in lines if "context" in line and "span_id" in line["context"]]
+    assert "write_workload" in {span["name"] for span in spans}
+    assert all(span["attributes"]["run_id"] for span in spans)
+    assert {span["resource"]["attributes"]["service.name"] for span in spans} == {"etl-e2e"}
+    assert any(line.get("message") == "run finished" for line in lines)

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 
+import boto3
 import pytest
 from etl_core.adapters.backoff import Backoff
 from etl_core.adapters.s3_object_store import MIB, S3ObjectStore, open_s3_object_store
@@ -62,6 +63,27 @@ async def test_put_then_get_round_trips_under_the_store_prefix(store, s3, bucket
 
     assert await store.get("a/b.txt") == b"hello"
     assert s3.get_object(Bucket=bucket, Key="base/dir/a/b.txt")["Body"].read() == b"hello"
+
+
+async def test_objects_are_stored_with_the_content_type_of_their_suffix(store, s3, bucket):
+    await store.put("exports/agency_id=1/silver.csv", b"a,b\n")
+    await store.put("exports/agency_id=1/dead.ndjson.gz", b"\x1f\x8b")
+    assert await store.put_if_absent("exports/agency_id=1/manifest.json", b"{}")
+    await store.put("bronze/agency_id=1/doc.bin", b"\x00")
+
+    found = {
+        key: s3.head_object(Bucket=bucket, Key=store.prefix + key)["ContentType"]
+        for key in ("exports/agency_id=1/silver.csv",
+                    "exports/agency_id=1/dead.ndjson.gz", "exports/agency_id=1/manifest.json",
+                    "bronze/agency_id=1/doc.bin")
+    }  # fmt: skip
+
+    assert found == {
+        "exports/agency_id=1/silver.csv": "text/csv; charset=utf-8",
+        "exports/agency_id=1/dead.ndjson.gz": "application/gzip",
+        "exports/agency_id=1/manifest.json": "application/json",
+        "bronze/agency_id=1/doc.bin": "application/octet-stream",
+    }
 
 
 async def test_missing_key_raises_object_not_found_from_get_head_and_stream(store):
@@ -158,10 +180,15 @@ async def test_large_put_uses_multipart_and_reads_back_identically(moto_url, buc
         bucket, endpoint_url=proxy.url, multipart_threshold=MIB, backoff=FAST
     ) as store:
         await store.put("big.bin", body)
+        await store.put("big.csv", body)
 
-        assert proxy.count(lambda r: "partNumber" in r.query) == 2  # 8 MiB parts: 8 + 3
+        assert proxy.count(lambda r: "partNumber" in r.query) == 4  # 8 MiB parts: 8 + 3, twice
         assert (await store.head("big.bin")).size == len(body)
         assert await store.get("big.bin") == body
+    typed = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
+    assert (
+        typed.head_object(Bucket=bucket, Key="big.csv")["ContentType"] == "text/csv; charset=utf-8"
+    )
 
 
 async def test_failed_multipart_upload_is_aborted_and_leaves_nothing(bucket, proxy, s3):

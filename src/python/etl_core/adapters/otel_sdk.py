@@ -101,8 +101,10 @@ def build_provider(
     _stamped.add(provider)
     for name in exporters:
         if name == "console":
-            # stdout carries the run summary; spans go to stderr with the logs.
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+            # stdout carries the run summary; spans go to stderr with the logs, one JSON object
+            # per line like them (the SDK's default is indented, multi-line JSON).
+            console = ConsoleSpanExporter(out=sys.stderr, formatter=_one_line)
+            provider.add_span_processor(SimpleSpanProcessor(console))
         else:
             provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(environ)))
     return provider
@@ -132,3 +134,7 @@ def flush(timeout_millis: int = 10_000) -> None:
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         current.force_flush(timeout_millis)
+
+
+def _one_line(span: ReadableSpan) -> str:
+    return str(span.to_json(indent=None)) + "\n"

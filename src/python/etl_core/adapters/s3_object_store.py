@@ -33,6 +33,29 @@ MIB = 1 << 20
 MIN_PART_SIZE = 5 * MIB  # S3 rejects smaller parts (except the last one)
 MAX_PARTS = 10_000
 DEFAULT_MULTIPART_THRESHOLD = 16 * MIB
+# Content-Type by the key's suffix (S3 otherwise says binary/octet-stream, and a browser or a
+# presigned link then downloads an export instead of showing it); the rest is octet-stream.
+_CONTENT_TYPES = (
+    (".csv", "text/csv; charset=utf-8"),
+    (".ndjson", "application/x-ndjson"),
+    (".jsonl", "application/x-ndjson"),
+    (".json", "application/json"),
+    (".parquet", "application/vnd.apache.parquet"),
+    (".gz", "application/gzip"),
+    (".txt", "text/plain; charset=utf-8"),
+    (".pdf", "application/pdf"),
+)
+
+
+def content_type(key: str) -> str:
+    """The Content-Type an object named key is stored with."""
+    lower = key.lower()
+    for suffix, kind in _CONTENT_TYPES:
+        if lower.endswith(suffix):
+            return kind
+    return "application/octet-stream"
+
+
 _WRITE_ID = "etl-write-id"  # user metadata naming the put_if_absent call that wrote an object
 
 
@@ -125,7 +148,9 @@ class S3ObjectStore:
         await self._call(
             "put",
             key,
-            lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body),
+            lambda: self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=content_type(key)
+            ),
         )
 
     async def put_if_absent(self, key: str, body: bytes) -> bool:
@@ -143,6 +168,7 @@ class S3ObjectStore:
                     Bucket=self.bucket,
                     Key=self._key(key),
                     Body=body,
+                    ContentType=content_type(key),
                     IfNoneMatch="*",
                     Metadata={_WRITE_ID: write_id},
                 )
@@ -240,7 +266,9 @@ class S3ObjectStore:
         created = await self._call(
             "put",
             key,
-            lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=full_key),
+            lambda: self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=full_key, ContentType=content_type(key)
+            ),
         )
         upload_id = created["UploadId"]
 
