@@ -76,6 +76,9 @@ class IngestSettings(RecordSourceSettings):
         ]  # fmt: skip
         if self.since_param is not None:  # another way of reading: its own state
             parts += ["since", self.since_param, self.since_field]
+        names = (self.page_param, self.next_path, self.agency_param)
+        if names != (None, None, "agency_id"):  # the API's own names (defaults keep old ids)
+            parts += ["names", *names]
         identity = "|".join(str(part) for part in parts)
         return hashlib.sha256(identity.encode()).hexdigest()[:12]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,17 @@ def test_the_source_id_ignores_credentials_but_not_what_is_read() -> None:
     assert source_id("https://api.example.com/r?token=one", auth_env="OTHER") == base
     assert source_id("https://api.example.com/r?token=one", records_path="items") != base
     assert source_id("https://api.example.com/s") != base
+    named = ingest_api.IngestSettings(
+        agency_id=1, source_url="https://api.example.com/r?token=one", page_param="after"
+    )
+    assert named.source_id != base  # the API's own names: another way of reading
+    # The default names keep the id sources had before the names could be set.
+    assert (
+        base
+        == hashlib.sha256(
+            b"https://api.example.com/r?token=***|cursor|data|None|id|agency_id|None"
+        ).hexdigest()[:12]
+    )
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,8 @@ class SourceOptions:
     variable holding the Authorization header value. `{agency_id}` in the URL puts the agency
     in the path, otherwise it is sent as `?agency_id=`. With `since_param` and `since`, every
     request carries `?<since_param>=<since>`: only what changed upstream since then (ingest_api).
+    The names are the API's: `page_param` (the cursor's or page number's query parameter),
+    `next_path` (the dotted path of the next cursor or URL in the body) and `agency_param`.
     Every kind: `batch_size` records per batch (HTTP: one batch per page).
     """
 
@@ -79,6 +81,9 @@ class SourceOptions:
     batch_size: int = 1000
     since_param: str | None = None
     since: str | None = None
+    page_param: str | None = None  # None: cursor / page by paging style
+    next_path: str | None = None  # None: next_cursor / next by paging style
+    agency_param: str = "agency_id"
 
 
 def check_source(url: str, options: SourceOptions, env: Mapping[str, str] | None = None) -> str:
@@ -195,18 +200,20 @@ def _http_config(url: str, options: SourceOptions) -> Any:
     http = _adapter(url, "http")
     paging: object
     if options.paging == "cursor":
-        paging = http.CursorPaging()
+        paging = http.CursorPaging(
+            param=options.page_param or "cursor", next_path=options.next_path or "next_cursor"
+        )
     elif options.paging == "next":
-        paging = http.NextLinkPaging()
+        paging = http.NextLinkPaging(next_path=options.next_path or "next")
     elif options.paging == "link":
         paging = http.NextLinkPaging(next_path=None)
     else:
-        paging = http.PageNumberPaging(size=options.page_size)
+        paging = http.PageNumberPaging(param=options.page_param or "page", size=options.page_size)
     return http.HttpSourceConfig(
         url=url,
         paging=paging,
         records_path=options.records_path,
-        agency_param=None if "{agency_id}" in url else "agency_id",
+        agency_param=None if "{agency_id}" in url else options.agency_param,
         auth_env=options.auth_env,
         since_param=options.since_param,
         since=options.since,
@@ -230,6 +237,9 @@ class RecordSourceSettings(CommonSettings):
     auth_env: str | None = None
     page_size: int = 100
     batch_size: int = 1000
+    page_param: str | None = None
+    next_path: str | None = None
+    agency_param: str = "agency_id"
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
@@ -253,6 +263,9 @@ class RecordSourceSettings(CommonSettings):
             auth_env=self.auth_env,
             page_size=self.page_size,
             batch_size=self.batch_size,
+            page_param=self.page_param,
+            next_path=self.next_path,
+            agency_param=self.agency_param,
         )
 
 
@@ -282,7 +295,21 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, batch_help: str) ->
         help="PostgreSQL: agency column (default agency_id)")
     add("--source-record-column", dest="source_record_column", metavar="COLUMN",
         help="PostgreSQL: the json/jsonb (or raw text line) column holding each record")
-    add("--paging", choices=PAGING_STYLES, help="HTTP paging style (default cursor)")
+    add("--paging", choices=PAGING_STYLES,
+        help="HTTP paging (default cursor). cursor: GET URL?agency_id=<id>&cursor=<c> (no cursor "
+             "at first), a page is {\"data\": [records], \"next_cursor\": <c or null on the "
+             "last page>}; next: the next page's URL at `next` in the body; link: the "
+             "`Link: <url>; rel=\"next\"` header; page: ?page=<n>&per_page=<page-size>, a "
+             "short or empty page is the last. {agency_id} in the URL replaces ?agency_id=. "
+             "The names are the API's: --records-path, --page-param, --next-path, "
+             "--agency-param")
+    add("--page-param", dest="page_param", metavar="NAME",
+        help="HTTP: the cursor's or page number's query parameter (default cursor / page)")
+    add("--next-path", dest="next_path", metavar="PATH",
+        help="HTTP: dotted path of the next cursor or next URL in a page "
+             "(default next_cursor / next)")
+    add("--agency-param", dest="agency_param", metavar="NAME",
+        help="HTTP: query parameter carrying the agency id (default agency_id)")
     add("--records-path", dest="records_path", metavar="PATH",
         help="HTTP: dotted path of the record list in a page ('' = the body; default data)")
     add("--auth-env", dest="auth_env", metavar="NAME",

@@ -104,6 +104,22 @@ def test_paging_styles(paging: str, expected: Any) -> None:
     assert config.agency_param == "agency_id"
 
 
+def test_the_apis_own_names_replace_the_defaults() -> None:
+    settings = _settings(
+        ["--source", "https://api.example.com/r", "--page-param", "after", "--next-path",
+         "meta.next", "--agency-param", "org", "--records-path", "results"]
+    )  # fmt: skip
+
+    config = _http_config(settings.source_url or "", settings.source_options())
+
+    assert config.paging == CursorPaging(param="after", next_path="meta.next")
+    assert (config.agency_param, config.records_path) == ("org", "results")
+    paged = _http_config("https://a/r", SourceOptions(paging="page", page_param="p", page_size=9))
+    assert paged.paging == PageNumberPaging(param="p", size=9)
+    following = _http_config("https://a/r", SourceOptions(paging="next", next_path="links.next"))
+    assert following.paging == NextLinkPaging(next_path="links.next")
+
+
 def test_an_agency_placeholder_in_the_url_replaces_the_query_parameter() -> None:
     config = _http_config("https://api.example.com/agencies/{agency_id}/r", SourceOptions())
 
