@@ -199,7 +199,7 @@ async def _run_agencies(
         return await promote(child, store, bronze, tables(child.run_id), promote_options)
 
     async def one(plan: AgencyPlan) -> AgencyResult:
-        if not plan.days:
+        if not plan.days and plan.problem is None:  # its bronze is all outside the range
             return AgencyResult(plan, NOTHING)
         async with gate:
             if stopped:

@@ -96,6 +96,10 @@ async def plan_backfill(
         plan = await make_plan(
             effective, agency_id, agencies_key=agencies_key, first=first, last=last
         )
+        if not plan.files:  # its child fails saying so (UnknownAgency / NothingForAgency)
+            problem = f"no bronze file under {BRONZE_PREFIX}agency_id={agency_id}/"
+            plans.append(AgencyPlan(agency_id=agency_id, days=(), fold=version, problem=problem))
+            continue
         try:
             ledger = await load_ledger(store, agency_id, version)
         except DataError as exc:

@@ -355,11 +355,23 @@ async def test_at_most_max_parallel_agencies_run_at_once(tmp_path: Path, max_par
 async def test_an_agency_without_bronze_in_range_has_nothing_to_do(tmp_path: Path) -> None:
     world = World(tmp_path)
 
-    report = await world.backfill((1, 9))
+    report = await world.backfill((1, 2), first=dt.date(2030, 1, 1), last=dt.date(2030, 1, 31))
 
-    assert _statuses(report) == [SUCCEEDED, NOTHING]
+    assert _statuses(report) == [NOTHING, NOTHING]
     assert report.exit_code == ExitCode.OK
-    assert len(world.children("backfill-1")) == 1
+    assert world.children("backfill-1") == []
+
+
+async def test_an_agency_with_no_bronze_at_all_fails_saying_so(tmp_path: Path) -> None:
+    world = World(tmp_path)
+
+    report = await world.backfill((1, 9), continue_on_error=True)
+
+    assert _statuses(report) == [SUCCEEDED, FAILED]
+    assert report.exit_code == ExitCode.FAILED
+    [failed] = [r for r in report.results if r.status == FAILED]
+    assert "agency 9 is not in the agencies file agencies.csv" in str(failed.error)
+    assert len(world.children("backfill-1")) == 2
 
 
 async def test_a_dry_run_transforms_and_counts_but_writes_nothing(tmp_path: Path) -> None:
