@@ -7,21 +7,20 @@ import csv
 import datetime as dt
 import functools
 import io
-import logging
 import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 from etl_core.adapters.bronze_record_source import BronzeRecordSource
 from etl_core.errors import NothingForAgency, SourceError, TableConflict
-from etl_core.model import RunRecord, RunStatus
 from etl_core.raw_records import raw_record
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.settings import CommonSettings
 from etl_core.testing.fake_tables import FakeTables
 from etl_core.testing.fakes import FakeObjectStore, FakeRecordSource, FakeRunHistory
+from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.agencies import Agency, parse_agencies
 from data_pipeline.agency_export import ExportOptions, export_agency
@@ -71,17 +70,9 @@ def _expected_rows() -> list[bytes]:
 async def _context(
     history: FakeRunHistory, job: str, *, run_id: str = "r1", dry_run: bool = False
 ) -> RunContext:
-    now = dt.datetime.now(dt.UTC)
-    await history.start_run(RunRecord(run_id, job, RunStatus.RUNNING, now, AGENCY))
-    return RunContext(
-        run_id=run_id,
-        job=job,
-        agency_id=AGENCY,
-        dry_run=dry_run,
-        settings=CommonSettings(agency_id=AGENCY),
-        history=history,
-        log=logging.getLogger("test"),
-    )
+    # Recorded even in a dry run: these tests read the history back either way.
+    ctx = await started_run(history, job, run_id=run_id, agency_id=AGENCY)
+    return attrs.evolve(ctx, dry_run=dry_run)
 
 
 async def _promoted(

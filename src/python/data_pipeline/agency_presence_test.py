@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
-
 import attrs
 import pytest
 from etl_core.errors import NothingForAgency, UnknownAgency
-from etl_core.model import RunRecord, RunStatus
-from etl_core.runner import RunContext
-from etl_core.settings import CommonSettings
 from etl_core.testing.fake_tables import FakeDeadLetterTable, FakeSilverTable
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
+from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.agency_presence import id_ranges, require_known
@@ -33,18 +28,7 @@ def _lake() -> FakeObjectStore:
 
 
 async def _promote(bronze: FakeObjectStore, agency_id: int, tables: Tables) -> None:
-    history = FakeRunHistory()
-    now = dt.datetime.now(dt.UTC)
-    await history.start_run(RunRecord("r1", "bronze_to_silver", RunStatus.RUNNING, now, agency_id))
-    ctx = RunContext(
-        run_id="r1",
-        job="bronze_to_silver",
-        agency_id=agency_id,
-        dry_run=False,
-        settings=CommonSettings(agency_id=agency_id),
-        history=history,
-        log=logging.getLogger("test"),
-    )
+    ctx = await started_run(FakeRunHistory(), "bronze_to_silver", agency_id=agency_id)
     await promote(ctx, bronze, bronze, tables, PromoteOptions(agency_id=agency_id, workers=1))
 
 

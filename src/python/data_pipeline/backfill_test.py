@@ -7,7 +7,6 @@ directory (fast, and the children's concurrent commits meet a real Delta log).
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,8 @@ from etl_core.adapters.delta_tables import Tables, open_tables
 from etl_core.adapters.local_object_store import LocalObjectStore
 from etl_core.errors import DataError, ExitCode
 from etl_core.model import Counts, RunRecord, RunStatus
-from etl_core.runner import RunContext
-from etl_core.settings import CommonSettings
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
+from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.backfill import (
     BUSY,
@@ -119,18 +117,8 @@ class World:
     ) -> BackfillReport:
         self.runs += 1
         run_id = f"backfill-{self.runs}"
-        if not dry_run:
-            now = dt.datetime.now(dt.UTC)
-            await self.history.start_run(RunRecord(run_id, "backfill", RunStatus.RUNNING, now))
-        ctx = RunContext(
-            run_id=run_id,
-            job="backfill",
-            agency_id=None,
-            dry_run=dry_run,
-            settings=CommonSettings(),
-            history=self.history,
-            log=logging.getLogger("test"),
-            leases=None if dry_run else self.history,
+        ctx = await started_run(
+            self.history, "backfill", run_id=run_id, dry_run=dry_run, leased=True
         )
         ids = agencies or await bronze_agencies(self.bronze)
         first, last = options.pop("first", FIRST), options.pop("last", LAST)

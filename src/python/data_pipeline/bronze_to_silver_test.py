@@ -18,11 +18,11 @@ from etl_core.errors import (
     ObjectStoreError,
     TableError,
 )
-from etl_core.model import Counts, RunRecord, RunStatus
+from etl_core.model import Counts
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.settings import CommonSettings
 from etl_core.testing.fake_tables import FakeDeadLetterTable, FakeSilverTable
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
+from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
@@ -49,17 +49,9 @@ def _bronze() -> FakeObjectStore:
 
 
 async def _context(run_id: str, history: FakeRunHistory, *, dry_run: bool = False) -> RunContext:
-    now = dt.datetime.now(dt.UTC)
-    await history.start_run(RunRecord(run_id, "bronze_to_silver", RunStatus.RUNNING, now, 1))
-    return RunContext(
-        run_id=run_id,
-        job="bronze_to_silver",
-        agency_id=1,
-        dry_run=dry_run,
-        settings=CommonSettings(agency_id=1),
-        history=history,
-        log=logging.getLogger("test"),
-    )
+    # Recorded even in a dry run: these tests read the history back either way.
+    ctx = await started_run(history, "bronze_to_silver", run_id=run_id, agency_id=1)
+    return attrs.evolve(ctx, dry_run=dry_run)
 
 
 async def _promote(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 
 import pytest
 from etl_core.errors import DataError, DeadLetterThresholdExceeded, InvariantViolation, LeaseHeld
-from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
+from etl_core.model import Counts, PartitionRecord, RunStatus
 from etl_core.runner import JobOutcome, LeaseLost, RunContext, check_counts
 from etl_core.settings import CommonSettings
 from etl_core.testing.fakes import FakeRunHistory, Lease
+from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.child_runs import run_child
 
@@ -19,21 +19,11 @@ LEASE = "bronze_to_silver/agency=3"
 
 
 async def _parent(history: FakeRunHistory, *, dry_run: bool = False, ttl: float = 60) -> RunContext:
-    now = dt.datetime.now(dt.UTC)
-    if not dry_run:
-        await history.start_run(
-            RunRecord("parent", "backfill", RunStatus.RUNNING, now, host="h", code_version="v1")
-        )
-    return RunContext(
-        run_id="parent",
-        job="backfill",
-        agency_id=None,
-        dry_run=dry_run,
-        settings=CommonSettings(lease_ttl_seconds=ttl, max_dead_letter_ratio=0.5),
-        history=history,
-        log=logging.getLogger("test"),
-        leases=None if dry_run else history,
-    )
+    settings = CommonSettings(lease_ttl_seconds=ttl, max_dead_letter_ratio=0.5)
+    return await started_run(
+        history, "backfill", run_id="parent", dry_run=dry_run, leased=True, settings=settings,
+        host="h", code_version="v1",
+    )  # fmt: skip
 
 
 async def _publish_one(ctx: RunContext) -> JobOutcome:

@@ -3,10 +3,8 @@ Delta tables on a temporary directory)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +12,9 @@ import pytest
 from etl_core.adapters.delta_tables import open_tables
 from etl_core.adapters.local_object_store import LocalObjectStore
 from etl_core.errors import ObjectStoreError
-from etl_core.model import RunRecord, RunStatus
-from etl_core.runner import JobOutcome, RunContext
-from etl_core.settings import CommonSettings
+from etl_core.runner import JobOutcome
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
+from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.corrected_bronze import CorrectedBronze, with_corrections
@@ -102,18 +99,7 @@ async def _promote(
     *,
     on_file: Callable[[FileBatch], None] | None = None,
 ) -> JobOutcome:
-    history = FakeRunHistory()
-    now = dt.datetime.now(dt.UTC)
-    await history.start_run(RunRecord(run_id, "bronze_to_silver", RunStatus.RUNNING, now, 1))
-    ctx = RunContext(
-        run_id=run_id,
-        job="bronze_to_silver",
-        agency_id=1,
-        dry_run=False,
-        settings=CommonSettings(agency_id=1),
-        history=history,
-        log=logging.getLogger("test"),
-    )
+    ctx = await started_run(FakeRunHistory(), "bronze_to_silver", run_id=run_id, agency_id=1)
     tables = open_tables(str(store.root), store, {}, run_id=run_id)
     options = PromoteOptions(agency_id=1, workers=1, on_file=on_file)
     return await promote(ctx, store, bronze, tables, options)

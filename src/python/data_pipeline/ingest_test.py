@@ -3,19 +3,16 @@ exactly-once bronze."""
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
 from typing import Any
 
 import attrs
 import orjson
 import pytest
 from etl_core.errors import DataError, ObjectStoreError, SourceError
-from etl_core.model import RunRecord, RunStatus
 from etl_core.raw_records import SOURCE_KEY, raw_record
-from etl_core.runner import JobOutcome, RunContext
-from etl_core.settings import CommonSettings
+from etl_core.runner import JobOutcome
 from etl_core.testing.fakes import FakeObjectStore, FakeRecordSource, FakeRunHistory
+from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.ingest import (
     IngestOptions,
@@ -42,17 +39,8 @@ async def _ingest(
     dry_run: bool = False,
 ) -> JobOutcome:
     history = history if history is not None else FakeRunHistory()
-    now = dt.datetime.now(dt.UTC)
-    await history.start_run(RunRecord(run_id, "ingest_api", RunStatus.RUNNING, now, 7))
-    ctx = RunContext(
-        run_id=run_id,
-        job="ingest_api",
-        agency_id=7,
-        dry_run=dry_run,
-        settings=CommonSettings(agency_id=7),
-        history=history,
-        log=logging.getLogger("test"),
-    )
+    ctx = await started_run(history, "ingest_api", run_id=run_id, agency_id=7)
+    ctx = attrs.evolve(ctx, dry_run=dry_run)  # recorded even in a dry run, as before
     return await ingest(ctx, source, store, options)
 
 

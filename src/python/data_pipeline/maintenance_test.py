@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
 import attrs
 import pytest
 from etl_core.errors import ExitCode, TableConflict, TableError
-from etl_core.model import Compaction, RunRecord, RunStatus, TableFile, TablePartition
-from etl_core.runner import RunContext
-from etl_core.settings import CommonSettings
+from etl_core.model import Compaction, TableFile, TablePartition
 from etl_core.testing.fakes import FakeClock, FakeRunHistory, FakeTableMaintenance
+from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.maintenance import (
     BUSY,
@@ -50,20 +48,10 @@ class World:
     async def run(self, *, dry_run: bool = False, **options: Any) -> MaintenanceReport:
         self.runs += 1
         run_id = f"maintain-{self.runs}"
-        if not dry_run:
-            await self.history.start_run(
-                RunRecord(run_id, "maintain", RunStatus.RUNNING, self.clock())
-            )
-        ctx = RunContext(
-            run_id=run_id,
-            job="maintain",
-            agency_id=None,
-            dry_run=dry_run,
-            settings=CommonSettings(),
-            history=self.history,
-            log=logging.getLogger("test"),
-            leases=None if dry_run else self.history,
-        )
+        ctx = await started_run(
+            self.history, "maintain", run_id=run_id, dry_run=dry_run, leased=True,
+            started_at=self.clock(),
+        )  # fmt: skip
         tables = {SILVER: self.silver, DEADLETTER: self.deadletter}
         return await maintain(ctx, tables, MaintenanceOptions(target_size=TARGET, **options))
 

@@ -10,7 +10,6 @@ import collections
 import datetime as dt
 import gzip
 import json
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -21,10 +20,10 @@ import pytest
 from etl_core.adapters.delta_tables import Tables, open_tables
 from etl_core.adapters.local_object_store import LocalObjectStore
 from etl_core.errors import ConfigError, LeaseHeld, TableError
-from etl_core.model import Counts, RunRecord, RunStatus
+from etl_core.model import Counts, RunStatus
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.settings import CommonSettings
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
+from etl_core.testing.run_contexts import started_run
 
 import data_pipeline.replay as replay_module
 from data_pipeline import transform
@@ -62,18 +61,8 @@ class World:
         )
 
     async def context(self, run_id: str, job: str, *, dry_run: bool = False) -> RunContext:
-        now = dt.datetime.now(dt.UTC)
-        if not dry_run:
-            await self.history.start_run(RunRecord(run_id, job, RunStatus.RUNNING, now, 1))
-        return RunContext(
-            run_id=run_id,
-            job=job,
-            agency_id=1,
-            dry_run=dry_run,
-            settings=CommonSettings(agency_id=1),
-            history=self.history,
-            log=logging.getLogger("test"),
-            leases=None if dry_run else self.history,
+        return await started_run(
+            self.history, job, run_id=run_id, agency_id=1, dry_run=dry_run, leased=True
         )
 
     async def promote(self, run_id: str, **options: Any) -> JobOutcome:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
 
 import pytest
 from etl_core.errors import ObjectStoreError, TemporaryFailure
-from etl_core.model import Counts, RunRecord, RunStatus
+from etl_core.model import Counts
 from etl_core.runner import RunContext
 from etl_core.settings import CommonSettings
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
+from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.s3_copy_plan import CopyOptions
 from data_pipeline.s3_copy_run import CopyJob, get_s3_files
@@ -35,19 +35,11 @@ def _source() -> FakeObjectStore:
 
 
 async def _context(run_id: str, history: FakeRunHistory, *, dry_run: bool = False) -> RunContext:
-    if not dry_run:
-        await history.start_run(
-            RunRecord(run_id=run_id, job="get_s3_files", status=RunStatus.RUNNING, started_at=DAY)
-        )
-    return RunContext(
-        run_id=run_id,
-        job="get_s3_files",
-        agency_id=10,
-        dry_run=dry_run,
-        settings=CommonSettings(agency_id=10, max_dead_letter_ratio=0.0),
-        history=history,
-        log=logging.getLogger("test"),
-    )
+    settings = CommonSettings(agency_id=10, max_dead_letter_ratio=0.0)
+    return await started_run(
+        history, "get_s3_files", run_id=run_id, agency_id=10, dry_run=dry_run, settings=settings,
+        started_at=DAY,
+    )  # fmt: skip
 
 
 async def test_a_run_writes_a_manifest_and_one_ledger_row_per_partition() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,8 @@ from typing import Any
 import pytest
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
-from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
+from etl_core.testing.history_readback import recorded
 
 from jobs import agency_data_job, bronze_to_silver, registry
 
@@ -19,11 +18,7 @@ WORKLOAD = WorkloadOptions(records=300, files=6, agencies=3, bad_rate=0.05, dup_
 
 
 def _runs(url: str) -> list[RunRecord]:
-    async def read() -> list[RunRecord]:
-        async with open_run_history(url) as history:
-            return await history.list_runs()
-
-    return asyncio.run(read())
+    return recorded(url).runs
 
 
 def _lake(root: Path, *, agencies: bool = True) -> dict[str, object]:

@@ -13,6 +13,7 @@ from data_pipeline.workload import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
+from etl_core.testing.history_readback import recorded
 
 from jobs import backfill, registry
 
@@ -36,11 +37,7 @@ def _argv(tmp_path: Path, bronze: Path, *extra: str) -> list[str]:
 
 
 def _runs(tmp_path: Path) -> list[RunRecord]:
-    async def read() -> list[RunRecord]:
-        async with open_run_history(f"sqlite:///{tmp_path}/h.sqlite3") as history:
-            return await history.list_runs(limit=100)
-
-    return asyncio.run(read())
+    return recorded(f"sqlite:///{tmp_path}/h.sqlite3", limit=100).runs
 
 
 @pytest.mark.parametrize(

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
-from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
+from etl_core.testing.history_readback import recorded
 
 from jobs import bronze_to_silver, registry
 
 
 def _history(url: str) -> tuple[list[RunRecord], list[PartitionRecord]]:
-    async def read() -> tuple[list[RunRecord], list[PartitionRecord]]:
-        async with open_run_history(url) as history:
-            runs = await history.list_runs()
-            return runs, [p for run in runs for p in await history.partitions(run.run_id)]
-
-    return asyncio.run(read())
+    found = recorded(url)
+    return found.runs, found.all_partitions()
 
 
 def _bronze(root: Path) -> None:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
-from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
+from etl_core.testing.history_readback import recorded
 
 from jobs import generate, registry
 
 
 def _runs(url: str) -> list[RunRecord]:
-    async def read() -> list[RunRecord]:
-        async with open_run_history(url) as history:
-            return await history.list_runs()
-
-    return asyncio.run(read())
+    return recorded(url).runs
 
 
 @pytest.fixture()

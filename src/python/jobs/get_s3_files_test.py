@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -10,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
+from etl_core.testing.history_readback import recorded
 
 from jobs import cli, get_s3_files
 
@@ -23,12 +22,8 @@ DOCS = {
 
 
 def _history(url: str) -> tuple[list[RunRecord], dict[str, list[PartitionRecord]]]:
-    async def read() -> tuple[list[RunRecord], dict[str, list[PartitionRecord]]]:
-        async with open_run_history(url) as history:
-            runs = await history.list_runs()
-            return runs, {run.run_id: await history.partitions(run.run_id) for run in runs}
-
-    return asyncio.run(read())
+    found = recorded(url)
+    return found.runs, found.partitions
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from pathlib import Path
 
 import pytest
 from data_pipeline.ingest import IngestState, dump_state
-from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
+from etl_core.testing.history_readback import recorded
 
 from jobs import ingest_api, registry
 
@@ -17,11 +16,7 @@ LINES = [b'{"record_id":"A005-%08d","agency_id":5}' % i for i in range(30)]
 
 
 def _runs(url: str) -> list[RunRecord]:
-    async def read() -> list[RunRecord]:
-        async with open_run_history(url) as history:
-            return await history.list_runs()
-
-    return asyncio.run(read())
+    return recorded(url).runs
 
 
 @pytest.fixture()

@@ -15,6 +15,7 @@ import pytest
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
 from etl_core.testing.delta_world import T0, DeltaWorld, dead_letter_rows, silver_rows
+from etl_core.testing.history_readback import recorded
 
 from jobs import maintain, registry
 
@@ -49,12 +50,8 @@ def argv(tmp_path: Path, world: DeltaWorld, *extra: str) -> list[str]:
 
 
 def history(tmp_path: Path) -> tuple[list[RunRecord], list[PartitionRecord]]:
-    async def read() -> tuple[list[RunRecord], list[PartitionRecord]]:
-        async with open_run_history(f"sqlite:///{tmp_path}/h.sqlite3") as store:
-            runs = await store.list_runs(job="maintain")
-            return runs, [p for run in runs for p in await store.partitions(run.run_id)]
-
-    return asyncio.run(read())
+    found = recorded(f"sqlite:///{tmp_path}/h.sqlite3", job="maintain")
+    return found.runs, found.all_partitions()
 
 
 def take_lease(tmp_path: Path, name: str) -> None:

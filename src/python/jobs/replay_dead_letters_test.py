@@ -11,9 +11,9 @@ import pytest
 from data_pipeline.replay_track import note_key
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
-from etl_core.adapters.run_histories import open_run_history
 from etl_core.errors import ConfigError
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
+from etl_core.testing.history_readback import recorded
 
 from jobs import bronze_to_silver, registry, replay_dead_letters
 
@@ -74,11 +74,8 @@ def _corrections(tmp_path: Path) -> Path:
 
 
 def _history(tmp_path: Path, run_id: str) -> tuple[RunRecord, list[PartitionRecord]]:
-    async def read() -> tuple[RunRecord, list[PartitionRecord]]:
-        async with open_run_history(f"sqlite:///{tmp_path}/h.sqlite3") as history:
-            return await history.get_run(run_id), await history.partitions(run_id)
-
-    return asyncio.run(read())
+    found = recorded(f"sqlite:///{tmp_path}/h.sqlite3")
+    return found.run(run_id), found.partitions[run_id]
 
 
 @pytest.mark.parametrize(
