@@ -19,8 +19,9 @@ from deltalake import DeltaTable, write_deltalake
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
 
+from e2e.cli_support import cli
 from e2e.reference_transform import reference_transform
-from e2e.store_views import cli, dead_letter_rows, silver_rows, summary
+from e2e.store_views import dead_letter_rows, silver_rows, summary
 
 GENERATE = ["--records", "300", "--files", "4", "--agencies", "2", "--seed", "5", "--gzip"]
 BROKEN = "bronze/agency_id=1/dt=2024-01-10/part-0.ndjson.gz"

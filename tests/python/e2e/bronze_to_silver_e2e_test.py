@@ -14,8 +14,9 @@ import pytest
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
 
+from e2e.cli_support import cli
 from e2e.reference_transform import reference_transform
-from e2e.store_views import cli, dead_letter_rows, silver_rows, snapshot, summary
+from e2e.store_views import dead_letter_rows, silver_rows, snapshot, summary
 
 AGENCIES = range(1, 21)
 # 20 agencies x 2 days; half the runs use a process pool, half run inline.

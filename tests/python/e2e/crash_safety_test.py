@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from etl_core.failpoints import reached_path
 
-from e2e.store_views import View, cli, cli_env, snapshot, summary, view
+from e2e.cli_support import cli, cli_env
+from e2e.store_views import View, snapshot, summary, view
 
 AGENCY = 1
 LEASE = f"bronze_to_silver/agency={AGENCY}"

@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,27 +17,13 @@ from etl_core.adapters.run_histories import open_run_history
 # with the test, and the subprocess finds them on PYTHONPATH.
 from jobs import cli, generate
 
-SRC = Path(__file__).resolve().parents[3] / "src" / "python"
+from e2e.cli_support import cli as run_cli
 
 
 def _cli(
     cwd: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        # This interpreter's own path too, so third-party packages resolve under a PEX as well.
-        "PYTHONPATH": os.pathsep.join([str(SRC), *(p for p in sys.path if p)]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(cwd, *args, env=env, timeout=120)
 
 
 def _error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

@@ -8,7 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
-from e2e.store_views import cli, silver_rows, summary
+from e2e.cli_support import cli
+from e2e.store_views import silver_rows, summary
 
 
 def test_consecutive_merge_runs_each_exit_with_the_jobs_own_code(tmp_path: Path) -> None:

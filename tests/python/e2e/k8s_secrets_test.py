@@ -3,9 +3,7 @@ the manifests (nor the messages), and Jobs are rendered only when the store and 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,8 @@ import yaml
 # Imported, not only run: the build ships the CLI (and the render modules) with the test.
 from jobs import cli
 
-SRC = Path(__file__).resolve().parents[3] / "src" / "python"
+from e2e.cli_support import cli as run_cli
+
 IMAGE = "registry.example/etl/bronze_to_silver:1.4.2"
 PASSWORD = "PgPa55word"
 DSN = f"postgresql://u:{PASSWORD}@db/etl"
@@ -24,15 +23,7 @@ JOB_CONFIG = ["--store", "s3://etl-bucket/prod", "--history", "postgresql://etl@
 
 
 def render(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "PYTHONPATH": os.pathsep.join([str(SRC), *(p for p in sys.path if p)]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "k8s", "render", *argv],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    return run_cli(cwd, "k8s", "render", *argv, timeout=120)
 
 
 def everything_written(result: subprocess.CompletedProcess[str], out: Path) -> str:

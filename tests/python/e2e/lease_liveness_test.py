@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.store_views import cli, cli_env
+from e2e.cli_support import cli, cli_env
 
 # Long enough (seconds of work) that a run is still going when the test acts on it.
 LONG = ["--records", "400000", "--files", "4", "--agencies", "1"]

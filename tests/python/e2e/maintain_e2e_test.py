@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
+from e2e.cli_support import cli, cli_env
 from e2e.reference_transform import reference_transform
-from e2e.store_views import cli, cli_env, silver_rows, snapshot, summary, view
+from e2e.store_views import silver_rows, snapshot, summary, view
 
 AGENCIES = (1, 2)
 # 2 agencies x 4 days x 2 parts: 8 bronze files per agency, folded one at a time, so each dt

@@ -4,15 +4,14 @@ what to set, writing nothing."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 # Imported, not only run: the build ships these (and what they import) with the test.
 from jobs import agency_data_job, bronze_to_silver, cli
 
-SRC = Path(__file__).resolve().parents[3] / "src" / "python"
+from e2e.cli_support import cli as run_cli
+
 # What an image (tools/oci, docker/*/Dockerfile) and a rendered pod set.
 IMAGE_ENV = {"ETL_EMBEDDED_DEFAULTS": "off"}
 # An Indexed Job's pod: the renderer's ETL_AGENCY_IDS and Kubernetes' completion index.
@@ -23,16 +22,7 @@ def run(
     cwd: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`data-pipeline <args>` with nothing but PATH/HOME/PYTHONPATH and env (like `env -i`)."""
-    base = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "PYTHONPATH": os.pathsep.join([str(SRC), *(p for p in sys.path if p)]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=300,
-        check=False,
-    )  # fmt: skip
+    return run_cli(cwd, *args, env=env)
 
 
 def one_error_line(result: subprocess.CompletedProcess[str], job: str) -> str:

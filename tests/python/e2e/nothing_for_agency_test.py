@@ -4,9 +4,7 @@ run as users run them (`data-pipeline run <job> ...`, a subprocess each)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
@@ -16,22 +14,15 @@ from etl_core.model import RunRecord, RunStatus
 # Imported, not only run: the build ships these (and what they import) with the test.
 from jobs import agency_data_job, bronze_to_silver
 
-SRC = Path(__file__).resolve().parents[3] / "src" / "python"
+from e2e.cli_support import cli
+
 # Agencies 1 and 2 in agencies.csv; bronze for agency 1 only (agency 2's is replaced below).
 WORKLOAD = WorkloadOptions(records=40, files=2, agencies=2, seed=3)
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`data-pipeline run <args>` with nothing but PATH/HOME/PYTHONPATH (like `env -i`)."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "PYTHONPATH": os.pathsep.join([str(SRC), *(p for p in sys.path if p)]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "run", *args, "--log-format", "json"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    return cli(cwd, "run", *args, "--log-format", "json")
 
 
 def error_line(result: subprocess.CompletedProcess[str], job: str) -> str:

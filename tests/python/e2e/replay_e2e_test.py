@@ -17,8 +17,9 @@ from deltalake import DeltaTable
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
 
+from e2e.cli_support import cli
 from e2e.reference_transform import reference_transform
-from e2e.store_views import cli, dead_letter_rows, silver_rows, snapshot, summary
+from e2e.store_views import dead_letter_rows, silver_rows, snapshot, summary
 
 AGENCY = 1
 GENERATE = ["--records", "3000", "--files", "12", "--agencies", "3", "--seed", "21",

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +16,13 @@ from etl_core.model import Counts, RunRecord, RunStatus
 # Imported, not only run: so the build's dependency inference ships these with the test.
 from jobs import cli, registry
 
-SRC = Path(__file__).resolve().parents[3] / "src" / "python"
+from e2e.cli_support import cli as run_cli
 
 
 def _cli(
     cwd: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        # This interpreter's own path too, so third-party packages resolve under a PEX as well.
-        "PYTHONPATH": os.pathsep.join([str(SRC), *(p for p in sys.path if p)]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=120,
-        check=False,
-    )  # fmt: skip
+    return run_cli(cwd, *args, env=env, timeout=120)
 
 
 def _seed(url: str) -> None:

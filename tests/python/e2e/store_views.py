@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from deltalake import DeltaTable
-
-SRC = Path(__file__).resolve().parents[3] / "src" / "python"
 
 View = tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]
 """(silver rows as JSON, dead letters as (reason, source, raw)), each sorted."""
@@ -22,33 +18,6 @@ SILVER_FIELDS = (
     "occurred_at", "updated_at", "officer_badge", "officer_last", "officer_first", "lat", "lon",
     "amount", "tags",
 )  # fmt: skip
-
-
-def cli(
-    cwd: Path,
-    *args: str,
-    env: dict[str, str] | None = None,
-    timeout: float = 300,
-) -> subprocess.CompletedProcess[str]:
-    """`python -m jobs.cli ...` in cwd with a clean environment plus env."""
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=cwd,
-        env=cli_env(cwd, env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def cli_env(cwd: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    base = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "PYTHONPATH": str(SRC),
-    }
-    return {**base, **(extra or {})}
 
 
 def summary(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
