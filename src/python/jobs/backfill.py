@@ -16,6 +16,7 @@ from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import add_common_arguments, settings_from_args
 from etl_core.urls import redact
+from opentelemetry import trace
 
 from jobs._agency_ids import parse_agencies
 from jobs._promote_args import add_promote_arguments
@@ -189,15 +190,20 @@ async def backfill(
                 run_id=run_id, rows_per_file=settings.rows_per_file,
             )  # fmt: skip
 
-        with ctx.span("plan"):
+        root = trace.get_current_span()  # the run's own span (run_job's)
+        with ctx.span("plan") as span:
             ids = settings.agency_ids() or await bronze_agencies(bronze)
+            # A run of many agencies: its own spans carry them all (each child's, its own).
+            for named in (root, span):
+                named.set_attribute("agency_ids", list(ids))
             plans = await plan_backfill(
                 store, bronze, tables(ctx.run_id).silver, ids, first=options.first,
                 last=options.last, agencies_key=options.agencies_key, reprocess=options.reprocess,
             )  # fmt: skip
         mode = " (dry run: nothing is written)" if ctx.dry_run else ""
         _print(f"backfill plan {options.first}..{options.last}{mode}\n{plan_table(plans)}")
-        with ctx.span("run", agencies=len(plans), max_parallel=options.max_parallel):
+        with ctx.span("run", agencies=len(plans), max_parallel=options.max_parallel,
+                      agency_ids=list(ids)):  # fmt: skip
             report = await run_backfill(ctx, store, bronze, tables, plans, options)
     _print(f"backfill summary{mode}\n{summary_table(report, seconds=time.monotonic() - started)}")
     error = report.error()

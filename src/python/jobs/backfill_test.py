@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
+from etl_core import telemetry
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
 from etl_core.testing.history_readback import recorded
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from jobs import backfill, registry
 
@@ -178,3 +182,26 @@ def test_the_job_is_discovered_with_its_exit_codes_in_the_help(
     assert "75 no agency failed but some were busy" in out
     assert "generation" not in out
     assert "manifest" not in out
+
+
+def test_every_span_names_its_agencies(
+    tmp_path: Path, bronze: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(telemetry, "tracer", lambda: provider.get_tracer("test"))
+
+    assert backfill.entrypoint(_argv(tmp_path, bronze, "--agencies", "1,3")) == 0
+
+    spans = exporter.get_finished_spans()
+    parent = next(s for s in spans if s.name == "backfill").attributes or {}
+    for span in spans:
+        attributes = span.attributes or {}
+        assert attributes.get("run_id"), span.name
+        if attributes["run_id"] == parent["run_id"]:  # the backfill's own spans: all its agencies
+            assert attributes["agency_ids"] == (1, 3), span.name
+        else:  # a child run's: its agency
+            assert attributes["agency_id"] in (1, 3), span.name
+    children = [s.attributes or {} for s in spans if s.name == "bronze_to_silver"]
+    assert {child["agency_id"] for child in children} == {1, 3}
