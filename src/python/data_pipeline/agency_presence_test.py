@@ -12,7 +12,8 @@ from etl_core.testing.run_contexts import started_run
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.agency_presence import id_ranges, require_known
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload import WorkloadOptions
+from data_pipeline.workload_bronze import workload_bronze
 
 WORKLOAD = WorkloadOptions(records=60, files=2, agencies=2, seed=5)
 
@@ -24,7 +25,7 @@ class Tables:
 
 
 def _lake() -> FakeObjectStore:
-    return FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
+    return workload_bronze(WORKLOAD)
 
 
 async def _promote(bronze: FakeObjectStore, agency_id: int, tables: Tables) -> None:

@@ -29,7 +29,8 @@ from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.dedupe import Deduper
 from data_pipeline.silver_arrow import silver_batch
 from data_pipeline.transform import transform_file
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload import WorkloadOptions
+from data_pipeline.workload_bronze import workload_bronze
 
 # Agency 1 gets files 0, 2, 4: dt 2024-01-08, -09, -10.
 WORKLOAD = WorkloadOptions(records=600, files=6, agencies=2, bad_rate=0.1, dup_rate=0.2, seed=3)
@@ -45,7 +46,7 @@ class Tables:
 
 
 def _bronze() -> FakeObjectStore:
-    return FakeObjectStore({key: body for key, body in iter_workload_files(WORKLOAD)})
+    return workload_bronze(WORKLOAD)
 
 
 async def _context(run_id: str, history: FakeRunHistory, *, dry_run: bool = False) -> RunContext:

@@ -20,7 +20,8 @@ from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.corrected_bronze import CorrectedBronze, with_corrections
 from data_pipeline.corrections import Correction, corrections_body, line_key
 from data_pipeline.transform import FileBatch
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload import WorkloadOptions
+from data_pipeline.workload_bronze import workload_bronze
 
 KEY = "bronze/agency_id=1/dt=2024-01-08/part-0.ndjson"
 BAD = '{"record_id": "A001-1", "agency_id": 1, "occurred_at": "yesterday"}'
@@ -108,7 +109,7 @@ async def _promote(
 async def test_promote_applies_stored_corrections_and_rebuilds_when_they_change(
     tmp_path: Path,
 ) -> None:
-    bronze = FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
+    bronze = workload_bronze(WORKLOAD)
     store = LocalObjectStore(tmp_path, durable=False)
     bronze.objects[KEY] += f"{BAD}\n".encode()
     await _promote("r1", store, bronze)
@@ -134,7 +135,7 @@ async def test_promote_applies_stored_corrections_and_rebuilds_when_they_change(
 
 
 async def test_promote_shows_every_file_result_to_the_observer(tmp_path: Path) -> None:
-    bronze = FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
+    bronze = workload_bronze(WORKLOAD)
     seen: list[FileBatch] = []
 
     await _promote("r1", LocalObjectStore(tmp_path, durable=False), bronze, on_file=seen.append)

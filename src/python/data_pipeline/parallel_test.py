@@ -15,13 +15,14 @@ from etl_core.testing.fakes import FakeObjectStore
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.parallel import SMALL_INPUT_BYTES, FileTransformer, choose_workers
 from data_pipeline.transform import FileBatch
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload import WorkloadOptions
+from data_pipeline.workload_bronze import workload_bronze
 
 WORKLOAD = WorkloadOptions(records=400, files=8, agencies=2, bad_rate=0.05, seed=5)
 
 
 def _bronze() -> FakeObjectStore:
-    return FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
+    return workload_bronze(WORKLOAD)
 
 
 async def _files(store: FakeObjectStore, agency_id: int = 1) -> list[ObjectInfo]:

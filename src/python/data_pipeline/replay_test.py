@@ -22,7 +22,7 @@ from etl_core.adapters.local_object_store import LocalObjectStore
 from etl_core.errors import ConfigError, LeaseHeld, TableError
 from etl_core.model import Counts, RunStatus
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
+from etl_core.testing.fakes import FakeRunHistory
 from etl_core.testing.run_contexts import started_run
 
 import data_pipeline.replay as replay_module
@@ -37,7 +37,8 @@ from data_pipeline.replay_track import note_key
 from data_pipeline.silver_arrow import silver_batch
 from data_pipeline.transform import transform_file
 from data_pipeline.validate import Rejected, validate_line
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload import WorkloadOptions
+from data_pipeline.workload_bronze import workload_bronze
 
 # Agency 1: dt 2024-01-08, -09, -10, with dead letters of every kind.
 WORKLOAD = WorkloadOptions(records=600, files=6, agencies=2, bad_rate=0.1, dup_rate=0.2, seed=3)
@@ -50,7 +51,7 @@ Row = dict[str, Any]
 
 class World:
     def __init__(self, root: Path) -> None:
-        self.bronze = FakeObjectStore(dict(iter_workload_files(WORKLOAD)))
+        self.bronze = workload_bronze(WORKLOAD)
         self.root = root / "store"
         self.store = LocalObjectStore(self.root, durable=False)
         self.history = FakeRunHistory()

@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord
 
-from e2e.cli_support import cli
+from e2e.cli_support import cli, generate
 from e2e.reference_transform import reference_transform
 from e2e.store_views import dead_letter_rows, silver_rows, snapshot, view
 
@@ -87,9 +87,7 @@ def table(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     world = World(tmp_path_factory.mktemp("backfill"))
-    generated = cli(world.root, "run", "generate", "--", *GENERATE, "--out",
-                    f"file://{world.bronze}", "--history", world.history("gen"))  # fmt: skip
-    assert generated.returncode == 0, generated.stderr
+    generate(world.root, f"file://{world.bronze}", *GENERATE, history=world.history("gen"))
     return world
 
 

@@ -19,7 +19,7 @@ from deltalake import DeltaTable, write_deltalake
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
 
-from e2e.cli_support import cli
+from e2e.cli_support import cli, generate
 from e2e.reference_transform import reference_transform
 from e2e.store_views import dead_letter_rows, silver_rows, summary
 
@@ -109,9 +109,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     world = World(tmp_path_factory.mktemp("bad-bronze"))
-    generated = cli(world.root, "run", "generate", "--", *GENERATE,
-                    "--out", f"file://{world.bronze}", "--history", world.history)  # fmt: skip
-    assert generated.returncode == 0, generated.stderr
+    generate(world.root, f"file://{world.bronze}", *GENERATE, history=world.history)
     # The dead-letter table as the release before raw_bytes left it.
     old = pa.Table.from_pylist([OLD_ROW], schema=OLD_SCHEMA)
     write_deltalake(str(world.store / "deadletter"), old, partition_by=["agency_id", "dt"])

@@ -14,7 +14,7 @@ import pytest
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
 
-from e2e.cli_support import cli
+from e2e.cli_support import cli, generate
 from e2e.reference_transform import reference_transform
 from e2e.store_views import dead_letter_rows, silver_rows, snapshot, summary
 
@@ -52,9 +52,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     world = World(tmp_path_factory.mktemp("b2s"))
-    generated = cli(world.root, "run", "generate", "--", *GENERATE,
-                    "--out", f"file://{world.bronze}", "--history", world.history)  # fmt: skip
-    assert generated.returncode == 0, generated.stderr
+    generate(world.root, f"file://{world.bronze}", *GENERATE, history=world.history)
     # Four runs at a time: different agencies share the store and the history database.
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         for agency_id, result in zip(AGENCIES, pool.map(world.run, AGENCIES), strict=True):

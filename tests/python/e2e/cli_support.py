@@ -40,3 +40,12 @@ def cli(
         timeout=timeout,
         check=False,
     )
+
+
+def generate(cwd: Path, out: str, *args: str, history: str | None = None) -> None:
+    """`data-pipeline run generate -- <args> --out <out>` (the reference workload into a store
+    URL or directory), its run recorded in history (default a SQLite file in cwd); fails the
+    test if it does."""
+    recorded = history or f"sqlite:///{cwd}/generate.sqlite3"
+    result = cli(cwd, "run", "generate", "--", *args, "--out", out, "--history", recorded)
+    assert result.returncode == 0, result.stderr[-3000:]

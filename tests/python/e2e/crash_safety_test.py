@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from etl_core.failpoints import reached_path
 
-from e2e.cli_support import cli, cli_env
+from e2e.cli_support import cli, cli_env, generate
 from e2e.store_views import View, snapshot, summary, view
 
 AGENCY = 1
@@ -72,9 +72,7 @@ def _argv(
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     world = World(tmp_path_factory.mktemp("crash"))
     v1 = world.bronze["v1"] = world.root / "bronze-v1"
-    result = cli(world.root, "run", "generate", "--", *GENERATE, "--out", f"file://{v1}",
-                 "--history", f"sqlite:///{world.root}/gen.sqlite3")  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    generate(world.root, f"file://{v1}", *GENERATE)
     # v2: the same bronze under a renamed agency 1: a changed agencies file rebuilds the agency.
     v2 = world.bronze["v2"] = world.root / "bronze-v2"
     shutil.copytree(v1, v2)

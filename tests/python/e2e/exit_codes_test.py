@@ -8,17 +8,15 @@ import json
 import shutil
 from pathlib import Path
 
-from e2e.cli_support import cli
+from e2e.cli_support import cli, generate
 from e2e.store_views import silver_rows, summary
 
 
 def test_consecutive_merge_runs_each_exit_with_the_jobs_own_code(tmp_path: Path) -> None:
     full, bronze, store = tmp_path / "full", tmp_path / "bronze", tmp_path / "store"
     history = f"sqlite:///{tmp_path}/h.sqlite3"
-    generated = cli(tmp_path, "run", "generate", "--", "--records", "1600", "--files", "8",
-                    "--agencies", "1", "--seed", "3", "--out", str(full),
-                    "--history", history)  # fmt: skip
-    assert generated.returncode == 0, generated.stderr
+    generate(tmp_path, str(full), "--records", "1600", "--files", "8", "--agencies", "1",
+             "--seed", "3", history=history)  # fmt: skip
     days = sorted((full / "bronze" / "agency_id=1").iterdir())
     (bronze / "bronze" / "agency_id=1").mkdir(parents=True)
     shutil.copy(full / "agencies.csv", bronze / "agencies.csv")

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from e2e.cli_support import cli, cli_env
+from e2e.cli_support import cli, cli_env, generate
 from e2e.reference_transform import reference_transform
 from e2e.store_views import silver_rows, snapshot, summary, view
 
@@ -66,9 +66,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     world = World(tmp_path_factory.mktemp("maintain"))
-    generated = cli(world.root, "run", "generate", "--", *GENERATE,
-                    "--out", f"file://{world.staging}", "--history", world.history)  # fmt: skip
-    assert generated.returncode == 0, generated.stderr
+    generate(world.root, f"file://{world.staging}", *GENERATE, history=world.history)
     world.bronze.mkdir()
     shutil.copy(world.staging / "agencies.csv", world.bronze / "agencies.csv")
     for step in range(6):
