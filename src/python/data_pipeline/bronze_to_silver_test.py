@@ -24,9 +24,11 @@ from etl_core.testing.fake_tables import FakeDeadLetterTable, FakeSilverTable
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
 from etl_core.testing.run_contexts import started_run
 
+import data_pipeline.bronze_to_silver as b2s_module
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.dedupe import Deduper
+from data_pipeline.parallel import TransformPool
 from data_pipeline.silver_arrow import silver_batch
 from data_pipeline.transform import transform_file
 from data_pipeline.workload import WorkloadOptions
@@ -395,6 +397,28 @@ async def test_a_large_input_is_folded_in_batches_each_its_own_fold_version() ->
     assert sum((row.counts for row in rows), start=Counts()) == outcome.counts
     assert outcome.counts.rows_in == _expected(bronze).counts.rows_in
     assert outcome.counts.rows_inserted + outcome.counts.rows_updated == outcome.counts.rows_out
+
+
+async def test_the_folds_of_one_run_share_one_pool_of_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[int] = []
+
+    class CountedPool(TransformPool):
+        async def __aenter__(self) -> TransformPool:
+            started.append(self.workers)
+            return await super().__aenter__()
+
+    monkeypatch.setattr(b2s_module, "TransformPool", CountedPool)
+    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    ctx = await _context("r1", FakeRunHistory())
+
+    options = PromoteOptions(agency_id=1, workers=2, fold_bytes=1)
+    outcome = await promote(ctx, store, bronze, tables, options)
+
+    assert outcome.summary["outcome"].startswith("folded in 3 bronze files as folds 1-3:")
+    assert started == [2]  # not one pool (two worker processes started) per fold
+    assert await _silver(tables) == _silver_of(_expected(bronze))
 
 
 @attrs.define
