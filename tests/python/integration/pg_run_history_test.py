@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -113,14 +114,23 @@ async def test_a_version_1_schema_upgrades_in_place_and_keeps_its_runs(pg_dsn, f
 async def test_concurrent_lease_acquisition_from_separate_pools_has_one_winner(pg_dsn, migrated):
     name = f"job/agency={uuid.uuid4().int % 1000}"
 
-    async def contender(owner: str) -> bool:
-        async with open_pg_run_history(pg_dsn, schema=migrated.schema) as history:
-            return await history.acquire(name, owner, dt.timedelta(minutes=5))
+    # Every contender's session stays open until all have tried: a holder whose session closed
+    # is gone (its liveness lock is free), and a later contender may rightly take over from it.
+    async with contextlib.AsyncExitStack() as stack:
+        contenders = [
+            await stack.enter_async_context(open_pg_run_history(pg_dsn, schema=migrated.schema))
+            for _ in range(12)
+        ]
+        results = await asyncio.gather(
+            *(
+                h.acquire(name, f"run-{i}", dt.timedelta(minutes=5))
+                for i, h in enumerate(contenders)
+            )
+        )
 
-    results = await asyncio.gather(*(contender(f"run-{i}") for i in range(12)))
-
-    assert sum(results) == 1
-    assert await migrated.renew(name, f"run-{results.index(True)}", dt.timedelta(minutes=5))
+        assert sum(results) == 1
+        winner = results.index(True)
+        assert await contenders[winner].renew(name, f"run-{winner}", dt.timedelta(minutes=5))
 
 
 async def test_finished_run_stores_its_duration_in_seconds(pg_dsn, migrated):
