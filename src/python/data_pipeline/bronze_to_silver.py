@@ -256,7 +256,7 @@ async def _transform(
 ) -> Accounting:
     agencies = parse_agencies(await bronze.get(plan.agencies.key), source=plan.agencies.key)
     require_known(plan.agency_id, agencies, plan.agencies.key)
-    workers = options.pool.workers if options.pool else choose_workers(options.workers, files)
+    workers = options.pool.workers if options.pool else 1  # _fold_in_pool chose inline
     in_flight = options.in_flight or 2 * workers
     days = frozenset(plan.day_of(info.key) for info in files)
     accounting = Accounting(plan.agency_id, days)

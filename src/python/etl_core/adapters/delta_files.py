@@ -332,10 +332,11 @@ class DeltaFiles:
                     low = middle
                 else:
                     high = middle
-        if fold_at(low) != fold:
+        found = fold_at(low)  # also leaves the table loaded at that version
+        if found != fold:
             raise TableError(
                 f"{self.name} table {self.uri}: agency {agency_id} has no fold {fold} in the "
-                f"table's history (its fold at version {low} is {fold_at(low)})"
+                f"table's history (its fold at version {low} is {found})"
             )
         return pa.table(table.to_pyarrow_table(filters=[("agency_id", "=", agency_id)]))
 
