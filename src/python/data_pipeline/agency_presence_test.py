@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import attrs
 import pytest
 from etl_core.errors import NothingForAgency, UnknownAgency
-from etl_core.testing.fake_tables import FakeDeadLetterTable, FakeSilverTable
+from etl_core.testing.fake_tables import FakeTables
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
 from etl_core.testing.run_contexts import started_run
 
@@ -18,17 +17,11 @@ from data_pipeline.workload_bronze import workload_bronze
 WORKLOAD = WorkloadOptions(records=60, files=2, agencies=2, seed=5)
 
 
-@attrs.frozen
-class Tables:
-    silver: FakeSilverTable = attrs.Factory(FakeSilverTable)
-    deadletter: FakeDeadLetterTable = attrs.Factory(FakeDeadLetterTable)
-
-
 def _lake() -> FakeObjectStore:
     return workload_bronze(WORKLOAD)
 
 
-async def _promote(bronze: FakeObjectStore, agency_id: int, tables: Tables) -> None:
+async def _promote(bronze: FakeObjectStore, agency_id: int, tables: FakeTables) -> None:
     ctx = await started_run(FakeRunHistory(), "bronze_to_silver", agency_id=agency_id)
     await promote(ctx, bronze, bronze, tables, PromoteOptions(agency_id=agency_id, workers=1))
 
@@ -55,7 +48,7 @@ def test_an_agency_the_file_does_not_list_is_unknown_naming_the_file_and_what_it
 
 
 async def test_promoting_an_unknown_agency_fails_and_writes_nothing() -> None:
-    bronze, tables = _lake(), Tables()
+    bronze, tables = _lake(), FakeTables()
     before = dict(bronze.objects)
 
     with pytest.raises(UnknownAgency, match="agency 123 is not in the agencies file agencies.csv"):
@@ -66,7 +59,7 @@ async def test_promoting_an_unknown_agency_fails_and_writes_nothing() -> None:
 
 
 async def test_an_unknown_agency_with_bronze_fails_rather_than_dead_lettering_every_row() -> None:
-    bronze, tables = _lake(), Tables()
+    bronze, tables = _lake(), FakeTables()
     for key, body in list(bronze.objects.items()):
         if key.startswith("bronze/agency_id=1/"):
             bronze.objects[key.replace("agency_id=1/", "agency_id=77/")] = body
@@ -78,7 +71,7 @@ async def test_an_unknown_agency_with_bronze_fails_rather_than_dead_lettering_ev
 
 
 async def test_a_prefix_holding_only_documents_is_nothing_to_fold_naming_one() -> None:
-    bronze, tables = _lake(), Tables()
+    bronze, tables = _lake(), FakeTables()
     for key in [k for k in bronze.objects if k.startswith("bronze/agency_id=2/")]:
         del bronze.objects[key]
     bronze.objects["bronze/agency_id=2/dt=2024-01-08/scans/b.png"] = b"\x89PNG"

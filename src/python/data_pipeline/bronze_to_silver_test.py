@@ -20,7 +20,7 @@ from etl_core.errors import (
 )
 from etl_core.model import Counts
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.testing.fake_tables import FakeDeadLetterTable, FakeSilverTable
+from etl_core.testing.fake_tables import FakeSilverTable, FakeTables
 from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
 from etl_core.testing.run_contexts import started_run
 
@@ -41,12 +41,6 @@ PARTITIONS = tuple(f"agency_id=1/dt={day}" for day in DAYS)
 KEYS = tuple(f"bronze/agency_id=1/dt={day}/part-0.ndjson" for day in DAYS)
 
 
-@attrs.frozen
-class Tables:
-    silver: FakeSilverTable = attrs.Factory(FakeSilverTable)
-    deadletter: FakeDeadLetterTable = attrs.Factory(FakeDeadLetterTable)
-
-
 def _bronze() -> FakeObjectStore:
     return workload_bronze(WORKLOAD)
 
@@ -61,7 +55,7 @@ async def _promote(
     run_id: str,
     store: FakeObjectStore,
     bronze: FakeObjectStore,
-    tables: Tables,
+    tables: FakeTables,
     history: FakeRunHistory | None = None,
     *,
     dry_run: bool = False,
@@ -103,12 +97,12 @@ def _silver_of(deduper: Deduper) -> list[dict[str, Any]]:
     return _rows(batch)
 
 
-async def _silver(tables: Tables) -> list[dict[str, Any]]:
+async def _silver(tables: FakeTables) -> list[dict[str, Any]]:
     return _rows(await tables.silver.read(1))
 
 
 async def test_first_run_folds_every_file_into_silver_with_what_dedupe_keeps() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
 
     outcome = await _promote("r1", store, bronze, tables)
 
@@ -124,7 +118,7 @@ async def test_first_run_folds_every_file_into_silver_with_what_dedupe_keeps() -
 
 
 async def test_every_partition_is_recorded_balanced_with_what_the_merge_did() -> None:
-    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), FakeTables(), FakeRunHistory()
 
     outcome = await _promote("r1", store, bronze, tables, history)
 
@@ -136,7 +130,7 @@ async def test_every_partition_is_recorded_balanced_with_what_the_merge_did() ->
 
 
 async def test_dead_letter_rows_carry_reason_source_line_raw_detail_and_run_id() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
 
     await _promote("r1", store, bronze, tables)
 
@@ -152,7 +146,7 @@ async def test_dead_letter_rows_carry_reason_source_line_raw_detail_and_run_id()
 
 
 async def test_rerun_with_nothing_new_reads_no_body_and_writes_nothing() -> None:
-    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), FakeTables(), FakeRunHistory()
     await _promote("r1", store, bronze, tables, history)
     before = (dict(store.objects), await _silver(tables), await tables.silver.version(1))
     bronze.fail_on["get"] = ObjectStoreError("bodies must not be read")
@@ -168,7 +162,7 @@ async def test_rerun_with_nothing_new_reads_no_body_and_writes_nothing() -> None
 
 
 async def test_a_new_day_is_folded_in_alone_and_ends_equal_to_a_full_build() -> None:
-    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), FakeTables(), FakeRunHistory()
     held = bronze.objects.pop(KEYS[2])
     await _promote("r1", store, bronze, tables, history)
     bronze.objects[KEYS[2]] = held
@@ -185,7 +179,7 @@ async def test_a_new_day_is_folded_in_alone_and_ends_equal_to_a_full_build() -> 
 async def test_any_arrival_order_ends_equal_to_the_transform_of_all_bronze(
     order: tuple[int, ...],
 ) -> None:
-    store, full, tables = FakeObjectStore(), _bronze(), Tables()
+    store, full, tables = FakeObjectStore(), _bronze(), FakeTables()
     bronze = FakeObjectStore({k: v for k, v in full.objects.items() if k not in KEYS})
     total = Counts()
     for step, index in enumerate(order):
@@ -202,7 +196,7 @@ async def test_any_arrival_order_ends_equal_to_the_transform_of_all_bronze(
 
 
 async def test_a_changed_bronze_file_rebuilds_the_agency() -> None:
-    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), FakeTables(), FakeRunHistory()
     await _promote("r1", store, bronze, tables)
     bronze.objects[KEYS[2]] += b"not json\n"
 
@@ -217,7 +211,7 @@ async def test_a_changed_bronze_file_rebuilds_the_agency() -> None:
 
 
 async def test_a_vanished_bronze_file_rebuilds_the_agency_without_its_rows() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     await _promote("r1", store, bronze, tables)
     del bronze.objects[KEYS[1]]
 
@@ -228,7 +222,7 @@ async def test_a_vanished_bronze_file_rebuilds_the_agency_without_its_rows() -> 
 
 
 async def test_reprocess_rebuilds_even_when_nothing_changed() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     await _promote("r1", store, bronze, tables)
 
     outcome = await _promote("r2", store, bronze, tables, reprocess=True)
@@ -239,7 +233,7 @@ async def test_reprocess_rebuilds_even_when_nothing_changed() -> None:
 
 
 async def test_a_range_folds_only_new_files_in_range_and_keys_stay_unique() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     first = parse_agencies(bronze.objects["agencies.csv"])
     [early, *_] = transform_file(KEYS[0], bronze.objects[KEYS[0]], first).valid_rows
     raw = {
@@ -264,7 +258,7 @@ async def test_a_range_folds_only_new_files_in_range_and_keys_stay_unique() -> N
 
 
 async def test_dry_run_transforms_and_counts_but_writes_and_records_nothing() -> None:
-    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), FakeTables(), FakeRunHistory()
     tables.silver.dry_run = tables.deadletter.dry_run = True
 
     outcome = await _promote("r1", store, bronze, tables, history, dry_run=True)
@@ -277,7 +271,7 @@ async def test_dry_run_transforms_and_counts_but_writes_and_records_nothing() ->
 
 
 async def test_a_row_naming_another_agency_is_dead_lettered_not_merged() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     record = json.loads(
         bronze.objects["bronze/agency_id=2/dt=2024-01-08/part-0.ndjson"].split(b"\n")[0]
     )
@@ -296,11 +290,11 @@ async def test_a_missing_agencies_file_fails_with_a_data_error() -> None:
     del bronze.objects["agencies.csv"]
 
     with pytest.raises(DataError, match="agencies.csv"):
-        await _promote("r1", FakeObjectStore(), bronze, Tables())
+        await _promote("r1", FakeObjectStore(), bronze, FakeTables())
 
 
 async def test_an_agency_without_bronze_fails_saying_there_is_nothing_for_it() -> None:
-    store, tables = FakeObjectStore(), Tables()
+    store, tables = FakeObjectStore(), FakeTables()
     bronze = FakeObjectStore({"agencies.csv": _bronze().objects["agencies.csv"]})
 
     with pytest.raises(NothingForAgency, match="agency 1 .*: no bronze to fold: nothing is under"):
@@ -311,7 +305,7 @@ async def test_an_agency_without_bronze_fails_saying_there_is_nothing_for_it() -
 
 
 async def test_a_bronze_file_the_store_fails_to_return_fails_the_run_before_any_commit() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     bronze.fail_on["get"] = ObjectNotFound(KEYS[1])
 
     with pytest.raises(ObjectNotFound):
@@ -321,7 +315,7 @@ async def test_a_bronze_file_the_store_fails_to_return_fails_the_run_before_any_
 
 
 async def test_a_run_that_failed_between_its_two_commits_is_redone_exactly_once() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     tables.silver.fail_on["merge"] = TableError("killed before the silver commit")
     with pytest.raises(TableError):
         await _promote("r1", store, bronze, tables)
@@ -338,7 +332,7 @@ async def test_a_run_that_failed_between_its_two_commits_is_redone_exactly_once(
 
 
 async def test_a_missing_ledger_for_a_committed_fold_is_a_clear_data_error() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     await _promote("r1", store, bronze, tables)
     store.objects.clear()
 
@@ -347,7 +341,7 @@ async def test_a_missing_ledger_for_a_committed_fold_is_a_clear_data_error() -> 
 
 
 async def test_a_rebuild_that_failed_between_its_two_commits_is_finished_by_the_next_run() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     await _promote("r1", store, bronze, tables)
     tables.silver.fail_on["merge"] = TableError("killed before the silver commit")
     with pytest.raises(TableError):
@@ -366,7 +360,7 @@ async def test_a_rebuild_that_failed_between_its_two_commits_is_finished_by_the_
 async def test_an_agency_in_the_old_ndjson_layout_is_rebuilt_into_the_tables_and_cleaned_up() -> (
     None
 ):
-    bronze, tables = _bronze(), Tables()
+    bronze, tables = _bronze(), FakeTables()
     old = {
         "_manifests/agency_id=1/dt=2024-01-08/0000000001.json": b"{}",
         "silver/agency_id=1/dt=2024-01-08/part-r0-0.ndjson": b'{"record_id": "A001-0"}\n',
@@ -385,7 +379,7 @@ async def test_an_agency_in_the_old_ndjson_layout_is_rebuilt_into_the_tables_and
 
 
 async def test_a_large_input_is_folded_in_batches_each_its_own_fold_version() -> None:
-    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), FakeTables(), FakeRunHistory()
 
     outcome = await _promote("r1", store, bronze, tables, history, fold_bytes=1)
 
@@ -410,7 +404,7 @@ async def test_the_folds_of_one_run_share_one_pool_of_workers(
             return await super().__aenter__()
 
     monkeypatch.setattr(b2s_module, "TransformPool", CountedPool)
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     ctx = await _context("r1", FakeRunHistory())
 
     options = PromoteOptions(agency_id=1, workers=2, fold_bytes=1)
@@ -442,8 +436,8 @@ class _SecondMergeFails:
 
 
 async def test_a_run_cut_short_between_batches_keeps_them_and_the_next_repairs_the_rest() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
-    cut = Tables(_SecondMergeFails(tables.silver), tables.deadletter)  # type: ignore[arg-type]
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
+    cut = FakeTables(_SecondMergeFails(tables.silver), tables.deadletter)  # type: ignore[arg-type]
     with pytest.raises(TableError):
         await _promote("r1", store, bronze, cut, fold_bytes=1)
     assert await tables.silver.version(1) == 1
@@ -458,7 +452,7 @@ async def test_a_run_cut_short_between_batches_keeps_them_and_the_next_repairs_t
 BROKEN = "bronze/agency_id=1/dt=2024-01-11/part-0.ndjson.gz"
 
 
-async def _dead_letters(tables: Tables, reason: str | None = None) -> list[dict[str, Any]]:
+async def _dead_letters(tables: FakeTables, reason: str | None = None) -> list[dict[str, Any]]:
     rows = (await tables.deadletter.read(1)).to_pylist()
     return [row for row in rows if reason is None or row["reason"] == reason]
 
@@ -466,7 +460,7 @@ async def _dead_letters(tables: Tables, reason: str | None = None) -> list[dict[
 async def test_an_unreadable_gzip_file_is_one_file_level_dead_letter_and_the_run_carries_on() -> (
     None
 ):
-    store, bronze, tables, history = FakeObjectStore(), _bronze(), Tables(), FakeRunHistory()
+    store, bronze, tables, history = FakeObjectStore(), _bronze(), FakeTables(), FakeRunHistory()
     readable = _expected(bronze)
     bronze.objects[BROKEN] = gzip.compress(bronze.objects[KEYS[2]], mtime=0)[:-10]
 
@@ -490,7 +484,7 @@ async def test_an_unreadable_gzip_file_is_one_file_level_dead_letter_and_the_run
 
 
 async def test_an_unreadable_file_once_fixed_is_read_again() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     body = gzip.compress(bronze.objects[KEYS[2]] + b"{not json\n", mtime=0)
     bronze.objects[BROKEN] = body + b"trailing garbage"
     await _promote("r1", store, bronze, tables)
@@ -509,7 +503,7 @@ async def test_an_unreadable_file_once_fixed_is_read_again() -> None:
 async def test_a_bronze_key_with_an_impossible_date_is_reported_and_the_rest_folded(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     readable = _expected(bronze)
     bad = "bronze/agency_id=1/dt=2024-02-30/part-0.ndjson"
     bronze.objects[bad] = bronze.objects[KEYS[0]]
@@ -529,7 +523,7 @@ async def test_a_bronze_key_with_an_impossible_date_is_reported_and_the_rest_fol
 
 
 async def test_a_line_that_is_not_utf8_is_dead_lettered_with_its_exact_bytes() -> None:
-    store, bronze, tables = FakeObjectStore(), _bronze(), Tables()
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     line = b'{"record_id": "A001-\xff\xfe", "agency_id": 1, "status": "op\xe9n"}\r'
     bronze.objects[KEYS[0]] += line + b"\n"
 

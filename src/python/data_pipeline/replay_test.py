@@ -521,12 +521,30 @@ class _SilverCommitFails:
         raise TableError("cut short before silver's commit")
 
 
-async def test_a_replay_cut_short_between_the_two_commits_ends_as_a_clean_replay(
-    tmp_path: Path,
-) -> None:
+async def _twins(tmp_path: Path) -> tuple[World, World]:
+    """Two worlds with the same agency promoted: one replays cleanly, the other is cut short."""
     clean, cut = World(tmp_path / "clean"), World(tmp_path / "cut")
     await clean.promote("r1")
     await cut.promote("r1")
+    return clean, cut
+
+
+async def _assert_ends_as_clean(
+    cut: World, outcome: JobOutcome, clean: World, expected: JobOutcome
+) -> None:
+    """The re-run's outcome and the tables equal the clean replay's (run ids aside)."""
+    assert outcome.counts == expected.counts
+    assert outcome.summary["replayed"] == expected.summary["replayed"]
+    assert await cut.silver() == await clean.silver()
+    assert [attrs.evolve(r, run_id="") for r in await cut.dead()] == [
+        attrs.evolve(r, run_id="") for r in await clean.dead()
+    ]
+
+
+async def test_a_replay_cut_short_between_the_two_commits_ends_as_a_clean_replay(
+    tmp_path: Path,
+) -> None:
+    clean, cut = await _twins(tmp_path)
     before = await cut.dead()
     corrections = fixable(before)
     expected = await clean.replay("r2", corrections)
@@ -541,20 +559,13 @@ async def test_a_replay_cut_short_between_the_two_commits_ends_as_a_clean_replay
     assert await tables.deadletter.version(1) > await tables.silver.version(1)
     assert await cut.dead() == before  # the rows silver agrees with, not the newer fold's
     outcome = await cut.replay("r3", corrections)
-    assert outcome.counts == expected.counts
-    assert outcome.summary["replayed"] == expected.summary["replayed"]
-    assert await cut.silver() == await clean.silver()
-    assert [attrs.evolve(r, run_id="") for r in await cut.dead()] == [
-        attrs.evolve(r, run_id="") for r in await clean.dead()
-    ]
+    await _assert_ends_as_clean(cut, outcome, clean, expected)
 
 
 async def test_a_replay_that_died_after_its_commits_is_accounted_for_by_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clean, cut = World(tmp_path / "clean"), World(tmp_path / "cut")
-    await clean.promote("r1")
-    await cut.promote("r1")
+    clean, cut = await _twins(tmp_path)
     corrections = fixable(await cut.dead())
     expected = await clean.replay("r2", corrections)
 
@@ -569,12 +580,7 @@ async def test_a_replay_that_died_after_its_commits_is_accounted_for_by_the_next
 
     outcome = await cut.replay("r3", corrections)
 
-    assert outcome.counts == expected.counts
-    assert outcome.summary["replayed"] == expected.summary["replayed"]
-    assert await cut.silver() == await clean.silver()
-    assert [attrs.evolve(r, run_id="") for r in await cut.dead()] == [
-        attrs.evolve(r, run_id="") for r in await clean.dead()
-    ]
+    await _assert_ends_as_clean(cut, outcome, clean, expected)
     assert (await cut.replay("r4")).summary["partitions"].startswith("nothing written")
 
 

@@ -4,7 +4,6 @@ the agency; every readable line reaches silver or a dead letter; the fixed file 
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime as dt
 import gzip
@@ -16,8 +15,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
+from etl_core.testing.history_readback import recorded
+from etl_core.testing.table_rows import OLD_DEAD_LETTER_SCHEMA
 
 from e2e.cli_support import cli, generate
 from e2e.reference_transform import reference_transform
@@ -33,18 +33,6 @@ OLD_ROW = {
     "source": "agency_id=2/dt=2024-01-08/part-0.ndjson.gz", "line": 7, "raw": "{",
     "detail": "agency_id=2/dt=2024-01-08/part-0.ndjson.gz:7: invalid_json", "run_id": "old-run",
 }  # fmt: skip
-OLD_SCHEMA = pa.schema(
-    [
-        pa.field("agency_id", pa.int64(), nullable=False),
-        pa.field("dt", pa.date32(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("line", pa.int64()),
-        pa.field("raw", pa.string()),
-        pa.field("detail", pa.string()),
-        pa.field("run_id", pa.string()),
-    ]
-)
 
 
 def _record(record_id: str, day: int, **changes: object) -> bytes:
@@ -97,13 +85,8 @@ class World:
         return reference_transform(bronze, (self.bronze / "agencies.csv").read_bytes())
 
     def history_rows(self) -> tuple[list[RunRecord], list[PartitionRecord]]:
-        async def read() -> tuple[list[RunRecord], list[PartitionRecord]]:
-            async with open_run_history(self.history) as history:
-                runs = await history.list_runs(job="bronze_to_silver", limit=100)
-                ledger = [p for run in runs for p in await history.partitions(run.run_id)]
-                return runs, ledger
-
-        return asyncio.run(read())
+        found = recorded(self.history, job="bronze_to_silver", limit=100)
+        return found.runs, found.all_partitions()
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +94,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     world = World(tmp_path_factory.mktemp("bad-bronze"))
     generate(world.root, f"file://{world.bronze}", *GENERATE, history=world.history)
     # The dead-letter table as the release before raw_bytes left it.
-    old = pa.Table.from_pylist([OLD_ROW], schema=OLD_SCHEMA)
+    old = pa.Table.from_pylist([OLD_ROW], schema=OLD_DEAD_LETTER_SCHEMA)
     write_deltalake(str(world.store / "deadletter"), old, partition_by=["agency_id", "dt"])
     world.put(BROKEN, world.fixed[:-12])  # truncated: "EOFError: Compressed file ended..."
     world.put(BAD_DATE, _record("A001-80000001", 9) + b"\n")

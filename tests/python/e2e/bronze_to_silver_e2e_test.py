@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import concurrent.futures
 import json
@@ -11,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
+from etl_core.testing.history_readback import recorded
 
 from e2e.cli_support import cli, generate
 from e2e.reference_transform import reference_transform
@@ -40,13 +39,8 @@ class World:
         )  # fmt: skip
 
     def history_rows(self) -> tuple[list[RunRecord], list[PartitionRecord]]:
-        async def read() -> tuple[list[RunRecord], list[PartitionRecord]]:
-            async with open_run_history(self.history) as history:
-                runs = await history.list_runs(job="bronze_to_silver", limit=1000)
-                ledger = [p for run in runs for p in await history.partitions(run.run_id)]
-                return runs, ledger
-
-        return asyncio.run(read())
+        found = recorded(self.history, job="bronze_to_silver", limit=1000)
+        return found.runs, found.all_partitions()
 
 
 @pytest.fixture(scope="module")

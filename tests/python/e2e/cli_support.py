@@ -49,3 +49,11 @@ def generate(cwd: Path, out: str, *args: str, history: str | None = None) -> Non
     recorded = history or f"sqlite:///{cwd}/generate.sqlite3"
     result = cli(cwd, "run", "generate", "--", *args, "--out", out, "--history", recorded)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], job: str) -> str:
+    """The one line of stderr that is not a JSON log record: `<job>: error: ...`."""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{job}: error: "), lines[0]
+    return lines[0]

@@ -11,6 +11,7 @@ from pathlib import Path
 from jobs import agency_data_job, bronze_to_silver, cli
 
 from e2e.cli_support import cli as run_cli
+from e2e.cli_support import one_error_line
 
 # What an image (tools/oci, docker/*/Dockerfile) and a rendered pod set.
 IMAGE_ENV = {"ETL_EMBEDDED_DEFAULTS": "off"}
@@ -23,13 +24,6 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """`data-pipeline <args>` with nothing but PATH/HOME/PYTHONPATH and env (like `env -i`)."""
     return run_cli(cwd, *args, env=env)
-
-
-def one_error_line(result: subprocess.CompletedProcess[str], job: str) -> str:
-    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"{job}: error: "), lines[0]
-    return lines[0]
 
 
 def test_a_pod_told_nothing_exits_2_naming_what_to_set_and_writes_nothing(tmp_path: Path) -> None:

@@ -3,18 +3,17 @@ run as users run them (`data-pipeline run <job> ...`, a subprocess each)."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
 
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
-from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
+from etl_core.testing.history_readback import recorded
 
 # Imported, not only run: the build ships these (and what they import) with the test.
 from jobs import agency_data_job, bronze_to_silver
 
-from e2e.cli_support import cli
+from e2e.cli_support import cli, one_error_line
 
 # Agencies 1 and 2 in agencies.csv; bronze for agency 1 only (agency 2's is replaced below).
 WORKLOAD = WorkloadOptions(records=40, files=2, agencies=2, seed=3)
@@ -23,13 +22,6 @@ WORKLOAD = WorkloadOptions(records=40, files=2, agencies=2, seed=3)
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`data-pipeline run <args>` with nothing but PATH/HOME/PYTHONPATH (like `env -i`)."""
     return cli(cwd, "run", *args, "--log-format", "json")
-
-
-def error_line(result: subprocess.CompletedProcess[str], job: str) -> str:
-    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"{job}: error: "), lines[0]
-    return lines[0]
 
 
 def lake(root: Path) -> Path:
@@ -46,11 +38,7 @@ def lake(root: Path) -> Path:
 
 
 def only_run(history: str) -> RunRecord:
-    async def read() -> list[RunRecord]:
-        async with open_run_history(history) as runs:
-            return await runs.list_runs()
-
-    [record] = asyncio.run(read())
+    [record] = recorded(history).runs
     return record
 
 
@@ -64,7 +52,7 @@ def test_export_of_an_agency_the_agencies_file_does_not_list_fails_saying_so(
                  "--history", history)  # fmt: skip
 
     assert result.returncode == 1, result.stderr
-    line = error_line(result, agency_data_job.NAME)
+    line = one_error_line(result, agency_data_job.NAME)
     assert f"UnknownAgency: agency 123 is not in the agencies file {store}/agencies.csv" in line
     assert "(it lists agencies 1-2)" in line
     assert not (store / "exports").exists()
@@ -85,7 +73,7 @@ def test_export_from_a_source_of_an_unknown_agency_fails_before_reading_it(
                  f"sqlite:///{tmp_path}/h.sqlite3")  # fmt: skip
 
     assert result.returncode == 1, result.stderr
-    line = error_line(result, agency_data_job.NAME)
+    line = one_error_line(result, agency_data_job.NAME)
     assert (
         f"UnknownAgency: agency 123 is not in the agencies file file://{source}/agencies.csv"
         in (line)
@@ -104,7 +92,7 @@ def test_export_of_a_known_agency_the_source_holds_nothing_of_fails_uploading_no
                  f"sqlite:///{tmp_path}/h.sqlite3")  # fmt: skip
 
     assert result.returncode == 1, result.stderr
-    line = error_line(result, agency_data_job.NAME)
+    line = one_error_line(result, agency_data_job.NAME)
     assert (
         f"NothingForAgency: agency 2: nothing to export: file://{source} holds no record of this "
         "agency"
@@ -122,7 +110,7 @@ def test_bronze_to_silver_of_a_prefix_holding_only_documents_fails_naming_what_i
                  "--history", history, "--workers", "1")  # fmt: skip
 
     assert result.returncode == 1, result.stderr
-    line = error_line(result, bronze_to_silver.NAME)
+    line = one_error_line(result, bronze_to_silver.NAME)
     assert "NothingForAgency: agency 2 (Phoenix Police Department): no bronze to fold: " in line
     assert "bronze/agency_id=2/ holds 2 object(s) but no bronze file (.ndjson or .ndjson.gz)" in (
         line
@@ -139,7 +127,7 @@ def test_bronze_to_silver_of_an_unknown_agency_fails_saying_so(tmp_path: Path) -
                  "--history", f"sqlite:///{tmp_path}/h.sqlite3", "--workers", "1")  # fmt: skip
 
     assert result.returncode == 1, result.stderr
-    line = error_line(result, bronze_to_silver.NAME)
+    line = one_error_line(result, bronze_to_silver.NAME)
     assert "UnknownAgency: agency 123 is not in the agencies file agencies.csv" in line
     assert "(it lists agencies 1-2)" in line
     assert not (store / "silver").exists()
