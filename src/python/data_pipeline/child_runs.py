@@ -106,7 +106,9 @@ async def _recorded(
         ctx.log.info("child run started", extra={"lease": ctx.lease_name})
     try:
         outcome = await body(ctx)
-        problem = check_counts(outcome.counts, ctx.settings.max_dead_letter_ratio)
+        problem = check_counts(
+            outcome.counts, ctx.settings.max_dead_letter_ratio, outcome.dead_letters
+        )
         if problem is not None:
             raise problem
     except BaseException as exc:  # cancellation too: the row must not stay 'running'
