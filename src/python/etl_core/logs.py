@@ -1,4 +1,12 @@
-"""Logging setup: JSON lines with run and trace ids, or readable lines and progress on a TTY."""
+"""Logging setup: JSON lines with run and trace ids, or readable lines and progress on a TTY.
+
+The progress line on a TTY is rich's Live display (rich.live), which keeps one line at the bottom
+of the terminal and prints log records above it; it replaced hand-written ANSI codes that did the
+same (clear the line, write the record, redraw). rich also crops a progress text wider than the
+terminal instead of letting it wrap, which broke the redraw. Without a TTY nothing of rich is
+used or imported: progress becomes a log line at most every 10 s, and stdout stays free for the
+summary (and JSON lines stay one object per line).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,15 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from etl_core import telemetry
 from etl_core.errors import ConfigError
 from etl_core.model import Counts
+
+if TYPE_CHECKING:  # rich is imported only once a TTY shows progress: JSON runs never load it
+    from rich.live import Live
+    from rich.text import Text
 
 __all__ = [
     "JsonFormatter",
@@ -89,24 +101,59 @@ class TextFormatter(logging.Formatter):
 
 
 class _ProgressAwareHandler(logging.StreamHandler[TextIO]):
-    """On a TTY, clears the progress line before a record and redraws it after."""
+    """On a TTY, log records print above a live progress line (rich.live) that stays last."""
 
     def __init__(self, stream: TextIO, *, tty: bool) -> None:
         super().__init__(stream)
         self.tty = tty
-        self.progress: str | None = None
+        self.live: Live | None = None
         self.progress_logged_at = 0.0
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.tty and self.progress is not None:
-            self.stream.write("\r\x1b[K")
-        super().emit(record)
-        if self.tty and self.progress is not None:
-            self._draw()
+        live = self.live
+        if live is None:
+            super().emit(record)
+            return
+        try:
+            line = self.format(record)
+            live.console.out(line, highlight=False)  # above the progress line, which is redrawn
+        except Exception:  # - logging must not raise; the standard handler's way
+            self.handleError(record)
 
-    def _draw(self) -> None:
-        self.stream.write(f"\r\x1b[K{self.progress}")
-        self.stream.flush()
+    def show(self, text: str) -> None:
+        """Start the live line on its first use, then replace its text."""
+        from rich.text import Text
+
+        line = Text(text, no_wrap=True, overflow="ellipsis")
+        if self.live is None:
+            self.live = _live(self.stream, line)
+            self.live.start(refresh=True)
+        else:
+            self.live.update(line, refresh=True)
+
+    def end(self) -> None:
+        """Stop the live line, leaving its last text on its own line."""
+        live, self.live = self.live, None
+        if live is not None:
+            live.stop()
+
+
+def _live(stream: TextIO, line: Text) -> Live:
+    from rich.console import Console
+    from rich.live import Live
+
+    # No colour, markup or wrapping: the text lines are the TextFormatter's, as without progress.
+    console = Console(
+        file=stream, force_terminal=True, color_system=None, highlight=False, soft_wrap=True
+    )
+    return Live(
+        line,
+        console=console,
+        auto_refresh=False,  # redrawn on each update and log record; no refresh thread
+        redirect_stdout=False,  # stdout carries the summary (and JSON when asked for)
+        redirect_stderr=False,
+        transient=False,
+    )
 
 
 _handler: _ProgressAwareHandler | None = None
@@ -158,8 +205,7 @@ def show_progress(text: str) -> None:
     if handler is None:
         return
     if handler.tty:
-        handler.progress = text
-        handler._draw()
+        handler.show(text)
         return
     now = time.monotonic()
     if now - handler.progress_logged_at >= _PROGRESS_LOG_INTERVAL_S:
@@ -170,11 +216,8 @@ def show_progress(text: str) -> None:
 def end_progress() -> None:
     """Finish the progress line (a newline on a TTY) so later output starts clean."""
     handler = _handler
-    if handler is not None and handler.tty and handler.progress is not None:
-        handler.stream.write("\n")
-        handler.stream.flush()
     if handler is not None:
-        handler.progress = None
+        handler.end()
         handler.progress_logged_at = 0.0
 
 

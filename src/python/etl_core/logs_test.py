@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -94,15 +98,41 @@ def test_reconfiguring_replaces_the_previous_handler() -> None:
     assert (first.getvalue(), len(_lines(second))) == ("", 1)
 
 
+def _screen(written: str) -> list[str]:
+    """What a terminal shows after `written`: the escape codes a one-line live display uses
+    (carriage return, erase line, cursor up, show/hide cursor) applied; the cursor's line last."""
+    lines, row, col = [""], 0, 0
+    for token in re.findall(r"\x1b\[\??[0-9;]*[A-Za-z]|\r|\n|[^\x1b\r\n]+", written):
+        if token == "\r":
+            col = 0
+        elif token == "\n":
+            row, col = row + 1, 0
+            lines += [""] * (row + 1 - len(lines))
+        elif token in ("\x1b[2K", "\x1b[K"):  # whole line / to its end: the cursor is at 0 here
+            lines[row] = lines[row][:col]
+        elif token.startswith("\x1b[") and token.endswith("A"):
+            row -= int(token[2:-1] or 1)
+        elif not token.startswith("\x1b"):
+            lines[row] = lines[row][:col] + token + lines[row][col + len(token) :]
+            col += len(token)
+    return lines
+
+
 def test_progress_line_is_redrawn_around_log_records_on_a_tty() -> None:
     stream = _Tty()
     logs.configure_logging(job="j", log_format="text", stream=stream)
     logs.show_progress("10/100 files")
+    assert _screen(stream.getvalue()) == ["10/100 files"]
     logging.getLogger("x").info("hello")
+    written = stream.getvalue()
+    # The progress line is erased before the record and redrawn below it.
+    assert "10/100 files\r\x1b[2K" in written
+    assert written.endswith("hello\n10/100 files")
+    [record, progress] = _screen(written)
+    assert (record.endswith("INFO    hello"), progress) == (True, "10/100 files")
     logs.end_progress()
-    text = stream.getvalue()
-    assert text.startswith("\r\x1b[K10/100 files\r\x1b[K")
-    assert "hello\n\r\x1b[K10/100 files\n" in text
+    assert stream.getvalue().startswith(written)
+    assert _screen(stream.getvalue())[1:] == ["10/100 files", ""]  # ended by a newline
 
 
 def test_progress_is_logged_sparingly_without_a_tty() -> None:
@@ -142,3 +172,19 @@ def test_summary_shows_what_a_run_did_to_silver(capsys: pytest.CaptureFixture[st
         "  bytes: in 0  out 0",
         "  silver: inserted 3,000  updated 1",
     ]
+
+
+def test_json_logging_with_progress_never_loads_rich() -> None:
+    script = (
+        "import io, logging, sys\n"
+        "from etl_core import logs\n"
+        "logs.configure_logging(job='j', log_format='json', stream=io.StringIO())\n"
+        "logs.show_progress('1/3')\n"
+        "logs.end_progress()\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'rich'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == "[]"
