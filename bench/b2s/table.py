@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from etl_core import text_table
+
 from b2s.runs import Outcome
 
 HEADER = (
     "implementation", "rows", "store", "wall s", "rows/s", "MB/s", "CPU s", "peak RSS MB",
     "invariant", "same output", "x fastest peer", "load1", "semantics", "notes",
 )  # fmt: skip
+_NUMERIC = frozenset(HEADER[i] for i in (1, 3, 4, 5, 6, 7, 10, 11))
 
 
 def rows_of(outcomes: Sequence[Outcome]) -> list[tuple[str, ...]]:
@@ -55,20 +58,8 @@ def _same(outcome: Outcome, reference: Outcome) -> str:
 
 def as_text(lines: Sequence[tuple[str, ...]]) -> str:
     """Aligned columns; numbers right-aligned."""
-    table = [HEADER, *lines]
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
-    numeric = {1, 3, 4, 5, 6, 7, 10, 11}
-    return "\n".join(
-        "  ".join(
-            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ).rstrip()
-        for row in table
-    )
+    return text_table.aligned(HEADER, lines, right=_NUMERIC)
 
 
 def as_markdown(lines: Sequence[tuple[str, ...]]) -> str:
-    numeric = {1, 3, 4, 5, 6, 7, 10, 11}
-    rule = ["---:" if i in numeric else "---" for i in range(len(HEADER))]
-    table = [HEADER, tuple(rule), *lines]
-    return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table)
+    return text_table.markdown(HEADER, lines, right=_NUMERIC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
+from etl_core import text_table
 
 from incr.check import Check
 from incr.lanes import JOB, NOTES, Lane, Run
@@ -78,9 +79,7 @@ def cells(rows: Sequence[Row]) -> list[tuple[str, ...]]:
 
 
 def as_markdown(lines: Sequence[tuple[str, ...]]) -> str:
-    rule = ["---:" if i in NUMERIC else "---" for i in range(len(HEADER))]
-    table = [HEADER, tuple(rule), *lines]
-    return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table)
+    return text_table.markdown(HEADER, lines, right={HEADER[i] for i in NUMERIC})
 
 
 def parse_markdown(text: str) -> list[dict[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from etl_core import text_table
 from etl_core.model import Counts
 
 from data_pipeline.backfill import AgencyResult, BackfillReport
@@ -18,16 +19,7 @@ _LEFT = frozenset({"FIRST", "LAST", "ACTION", "STATUS", "RUN_ID"})
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded to their widest cell; numbers right-aligned."""
-    widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (
-            cell.ljust(width) if column in _LEFT else cell.rjust(width)
-            for column, cell, width in zip(columns, cells, widths, strict=True)
-        )
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(columns), *(line(row) for row in rows)])
+    return text_table.aligned(columns, rows, right=set(columns) - _LEFT)
 
 
 def plan_table(plans: Sequence[AgencyPlan]) -> str:
