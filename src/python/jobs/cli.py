@@ -1,4 +1,11 @@
-"""The data-pipeline command: list the jobs, run one, show recent runs."""
+"""The data-pipeline command: list the jobs, run one, show recent runs.
+
+The commands are argparse subparsers (they replaced a hand-written if/elif dispatch); what
+argparse has no words for stays a small step before it: `data-pipeline <job> [args...]` and the
+image entrypoint form `data-pipeline --agency-id 3 ...` (ETL_DEFAULT_JOB) become `run <job> ...`,
+and the help is the one USAGE text below rather than argparse's generated one, which would list
+the subparsers but not the `<job>` shorthand, the entrypoint form or the exit codes.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,11 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterator, Sequence, Set
+from typing import Any
 
 import attrs
-from etl_core import clock, serde, sigterm
+from etl_core import clock, serde, sigterm, text_table
 from etl_core.errors import ConfigError, EtlError, ExitCode
 from etl_core.model import RunRecord, RunStatus
 from etl_core.process_exit import exit_with
@@ -42,45 +50,113 @@ exit codes: 0 ok, 1 failed, 2 usage or configuration error, 75 temporary failure
 """
 
 
+_HELP_FLAGS = ("-h", "--help")
+_VERSION_FLAGS = ("-V", "--version")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch argv (default sys.argv[1:]); return the exit code."""
     args = sys.argv[1:] if argv is None else argv
     if not args:
         sys.stderr.write(USAGE)
         return ExitCode.USAGE
-    command, rest = args[0], args[1:]
-    if command in ("-h", "--help", "help"):
-        sys.stdout.write(USAGE)
-        return ExitCode.OK
-    if command in ("-V", "--version"):
-        print(f"{PROG} {code_version(os.environ)}")
-        return ExitCode.OK
-    if command == "list":
-        return _list(rest)
-    if command == "runs":
-        return _runs(rest)
-    if command == "k8s":
-        return _k8s(rest)
-    if command == "run":
-        if not rest or rest[0].startswith("-"):
-            return _error(f"usage: {PROG} run <job> [--] [args...]", ExitCode.USAGE)
-        command, rest = rest[0], rest[1:]
-        if rest[:1] == ["--"]:
-            rest = rest[1:]
-    elif command.startswith("-"):
-        default = os.environ.get(DEFAULT_JOB_ENV, "").strip()
-        if not default:
-            return _error(
-                f"unknown option {command!r}: name the job first ({PROG} run <job> -- "
-                f"{command} ...), or set {DEFAULT_JOB_ENV}=<job> to run that job when "
-                f"arguments start with an option; see {PROG} --help",
-                ExitCode.USAGE,
-            )
-        command, rest = default, args  # the image's entrypoint form: the job's own arguments
-    # From here a SIGTERM (a pod evicted while the job still loads) is noted, not fatal: the run
-    # is recorded as terminated and exits 75.
-    with sigterm.deferred():
-        return _run(command, rest)
+    command = _as_command(args)
+    if isinstance(command, str):
+        return _error(command, ExitCode.USAGE)
+    try:
+        parsed = _parser().parse_args(command)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 0
+    handler: Callable[[argparse.Namespace], int] = parsed.handler
+    return handler(parsed)
+
+
+def _as_command(args: list[str]) -> list[str] | str:
+    """The two shorthands as the `run` command they stand for, or why argv is not a command:
+    `<job> [args...]`, and `--option ...` for the job ETL_DEFAULT_JOB names (an image's
+    entrypoint form). Everything else is for argparse."""
+    first = args[0]
+    if first in _COMMANDS or first in _HELP_FLAGS or first in _VERSION_FLAGS:
+        return args
+    if not first.startswith("-"):
+        return ["run", *args]
+    default = os.environ.get(DEFAULT_JOB_ENV, "").strip()
+    if not default:
+        return (
+            f"unknown option {first!r}: name the job first ({PROG} run <job> -- "
+            f"{first} ...), or set {DEFAULT_JOB_ENV}=<job> to run that job when "
+            f"arguments start with an option; see {PROG} --help"
+        )
+    return ["run", default, "--", *args]  # the job's own arguments, as given
+
+
+class _PrintAndExit(argparse.Action):
+    """--help and --version of the umbrella: print, exit 0 (argparse's own would format help)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=kwargs.get("help"))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        if "--version" in self.option_strings:
+            print(f"{PROG} {code_version(os.environ)}")
+        else:
+            sys.stdout.write(USAGE)
+        parser.exit(ExitCode.OK)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: it rejects arguments it does not know itself, so the error names the
+    command (`data-pipeline list: error: ...`) and its usage, not the umbrella's."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The commands as argparse subparsers; USAGE is their shared help."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, usage=f"{PROG} <command> [arguments] (see {PROG} --help)", add_help=False
+    )
+    parser.add_argument(*_HELP_FLAGS, action=_PrintAndExit, help="this help")
+    parser.add_argument(*_VERSION_FLAGS, action=_PrintAndExit, help="the code version")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="<command>", parser_class=_CommandParser
+    )
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, prog=f"{PROG} {name}", **kwargs)
+
+    listing = command("list", description="The jobs, by name.")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    listing.set_defaults(handler=_list)
+
+    # No -h of its own: `run <job> --help` is the job's help, and `run -h` names no job.
+    run = command("run", usage=f"{PROG} run <job> [--] [args...]", add_help=False)
+    run.add_argument("job", help="the job's name (see list)")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="the job's own arguments")
+    run.set_defaults(handler=_run_command)
+
+    runs = command("runs", description="Recent runs, newest first.")
+    _add_runs_arguments(runs)
+    runs.set_defaults(handler=_runs)
+
+    # `render` is a positional choice, not a nested subparser: REMAINDER after a positional
+    # passes `render --help` and every other option on to render_main, which has its own parser.
+    k8s = command("k8s", usage=f"{PROG} k8s render [args...] (see {PROG} k8s render --help)")
+    k8s.add_argument("action", choices=["render"], metavar="render")
+    k8s.add_argument("args", nargs=argparse.REMAINDER)
+    k8s.set_defaults(handler=_k8s_render)
+
+    command("help", add_help=False).set_defaults(handler=_help)
+    return parser
+
+
+_COMMANDS = ("list", "run", "runs", "k8s", "help")
 
 
 def _error(message: str, code: int) -> int:
@@ -88,13 +164,12 @@ def _error(message: str, code: int) -> int:
     return code
 
 
-def _list(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"{PROG} list", description="The jobs, by name.")
-    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 0
+def _help(_: argparse.Namespace) -> int:
+    sys.stdout.write(USAGE)
+    return ExitCode.OK
+
+
+def _list(args: argparse.Namespace) -> int:
     found = registry.discover()
     if args.json:
         jobs = [
@@ -111,6 +186,16 @@ def _list(argv: list[str]) -> int:
     return ExitCode.FAILED if found.problems else ExitCode.OK
 
 
+def _run_command(args: argparse.Namespace) -> int:
+    rest: list[str] = args.args
+    if args.job.startswith("-"):
+        return _error(f"usage: {PROG} run <job> [--] [args...]", ExitCode.USAGE)
+    # From here a SIGTERM (a pod evicted while the job still loads) is noted, not fatal: the run
+    # is recorded as terminated and exits 75.
+    with sigterm.deferred():
+        return _run(args.job, rest[1:] if rest[:1] == ["--"] else rest)
+
+
 def _run(name: str, argv: list[str]) -> int:
     try:
         job = registry.load(name)
@@ -122,12 +207,10 @@ def _run(name: str, argv: list[str]) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 
 
-def _k8s(argv: list[str]) -> int:
-    if argv[:1] != ["render"]:
-        return _error(f"usage: {PROG} k8s render [args...] (see {PROG} k8s render --help)", 2)
+def _k8s_render(args: argparse.Namespace) -> int:
     from jobs._k8s_render import render_main
 
-    return render_main(argv[1:], known_jobs=registry.job_names())
+    return render_main(args.args, known_jobs=registry.job_names())
 
 
 @attrs.frozen(kw_only=True)
@@ -140,8 +223,7 @@ class _RunsSettings(CommonSettings):
         )
 
 
-def _runs_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROG} runs", description="Recent runs, newest first.")
+def _add_runs_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job", help="only this job")
     parser.add_argument("--agency-id", dest="agency_id", type=int, help="only this agency")
     parser.add_argument(
@@ -157,14 +239,9 @@ def _runs_parser() -> argparse.ArgumentParser:
     parser.add_argument("--history", dest="history_url", metavar="URL", help="run history URL")
     parser.add_argument("--config", dest="config_path", metavar="PATH", help="TOML settings")
     parser.add_argument("--json", action="store_true", help="JSON instead of a table")
-    return parser
 
 
-def _runs(argv: list[str]) -> int:
-    try:
-        args = _runs_parser().parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 0
+def _runs(args: argparse.Namespace) -> int:
     if args.limit < 1:
         return _error(f"--limit must be >= 1, got {args.limit}", ExitCode.USAGE)
     try:
@@ -277,16 +354,7 @@ _RIGHT = frozenset({"AGENCY", "DURATION", "IN", "OUT", "DUP", "DEAD", "INSERTED"
 
 def _table(runs: list[RunRecord], now: dt.datetime, stale_after: dt.timedelta) -> str:
     rows = [_row(run, now, stale_after) for run in runs]
-    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(_COLUMNS)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        padded = (
-            cell.rjust(width) if column in _RIGHT else cell.ljust(width)
-            for column, cell, width in zip(_COLUMNS, cells, widths, strict=True)
-        )
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(_COLUMNS), *(line(row) for row in rows)])
+    return text_table.aligned(_COLUMNS, rows, right=_RIGHT)
 
 
 def _row(run: RunRecord, now: dt.datetime, stale_after: dt.timedelta) -> tuple[str, ...]:
