@@ -1,4 +1,23 @@
-"""Retry timing shared by the network adapters: capped exponential backoff with full jitter."""
+"""Retry timing shared by the network adapters: capped exponential backoff with full jitter.
+
+Kept hand-written for S3ObjectStore and HttpRecordSource after weighing the libraries (issue 9);
+stamina does the simpler retries (the SQLite history's open, Delta compaction conflicts).
+
+- botocore's standard retry mode (the S3 client) counts attempts but has no time budget, so
+  S3Limits' "each request and its retries end within retry_budget_s, then exit 75" would still need
+  our own clock around it, and a request cut off there could no longer say how often it was tried.
+  Its client-wide retry quota (500 tokens, 5 per retry, 10 per timeout) stops all retries after
+  about 50 timeouts in an outage, long before the budget. It does not retry
+  ConditionalRequestConflict (a concurrent conditional put, which AWS says to retry), does not
+  resume a body stream that broke mid-read (S3ObjectStore.stream does, with a Range request),
+  sleeps while holding the store's concurrency slot, and its delays (1 s doubling to 20 s) cannot
+  be shortened, so the fault-injection tests in tests/python/integration/s3_object_store_test.py
+  would wait seconds per retry.
+- stamina (HttpRecordSource) takes a server's Retry-After as a custom backoff, but its sleep cannot
+  be replaced and its testing mode sets every wait, Retry-After included, to 0: the tests that a
+  429 waits at least its Retry-After (7 s, and an HTTP date ~30 s ahead) could only hold by
+  sleeping those seconds. Backoff takes a `sleep`, so they record the wait instead.
+"""
 
 from __future__ import annotations
 

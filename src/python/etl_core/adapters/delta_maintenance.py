@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import random
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
 import pyarrow as pa
+import stamina
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
@@ -29,7 +29,8 @@ class DeltaTableMaintenance:
 
     A compaction commit touches only the agency's partitions, yet delta-rs' conflict check fails it
     when any concurrent commit removed files, even another agency's (seen with delta-rs 1.6): it
-    is then redone on a new snapshot, up to `attempts` times, after a growing, jittered pause.
+    is then redone on a new snapshot, up to `attempts` times, after a growing, jittered pause
+    (stamina: retry_delay doubled per attempt, plus up to retry_delay of jitter).
     """
 
     files: DeltaFiles
@@ -70,26 +71,30 @@ class DeltaTableMaintenance:
             ("dt", "in", sorted(day.isoformat() for day in wanted)),
         ]
         what = f"compaction of agency {agency_id} ({len(wanted)} partitions)"
-        for attempt in range(1, self.attempts + 1):
-            table = await self.files.load()
-            if table is None:
-                return Compaction()
-            try:
-                result = await asyncio.to_thread(
-                    _compact, table, agency_id, wanted, filters, target_size, sort_by
-                )
-            except CommitFailedError as exc:
-                if attempt == self.attempts:
-                    raise TableConflict(
-                        f"{self.name} table: {what} lost to concurrent commits "
-                        f"{attempt} times: {exc}"
-                    ) from exc
-                pause = self.retry_delay * 2 ** (attempt - 1)
-                await asyncio.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 (jitter)
-                continue
-            except (DeltaError, OSError) as exc:
-                raise TableError(f"{self.name} table: {what} failed: {exc}") from exc
-            return attrs.evolve(result, attempts=attempt)
+        retries = stamina.retry_context(
+            on=CommitFailedError,
+            attempts=self.attempts,
+            timeout=None,
+            wait_initial=self.retry_delay,
+            wait_max=self.retry_delay * 2**self.attempts,  # no cap below the last doubling
+            wait_jitter=self.retry_delay,
+        )
+        try:
+            async for attempt in retries:
+                with attempt:
+                    table = await self.files.load()
+                    if table is None:
+                        return Compaction()
+                    result = await asyncio.to_thread(
+                        _compact, table, agency_id, wanted, filters, target_size, sort_by
+                    )
+                    return attrs.evolve(result, attempts=attempt.num)
+        except CommitFailedError as exc:
+            raise TableConflict(
+                f"{self.name} table: {what} lost to concurrent commits {self.attempts} times: {exc}"
+            ) from exc
+        except (DeltaError, OSError) as exc:
+            raise TableError(f"{self.name} table: {what} failed: {exc}") from exc
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def checkpoint(self) -> int:

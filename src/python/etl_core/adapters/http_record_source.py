@@ -1,4 +1,8 @@
-"""HttpRecordSource: an agency's records from a paginated JSON API over aiohttp, resumable."""
+"""HttpRecordSource: an agency's records from a paginated JSON API over aiohttp, resumable.
+
+Retries use etl_core.adapters.backoff rather than stamina, whose waits (Retry-After included)
+cannot be observed in tests without sleeping them; see that module's docstring.
+"""
 
 from __future__ import annotations
 

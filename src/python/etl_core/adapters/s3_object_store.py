@@ -1,4 +1,8 @@
-"""ObjectStore on S3 through an aiobotocore client: bounded concurrency, retries, multipart."""
+"""ObjectStore on S3 through an aiobotocore client: bounded concurrency, retries, multipart.
+
+The retries are ours (etl_core.adapters.backoff), not botocore's standard mode: its docstring says
+why (no time budget, a client-wide retry quota, no resume of a broken stream).
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import os
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -445,18 +444,29 @@ async def open_sqlite_run_history(
 
 
 def _connect(name: str, busy_timeout: float) -> sqlite3.Connection:
+    import stamina  # here, not at the top: a job's --help never opens a history
+
     if name != ":memory:":
         Path(name).parent.mkdir(parents=True, exist_ok=True)
     # Processes opening a brand-new file at the same moment: switching it to WAL can fail with
-    # "database is locked" at once, without waiting for the busy timeout. Retry until it expires.
-    deadline = time.monotonic() + busy_timeout
-    while True:
-        try:
+    # "database is locked" at once, without waiting for the busy timeout. Retry until it expires,
+    # every 50 ms (stamina; its default jitter and growth are for remote services).
+    retries = stamina.retry_context(
+        on=_locked,
+        attempts=None if busy_timeout > 0 else 1,
+        timeout=busy_timeout if busy_timeout > 0 else None,
+        wait_initial=0.05,
+        wait_max=0.05,
+        wait_jitter=0.0,
+    )
+    for attempt in retries:
+        with attempt:
             return _open(name, busy_timeout)
-        except sqlite3.OperationalError as exc:
-            if not _is_locked(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _locked(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and _is_locked(exc)
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:
