@@ -128,6 +128,9 @@ class _ProgressAwareHandler(logging.StreamHandler[TextIO]):
         if self.live is None:
             self.live = _live(self.stream, line)
             self.live.start(refresh=True)
+            # Live hides the cursor until stop(); a job killed before that (SIGKILL, OOM) would
+            # leave the terminal without one. Visible, as it was with the hand-written line.
+            self.live.console.show_cursor(True)
         else:
             self.live.update(line, refresh=True)
 
