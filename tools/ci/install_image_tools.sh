@@ -1,19 +1,16 @@
 #!/usr/bin/env bash
-# Install what the daemonless image path needs (Debian packages only): podman + runc to run
-# images, skopeo/umoci to inspect OCI archives, buildah for Containerfile builds, and the pieces
-# tools/oci reads from the host to make the base rootfs (python3.11, ca-certificates, tzdata, ldd).
+# Install what the daemonless image path needs (Debian packages only): buildah to build
+# docker/Dockerfile, debootstrap to make its local Debian base (tools/job_images/base.py), podman +
+# runc to run the images, skopeo/umoci to inspect OCI archives.
 # Idempotent: does nothing when everything is already there. Needs root (CI runs as root).
 set -euo pipefail
 
-tools=(podman skopeo umoci runc buildah)
-packages=(podman skopeo umoci runc buildah ca-certificates tzdata python3.11-minimal libpython3.11-stdlib)
+tools=(podman skopeo umoci runc buildah debootstrap)
+packages=(podman skopeo umoci runc buildah debootstrap)
 
 missing=()
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-for path in /usr/bin/python3.11 /usr/share/ca-certificates/mozilla /usr/share/zoneinfo /usr/bin/ldd; do
-  [[ -e "$path" ]] || missing+=("$path")
 done
 
 if ((${#missing[@]} == 0)); then
@@ -32,5 +29,9 @@ else
 fi
 
 for tool in "${tools[@]}"; do
-  printf '  %-8s %s\n' "$tool" "$("$tool" --version 2>/dev/null | head -n1)"
+  case "$tool" in
+    debootstrap) version=$(dpkg-query -W -f '${Version}' debootstrap 2>/dev/null || true) ;;
+    *) version=$("$tool" --version 2>/dev/null | head -n1) ;;
+  esac
+  printf '  %-11s %s\n' "$tool" "$version"
 done

@@ -1,18 +1,18 @@
-"""Build the main job's OCI image without a daemon, check it is reproducible, run it with podman."""
+"""Build the main job's image from docker/Dockerfile with buildah (no daemon), as CI does; check it
+is reproducible; run it with podman."""
 
 from __future__ import annotations
 
 import json
 import os
 import shlex
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from oci.build_image import BuiltImage, build_images
+from job_images.build import BuiltImage, build_images
+from job_images.storage import Storage, private_storage
 
 pytestmark = pytest.mark.images
 
@@ -25,7 +25,7 @@ DRY_RUN_ARGS = shlex.split(
     os.environ.get("ETL_IMAGE_TEST_DRY_RUN_ARGS", "--demo --dry-run --agency-id 1")
 )
 # The job carries the Delta engine (deltalake) and pyarrow since silver is a Delta table: ~180 MB
-# uncompressed, of which ~65 MB is the base.
+# uncompressed, of which ~95 MB is the Debian base (job_images.base).
 MAX_IMAGE_BYTES = 200_000_000
 
 
@@ -52,21 +52,16 @@ def image(tmp_path_factory: pytest.TempPathFactory, image_tools: dict[str, str])
 
 
 @pytest.fixture(scope="module")
-def storage() -> Iterator[Path]:
-    # Short and private: podman refuses a runroot longer than 50 characters.
-    path = Path(tempfile.mkdtemp(prefix="etl-podman-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def storage() -> Iterator[Storage]:
+    with private_storage() as private:
+        yield private
 
 
 @pytest.fixture(scope="module")
-def podman(storage: Path, image_tools: dict[str, str]) -> list[str]:
+def podman(storage: Storage, image_tools: dict[str, str]) -> list[str]:
     """The podman command: vfs storage, cgroupfs, a file events log and runc, which is what works
     without a daemon or systemd here."""
-    command = [image_tools["podman"], "--root", str(storage / "root")]
-    command += ["--runroot", str(storage / "run"), "--storage-driver", "vfs"]
-    command += ["--cgroup-manager", "cgroupfs", "--events-backend", "file"]
-    return [*command, "--runtime", image_tools["runc"]]
+    return storage.podman(image_tools["podman"], runtime=image_tools["runc"])
 
 
 def run_image(podman: list[str], image: BuiltImage, *args: str) -> subprocess.CompletedProcess[str]:

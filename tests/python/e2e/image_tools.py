@@ -1,10 +1,10 @@
 """The container tools the image tests need, installed on first use (the `image_tools` fixture
 of conftest.py).
 
-`./pants test ::` must pass on a fresh machine, so the image tests install podman, skopeo, runc
-(and what the daemonless base layer reads from the host) the way the PostgreSQL fixture starts
-its server: tools/ci/install_image_tools.sh, the script .ci/run uses, run once per session. It
-does nothing when everything is there, and needs root plus the Debian registry otherwise.
+`./pants test ::` must pass on a fresh machine, so the image tests install buildah, debootstrap,
+podman, skopeo and runc the way the PostgreSQL fixture starts its server:
+tools/ci/install_image_tools.sh, the script .ci/run uses, run once per session. It does nothing
+when everything is there, and needs root plus the Debian registry otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-IMAGE_TOOLS = ("podman", "skopeo", "runc")
+# buildah builds docker/Dockerfile on a base debootstrap makes; podman and runc run the image.
+IMAGE_TOOLS = ("podman", "skopeo", "runc", "buildah", "debootstrap")
 INSTALLER = Path("tools/ci/install_image_tools.sh")
 # apt-get and dpkg need the sbin directories, which a sandbox's PATH may lack.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -65,7 +66,7 @@ def install_image_tools(
 def ensure_image_tools(
     script: Path, *, path: str | None = None, user: int | None = None
 ) -> dict[str, str]:
-    """name -> path of podman, skopeo and runc, installed first if anything is missing; a test
+    """name -> path of each of IMAGE_TOOLS, installed first if anything is missing; a test
     failure saying what to run where that cannot be done."""
     result = install_image_tools(script, path=path, user=user)
     output = f"{result.stdout}{result.stderr}".strip()
@@ -73,7 +74,8 @@ def ensure_image_tools(
         pytest.fail(
             f"the image tests need {', '.join(IMAGE_TOOLS)}, and {script} could not install "
             f"them (exit {result.returncode}):\n{output}\nInstall them as root with "
-            f"`bash {INSTALLER}` (Debian: apt-get install podman skopeo runc umoci buildah)."
+            f"`bash {INSTALLER}` (Debian: apt-get install podman skopeo runc umoci buildah "
+            "debootstrap)."
         )
     found = {name: find_tool(name, path) for name in IMAGE_TOOLS}
     missing = sorted(name for name, found_at in found.items() if found_at is None)
