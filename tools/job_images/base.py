@@ -24,118 +24,57 @@ MIRROR = os.environ.get("ETL_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The interpreter and its standard library (ssl, sqlite3, ctypes, zoneinfo...), the time zone
 # database (agencies are in many time zones), Mozilla's CAs (S3 over TLS) and libstdc++ (pyarrow
 # and deltalake load it). minbase adds libc, bash, coreutils, dpkg and a passwd with nobody.
-PACKAGES = (
-    "python3.11-minimal",
-    "libpython3.11-stdlib",
-    "tzdata",
-    "ca-certificates",
-    "libstdc++6",
-)
+PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "tzdata", "ca-certificates", "libstdc++6")
 # What a batch job never uses, purged with dpkg so the package database still tells scanners the
 # truth: logins, PAM, mount and disk tools, the libraries of Python modules no job imports (dbm,
 # nis, readline, curses), then the package manager (nothing installs packages into a job image),
 # its keys and TLS stack; debconf, perl and diff last (removal scripts and dpkg itself use them).
+# fmt: off
 PURGED = (
     (
-        "login",
-        "passwd",
-        "adduser",
-        "libpam-modules",
-        "libpam-modules-bin",
-        "libpam-runtime",
-        "libpam0g",
-        "libsemanage2",
-        "libsemanage-common",
-        "libsepol2",
-        "libaudit1",
-        "libaudit-common",
-        "libcap-ng0",
-        "util-linux",
-        "util-linux-extra",
-        "bsdutils",
-        "mount",
-        "libfdisk1",
-        "libsmartcols1",
-        "e2fsprogs",
-        "libext2fs2",
-        "libss2",
-        "logsave",
-        "libsystemd0",
-        "libudev1",
-        "libseccomp2",
-        "ncurses-bin",
-        "libdb5.3",
-        "libnsl2",
-        "libtirpc3",
-        "libtirpc-common",
-        "libgssapi-krb5-2",
-        "libkrb5-3",
-        "libk5crypto3",
-        "libkrb5support0",
-        "libkeyutils1",
-        "libcom-err2",
-        "libreadline8",
-        "readline-common",
+        "login", "passwd", "adduser", "libpam-modules", "libpam-modules-bin", "libpam-runtime",
+        "libpam0g", "libsemanage2", "libsemanage-common", "libsepol2", "libaudit1",
+        "libaudit-common", "libcap-ng0", "util-linux", "util-linux-extra", "bsdutils", "mount",
+        "libfdisk1", "libsmartcols1", "e2fsprogs", "libext2fs2", "libss2", "logsave",
+        "libsystemd0", "libudev1", "libseccomp2", "ncurses-bin", "libdb5.3", "libnsl2",
+        "libtirpc3", "libtirpc-common", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3",
+        "libkrb5support0", "libkeyutils1", "libcom-err2", "libreadline8", "readline-common",
         "libncursesw6",
     ),
     (
-        "apt",
-        "libapt-pkg6.0",
-        "gpgv",
-        "debian-archive-keyring",
-        "libgnutls30",
-        "libp11-kit0",
-        "libgcrypt20",
-        "libgpg-error0",
-        "libunistring2",
-        "libidn2-0",
-        "libnettle8",
-        "libhogweed6",
-        "libtasn1-6",
-        "libxxhash0",
+        "apt", "libapt-pkg6.0", "gpgv", "debian-archive-keyring", "libgnutls30", "libp11-kit0",
+        "libgcrypt20", "libgpg-error0", "libunistring2", "libidn2-0", "libnettle8",
+        "libhogweed6", "libtasn1-6", "libxxhash0",
     ),
     ("debconf", "perl-base", "diffutils"),
 )
+# fmt: on
 # Documentation, translations, iconv modules (Python has its own codecs) and apt's leftovers.
+# fmt: off
 EMPTIED = (
-    "usr/share/doc",
-    "usr/share/man",
-    "usr/share/info",
-    "usr/share/locale",
-    "usr/share/lintian",
-    "usr/lib/x86_64-linux-gnu/gconv",
-    "var/cache/debconf",
-    "var/lib/apt",
-    "var/cache/apt",
-    "var/log",
-    "dev",
-    "proc",
-    "sys",
-    "tmp",
+    "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
+    "usr/lib/x86_64-linux-gnu/gconv", "var/cache/debconf", "var/lib/apt", "var/cache/apt",
+    "var/log", "dev", "proc", "sys", "tmp",
 )
+# fmt: on
 # Python's help() topics, its test package and test extension modules (globs).
+_STDLIB = "usr/lib/python3.11"
+# fmt: off
 REMOVED = (
-    "usr/lib/python3.11/pydoc_data",
-    "usr/lib/python3.11/test",
-    "usr/lib/python3.11/lib-dynload/_test*",
-    "usr/lib/python3.11/lib-dynload/_ctypes_test*",
-    "usr/lib/python3.11/lib-dynload/xx*",
-    "usr/lib/python3.11/lib-dynload/_xx*",
+    f"{_STDLIB}/pydoc_data", f"{_STDLIB}/test", f"{_STDLIB}/lib-dynload/_test*",
+    f"{_STDLIB}/lib-dynload/_ctypes_test*", f"{_STDLIB}/lib-dynload/xx*",
+    f"{_STDLIB}/lib-dynload/_xx*",
 )
+# fmt: on
 # In the image config: a base from scratch has no PATH, and the Dockerfile finds python3.11 on it.
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REPOSITORY = "localhost/etl-platform/debian-python3.11"
 
 
 def recipe_key() -> str:
-    """Names the cached rootfs: a new recipe (or mirror) makes a new one."""
-    recipe = {
-        "suite": SUITE,
-        "packages": PACKAGES,
-        "purged": PURGED,
-        "emptied": EMPTIED,
-        "removed": REMOVED,
-    }
+    """Names the cached rootfs: a new recipe makes a new one."""
+    recipe = {"suite": SUITE, "packages": PACKAGES, "purged": PURGED}
+    recipe |= {"emptied": EMPTIED, "removed": REMOVED}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     return f"{SUITE}-{digest[:12]}"
 

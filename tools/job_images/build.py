@@ -105,25 +105,10 @@ def _build_one(
         _link_or_copy(pex, Path(context) / PEX_DIR / pex.name)
         args = {**build_args, "JOB": job}
         flags = [f"--build-arg={name}={value}" for name, value in args.items()]
-        storage.run_buildah(
-            "build",
-            "--quiet",
-            "--isolation",
-            "chroot",
-            "--timestamp",
-            str(timestamp),
-            "--identity-label=false",
-            "--layers=false",
-            "--file",
-            str(dockerfile),
-            "--target",
-            job,
-            "--tag",
-            tag,
-            *flags,
-            context,
-            timeout=1800,
-        )
+        command = ["build", "--quiet", "--isolation=chroot", f"--timestamp={timestamp}"]
+        command += ["--identity-label=false", "--layers=false", f"--file={dockerfile}"]
+        command += [f"--target={job}", f"--tag={tag}", *flags, context]
+        storage.run_buildah(*command, timeout=1800)
     archive = out_dir / f"{job}.oci.tar"
     with tempfile.TemporaryDirectory(prefix="etl-image-layout-") as layout:
         storage.run_buildah("push", "--quiet", tag, f"oci:{layout}:etl-platform/{job}:latest")
