@@ -86,7 +86,8 @@ def build_images(
                 _build_one(storage, dockerfile, pex, out_dir, build_args=args, timestamp=epoch)
             )
             report(images[-1].summary())
-        return images
+    report(f"{len(images)} image(s) in {time.monotonic() - started:.1f} s, base included")
+    return images
 
 
 def _build_one(
@@ -113,6 +114,10 @@ def _build_one(
     with tempfile.TemporaryDirectory(prefix="etl-image-layout-") as layout:
         storage.run_buildah("push", "--quiet", tag, f"oci:{layout}:etl-platform/{job}:latest")
         _write_archive(Path(layout), archive, mtime=timestamp)
+    # vfs keeps a full copy of the tree per layer: drop the image and its `job` stage now, so the
+    # storage holds the base and one image at a time (~0.6 GB), not all of them.
+    storage.run_buildah("rmi", tag)
+    storage.run_buildah("rmi", "--prune")
     return BuiltImage(
         job=job,
         archive=archive,
