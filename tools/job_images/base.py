@@ -26,9 +26,10 @@ MIRROR = os.environ.get("ETL_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # and deltalake load it). minbase adds libc, bash, coreutils, dpkg and a passwd with nobody.
 PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "tzdata", "ca-certificates", "libstdc++6")
 # What a batch job never uses, purged with dpkg so the package database still tells scanners the
-# truth: logins, PAM, mount and disk tools, the libraries of Python modules no job imports (dbm,
-# nis, readline, curses), then the package manager (nothing installs packages into a job image),
-# its keys and TLS stack; debconf, perl and diff last (removal scripts and dpkg itself use them).
+# truth: logins, PAM, mount and disk tools, bash (/bin/sh is dash), the libraries of Python
+# modules no job imports (dbm, nis, readline, curses), then the package manager (nothing installs
+# packages into a job image), its keys and TLS stack; debconf, perl and diff last (removal
+# scripts and dpkg itself use them).
 # fmt: off
 PURGED = (
     (
@@ -39,7 +40,7 @@ PURGED = (
         "libsystemd0", "libudev1", "libseccomp2", "ncurses-bin", "libdb5.3", "libnsl2",
         "libtirpc3", "libtirpc-common", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3",
         "libkrb5support0", "libkeyutils1", "libcom-err2", "libreadline8", "readline-common",
-        "libncursesw6",
+        "libncursesw6", "bash",
     ),
     (
         "apt", "libapt-pkg6.0", "gpgv", "debian-archive-keyring", "libgnutls30", "libp11-kit0",
@@ -50,20 +51,24 @@ PURGED = (
 )
 # fmt: on
 # Documentation, translations, iconv modules (Python has its own codecs) and apt's leftovers.
+# usr/share/doc keeps each package's copyright file (its licence), as Debian's slim images do.
+DOCS = "usr/share/doc"
 # fmt: off
 EMPTIED = (
-    "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
+    "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
     "usr/lib/x86_64-linux-gnu/gconv", "var/cache/debconf", "var/lib/apt", "var/cache/apt",
     "var/log", "dev", "proc", "sys", "tmp",
 )
 # fmt: on
-# Python's help() topics, its test package and test extension modules (globs).
+# Python's help() topics, its test package and test extension modules; the symbol files dpkg
+# keeps for building other packages against these; gdb's helpers for libstdc++ (globs).
 _STDLIB = "usr/lib/python3.11"
 # fmt: off
 REMOVED = (
     f"{_STDLIB}/pydoc_data", f"{_STDLIB}/test", f"{_STDLIB}/lib-dynload/_test*",
     f"{_STDLIB}/lib-dynload/_ctypes_test*", f"{_STDLIB}/lib-dynload/xx*",
-    f"{_STDLIB}/lib-dynload/_xx*",
+    f"{_STDLIB}/lib-dynload/_xx*", "var/lib/dpkg/info/*.symbols", "var/lib/dpkg/info/*.shlibs",
+    "usr/share/gcc", "usr/share/gdb",
 )
 # fmt: on
 # In the image config: a base from scratch has no PATH, and the Dockerfile finds python3.11 on it.
@@ -74,7 +79,7 @@ REPOSITORY = "localhost/etl-platform/debian-python3.11"
 def recipe_key() -> str:
     """Names the cached rootfs: a new recipe makes a new one."""
     recipe = {"suite": SUITE, "packages": PACKAGES, "purged": PURGED}
-    recipe |= {"emptied": EMPTIED, "removed": REMOVED}
+    recipe |= {"docs": DOCS, "emptied": EMPTIED, "removed": REMOVED}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     return f"{SUITE}-{digest[:12]}"
 
@@ -124,6 +129,7 @@ def _make_rootfs_tarball(tarball: Path) -> None:
         for pattern in REMOVED:
             for path in rootfs.glob(pattern):
                 _remove(path)
+        _keep_only_copyrights(rootfs / DOCS)
         (rootfs / "tmp").chmod(0o1777)
         partial = tarball.with_suffix(".partial")
         _run(
@@ -184,3 +190,12 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink()
+
+
+def _keep_only_copyrights(docs: Path) -> None:
+    for path in sorted(docs.rglob("*"), reverse=True):  # children before their directory
+        if path.is_symlink() or path.is_file():
+            if path.name != "copyright":
+                path.unlink()
+        elif not any(path.iterdir()):
+            path.rmdir()
