@@ -11,6 +11,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.v import format_exception, transform_error
 
+from etl_core.dates import parse_date
 from etl_core.errors import ConfigError
 
 __all__ = ["InvalidValue", "structure", "unstructure"]
@@ -39,6 +40,18 @@ def _structure_datetime(value: Any, _: type) -> dt.datetime:
     if parsed.tzinfo is None:
         raise InvalidValue(f"timestamp needs a UTC offset: {value!r}")
     return parsed
+
+
+def _structure_date(value: Any, _: type) -> dt.date:
+    # TOML and argparse (a flag's type) hand us dates already; env and JSON give text.
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_date(value)
+        except ValueError as exc:
+            raise InvalidValue(str(exc)) from None
+    raise InvalidValue(f"expected a date string YYYY-MM-DD, got {type(value).__name__}")
 
 
 def _structure_bool(value: Any, _: type) -> bool:
@@ -132,6 +145,8 @@ def _make_converter() -> cattrs.Converter:
         converter.register_unstructure_hook(scalar, _unstructure_scalar)
     converter.register_structure_hook(dt.datetime, _structure_datetime)
     converter.register_unstructure_hook(dt.datetime, dt.datetime.isoformat)
+    converter.register_structure_hook(dt.date, _structure_date)
+    converter.register_unstructure_hook(dt.date, dt.date.isoformat)
     # Tuples unstructure to lists so the output is plain JSON data.
     converter.register_unstructure_hook_func(
         lambda t: t is tuple or getattr(t, "__origin__", None) is tuple,
@@ -176,5 +191,6 @@ def structure(data: Any, cls: type[T], *, source: str, path: str = "$") -> T:
 
 
 def unstructure(obj: Any) -> Any:
-    """Plain JSON-ready data (dicts, lists, scalars); datetimes as ISO strings, enums by value."""
+    """Plain JSON-ready data (dicts, lists, scalars); dates and datetimes as ISO strings, enums
+    by value."""
     return _converter.unstructure(obj)

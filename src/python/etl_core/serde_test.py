@@ -137,6 +137,18 @@ def test_naive_timestamps_are_refused() -> None:
         serde.structure("2024-01-08T10:00:00", dt.datetime, source="s")
 
 
+@pytest.mark.parametrize("raw", ["2024-01-08", "20240108", dt.date(2024, 1, 8)])
+def test_dates_come_from_iso_text_or_a_date(raw: object) -> None:
+    assert serde.structure(raw, dt.date, source="s") == dt.date(2024, 1, 8)
+    assert serde.unstructure(dt.date(2024, 1, 8)) == "2024-01-08"
+
+
+@pytest.mark.parametrize("raw", ["2024-1-8", dt.datetime(2024, 1, 8, tzinfo=UTC), 20240108])
+def test_anything_else_is_not_a_date(raw: object) -> None:
+    with pytest.raises(ConfigError, match=r"s @ \$: expected a date"):
+        serde.structure(raw, dt.date, source="s")
+
+
 _counts = st.builds(Counts, *(st.integers(min_value=0, max_value=2**53) for _ in range(6)))
 _text = st.text(min_size=1, max_size=20)
 _times = st.datetimes(timezones=st.just(UTC))

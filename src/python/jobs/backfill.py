@@ -125,15 +125,13 @@ def entrypoint(argv: list[str]) -> int:
 
 
 def _options(settings: BackfillSettings) -> BackfillOptions:
-    import datetime as dt
-
     from data_pipeline.backfill import BackfillOptions  # not at import: `list` stays cheap
 
     assert settings.date_from is not None  # problems() insists
     assert settings.date_to is not None
     return BackfillOptions(
-        first=dt.date.fromisoformat(settings.date_from),
-        last=dt.date.fromisoformat(settings.date_to),
+        first=settings.date_from,
+        last=settings.date_to,
         reprocess=settings.reprocess,
         max_parallel=settings.max_parallel,
         continue_on_error=settings.continue_on_error,
@@ -141,8 +139,8 @@ def _options(settings: BackfillSettings) -> BackfillOptions:
         in_flight=settings.batch_files,
         agencies_key=settings.agencies_key,
         parameters={
-            "from": settings.date_from,
-            "to": settings.date_to,
+            "from": settings.date_from.isoformat(),
+            "to": settings.date_to.isoformat(),
             "reprocess": settings.reprocess,
             **_child_parameters(settings),
         },

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from etl_core.dates import date_flag
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
@@ -36,8 +37,8 @@ NAME = "bronze_to_silver"
 class BronzeToSilverSettings(CommonSettings):
     """Job options; `bronze` defaults to the store itself."""
 
-    date_from: str | None = None
-    date_to: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
     reprocess: bool = False
     workers: int | None = None
     batch_files: int | None = None
@@ -47,11 +48,7 @@ class BronzeToSilverSettings(CommonSettings):
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
-        for name in ("date_from", "date_to"):
-            value = getattr(self, name)
-            if value is not None and _parse_date(value) is None:
-                yield name, f"expected a date YYYY-MM-DD, got {value!r}"
-        first, last = _parse_date(self.date_from), _parse_date(self.date_to)
+        first, last = self.date_from, self.date_to
         if first is not None and last is not None and first > last:
             yield "date_from", f"--from {first} is after --to {last}"
         for name in ("workers", "batch_files", "rows_per_file"):
@@ -67,21 +64,6 @@ class BronzeToSilverSettings(CommonSettings):
             yield "agencies_key", "must not be empty"
 
 
-def _parse_date(text: str | None) -> dt.date | None:
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _date_flag(text: str) -> str:
-    if _parse_date(text) is None:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}")
-    return text
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"data-pipeline {NAME}", description=__doc__, allow_abbrev=False
@@ -90,14 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "--from",
         dest="date_from",
-        type=_date_flag,
+        type=date_flag,
         metavar="YYYY-MM-DD",
         help="fold in only new bronze of dt >= this (merges still span all of silver)",
     )
     add(
         "--to",
         dest="date_to",
-        type=_date_flag,
+        type=date_flag,
         metavar="YYYY-MM-DD",
         help="fold in only new bronze of dt <= this",
     )
@@ -134,8 +116,8 @@ def entrypoint(argv: list[str]) -> int:
         return usage_error(NAME, ConfigError(_EMPTY_EMBEDDED_STORE))
     options = PromoteOptions(
         agency_id=settings.agency_id,
-        first=_parse_date(settings.date_from),
-        last=_parse_date(settings.date_to),
+        first=settings.date_from,
+        last=settings.date_to,
         reprocess=settings.reprocess,
         workers=settings.workers,
         in_flight=settings.batch_files,

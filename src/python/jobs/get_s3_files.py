@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+from datetime import date
 import re
 import sys
 from collections.abc import Iterator, Set
@@ -44,7 +44,6 @@ NAME = "get_s3_files"
 DESCRIPTION = "Copy an agency's documents from a source bucket into bronze, idempotently"
 CONSOLE_SCRIPT = "data-pipeline-get-s3-files"
 DEFAULT_TEMPLATE = "agency_id={agency_id}/"  # data_pipeline.s3_copy_plan, not imported: cheap
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @attrs.frozen(kw_only=True)
@@ -57,7 +56,7 @@ class GetS3FilesSettings(CommonSettings):
     source_prefix: str = ""
     source_template: str = DEFAULT_TEMPLATE
     destination_bucket: str | None = None
-    dt: str | None = None
+    dt: date | None = None
     overwrite: bool = False
     concurrency: int = 8
     max_inflight_mb: int = 256
@@ -79,8 +78,6 @@ class GetS3FilesSettings(CommonSettings):
             check_template(self.source_template)
         except ConfigError as exc:
             yield "source_template", str(exc)
-        if self.dt is not None and parse_day(self.dt) is None:
-            yield "dt", f"expected a date YYYY-MM-DD, got {self.dt!r}"
         for name in ("concurrency", "max_inflight_mb"):
             if getattr(self, name) < 1:
                 yield name, f"must be >= 1, got {getattr(self, name)}"
@@ -97,16 +94,6 @@ class GetS3FilesSettings(CommonSettings):
 def store_url(bucket: str) -> str:
     """A bucket name ('B' or 'B/prefix') as s3://B[/prefix]; s3:// and file:// URLs unchanged."""
     return bucket if "://" in bucket else f"s3://{bucket}"
-
-
-def parse_day(text: str) -> dt.date | None:
-    """YYYY-MM-DD exactly (fromisoformat alone also takes 20240108 and week dates)."""
-    if _DATE.fullmatch(text) is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -207,7 +194,7 @@ def _copy_job(settings: GetS3FilesSettings) -> CopyJob:
         run_date=clock.now().date(),
         source_prefix=settings.source_prefix,
         template=settings.source_template,
-        day=None if settings.dt is None else parse_day(settings.dt),
+        day=settings.dt,
         overwrite=settings.overwrite,
     )
     return CopyJob(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
+from datetime import date
 import hashlib
 import os
 import re
@@ -47,7 +47,7 @@ class IngestSettings(RecordSourceSettings):
     resume by checkpoint alone. `since_field`: the record field (ISO-8601) it filters on.
     """
 
-    dt: str | None = None
+    dt: date | None = None
     since_param: str | None = None
     since_field: str = "updated_at"
 
@@ -55,8 +55,6 @@ class IngestSettings(RecordSourceSettings):
         yield from super().problems()
         if self.source_url is None:
             yield "source_url", "a source is required (--source https://...)"
-        if self.dt is not None and _parse_day(self.dt) is None:
-            yield "dt", f"expected a date YYYY-MM-DD, got {self.dt!r}"
         if self.since_param is not None:
             if not _QUERY_NAME.fullmatch(self.since_param):
                 yield "since_param", f"expected a query parameter name, got {self.since_param!r}"
@@ -91,14 +89,6 @@ def _source_kind(url: str | None) -> str | None:
         return parse_source_url(url).kind
     except ConfigError:
         return None
-
-
-def _parse_day(text: str) -> dt.date | None:
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        return None
-    return day if len(text) == 10 else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,7 +150,11 @@ async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
             open_object_store(settings.store_url, dry_run=ctx.dry_run)
         )
         state = await load_pull_state(store, settings.agency_id, source_id)
-        day = settings.dt or pending_day(state) or clock.now().date().isoformat()
+        day = (
+            settings.dt.isoformat()
+            if settings.dt is not None
+            else pending_day(state) or clock.now().date().isoformat()
+        )
         since_field = settings.since_field if settings.since_param else None
         options = IngestOptions(
             settings.agency_id, day, source_id, settings.batch_size, since_field=since_field
