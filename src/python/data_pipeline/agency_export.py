@@ -17,8 +17,9 @@ from typing import Any, Final
 
 import attrs
 import orjson
+from etl_core import serde
 from etl_core.errors import NothingForAgency
-from etl_core.model import Counts, PartitionRecord
+from etl_core.model import Counts, PartitionRecord, PartitionStatus
 from etl_core.ports import ObjectStore, RecordSource
 from etl_core.runner import JobOutcome, RunContext
 
@@ -137,7 +138,7 @@ async def write_export(
             input_fingerprint=fingerprint,
             counts=counts,
             agency_id=options.agency_id,
-            status="dry_run" if ctx.dry_run else "published",
+            status=PartitionStatus.DRY_RUN if ctx.dry_run else PartitionStatus.PUBLISHED,
             artifacts=keys,
         )
     )
@@ -220,11 +221,11 @@ def _manifest(
         "run_id": run_id,
         "agency_id": options.agency_id,
         "source": options.source_label,
-        "counts": attrs.asdict(counts),
+        "counts": counts,
         "dead_letter_reasons": dict(sorted(reasons.items())),
         "artifacts": [
             {"key": prefix + a.name, "rows": a.rows, "bytes": a.size, "sha256": a.sha256}
             for a in artifacts
         ],
     }
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+    return orjson.dumps(serde.unstructure(document), option=orjson.OPT_INDENT_2) + b"\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import enum
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,12 +30,11 @@ from typing import Any
 import attrs
 from etl_core.errors import EtlError, ExitCode, LeaseHeld, TemporaryFailure
 from etl_core.failpoints import failpoint
-from etl_core.model import Counts
+from etl_core.model import Counts, PartitionStatus
 from etl_core.ports import ObjectStore, SilverTables
 from etl_core.runner import JobOutcome, RunContext
 
 from data_pipeline.backfill_plan import AgencyPlan
-from data_pipeline.bronze_to_silver import DRY_RUN as DRY_RUN_RECORD
 from data_pipeline.bronze_to_silver import JOB as PROMOTE_JOB
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.child_runs import ChildResult, describe, run_child
@@ -43,10 +43,18 @@ from data_pipeline.parallel import SMALL_INPUT_BYTES, TransformPool
 TablesFor = Callable[[str], SilverTables]
 """The tables a child run commits to, given its run_id (which the adapters stamp on commits)."""
 
-SUCCEEDED, UP_TO_DATE, NOTHING = "succeeded", "up to date", "nothing to do"
-BUSY, RETRY, FAILED, NOT_STARTED, DRY_RUN = (
-    "busy (retry)", "retry", "failed", "not started", "dry run",
-)  # fmt: skip
+
+class AgencyStatus(enum.StrEnum):
+    """How one agency of a backfill went, as its summary row shows it."""
+
+    SUCCEEDED = "succeeded"
+    UP_TO_DATE = "up to date"
+    NOTHING = "nothing to do"
+    BUSY = "busy (retry)"
+    RETRY = "retry"
+    FAILED = "failed"
+    NOT_STARTED = "not started"
+    DRY_RUN = "dry run"
 
 
 class BackfillFailed(EtlError):
@@ -77,7 +85,7 @@ class AgencyResult:
     """One row of the summary table."""
 
     plan: AgencyPlan
-    status: str
+    status: AgencyStatus
     counts: Counts = Counts()
     folded: int = 0  # partitions (dt) the child merged into silver (a rebuild: all); dry run 0
     seconds: float = 0.0
@@ -92,7 +100,12 @@ class AgencyResult:
     @property
     def failed(self) -> int:
         """Partitions in range left to fold: the agency failed (or never ran) before its commit."""
-        if self.status in (SUCCEEDED, UP_TO_DATE, NOTHING, DRY_RUN):
+        if self.status in (
+            AgencyStatus.SUCCEEDED,
+            AgencyStatus.UP_TO_DATE,
+            AgencyStatus.NOTHING,
+            AgencyStatus.DRY_RUN,
+        ):
             return 0
         return max(0, self.plan.to_fold - self.folded)
 
@@ -109,8 +122,10 @@ class BackfillReport:
 
     def error(self) -> EtlError | None:
         """The error the backfill exits with (None: exit 0), per the mapping above."""
-        failed = [r for r in self.results if r.status in (FAILED, NOT_STARTED)]
-        retry = [r for r in self.results if r.status in (BUSY, RETRY)]
+        failed = [
+            r for r in self.results if r.status in (AgencyStatus.FAILED, AgencyStatus.NOT_STARTED)
+        ]
+        retry = [r for r in self.results if r.status in (AgencyStatus.BUSY, AgencyStatus.RETRY)]
         if failed:
             return BackfillFailed(f"{_agencies(failed)} failed or not started{_also(retry)}")
         if retry:
@@ -200,10 +215,12 @@ async def _run_agencies(
 
     async def one(plan: AgencyPlan) -> AgencyResult:
         if not plan.days and plan.problem is None:  # its bronze is all outside the range
-            return AgencyResult(plan, NOTHING)
+            return AgencyResult(plan, AgencyStatus.NOTHING)
         async with gate:
             if stopped:
-                return AgencyResult(plan, NOT_STARTED, error=f"agency {stopped[0]} failed")
+                return AgencyResult(
+                    plan, AgencyStatus.NOT_STARTED, error=f"agency {stopped[0]} failed"
+                )
             ctx.progress(f"backfill: agency {plan.agency_id} ({plan.to_fold} partitions to fold)")
             child = await run_child(
                 ctx, PROMOTE_JOB, plan.agency_id, promote_agency, parameters=options.parameters
@@ -212,7 +229,7 @@ async def _run_agencies(
             log = ctx.log.warning if result.error else ctx.log.info
             log("agency %s: %s", plan.agency_id, result.error or result.status,
                 extra={"child_run_id": child.run_id})  # fmt: skip
-            if result.status == FAILED and not options.continue_on_error:
+            if result.status == AgencyStatus.FAILED and not options.continue_on_error:
                 stopped.append(plan.agency_id)
             failpoint("backfill.agency_done")
             return result
@@ -229,22 +246,28 @@ def agency_result(plan: AgencyPlan, child: ChildResult, *, dry_run: bool) -> Age
     """
     counts = child.outcome.counts if child.outcome is not None else Counts()
     if child.error is None:
-        status = UP_TO_DATE if not child.records else DRY_RUN if dry_run else SUCCEEDED
+        status = (
+            AgencyStatus.UP_TO_DATE
+            if not child.records
+            else AgencyStatus.DRY_RUN
+            if dry_run
+            else AgencyStatus.SUCCEEDED
+        )
         error = None
     else:
         counts = sum((record.counts for record in child.records), start=Counts())
         if isinstance(child.error, LeaseHeld):
-            status = BUSY
+            status = AgencyStatus.BUSY
         elif isinstance(child.error, TemporaryFailure):
-            status = RETRY
+            status = AgencyStatus.RETRY
         else:
-            status = FAILED
+            status = AgencyStatus.FAILED
         error = describe(child.error)
     return AgencyResult(
         plan=plan,
         status=status,
         counts=counts,
-        folded=sum(record.status != DRY_RUN_RECORD for record in child.records),
+        folded=sum(record.status != PartitionStatus.DRY_RUN for record in child.records),
         seconds=child.seconds,
         run_id=child.run_id,
         error=error,

@@ -21,13 +21,7 @@ from etl_core.testing.fakes import FakeObjectStore, FakeRunHistory
 from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.backfill import (
-    BUSY,
-    DRY_RUN,
-    FAILED,
-    NOT_STARTED,
-    NOTHING,
-    SUCCEEDED,
-    UP_TO_DATE,
+    AgencyStatus,
     BackfillFailed,
     BackfillIncomplete,
     BackfillOptions,
@@ -194,7 +188,7 @@ async def test_each_agency_runs_as_a_recorded_child_committing_to_the_shared_tab
 
     report = await world.backfill()
 
-    assert _statuses(report) == [SUCCEEDED] * 3
+    assert _statuses(report) == [AgencyStatus.SUCCEEDED] * 3
     assert report.error() is None
     children = world.children("backfill-1")
     assert [(c.agency_id, c.job, c.status) for c in children] == [
@@ -226,7 +220,7 @@ async def test_a_rerun_skips_every_agency_that_is_done_and_writes_nothing(tmp_pa
 
     report = await world.backfill()
 
-    assert _statuses(report) == [UP_TO_DATE] * 3
+    assert _statuses(report) == [AgencyStatus.UP_TO_DATE] * 3
     assert world.files() == before
     assert report.counts == Counts()
     assert [(r.folded, r.current) for r in report.results] == [(0, 3)] * 3
@@ -240,7 +234,7 @@ async def test_an_interrupted_backfill_rerun_folds_in_only_what_is_left(tmp_path
     report = await world.backfill()
 
     [one, two, three] = report.results
-    assert (one.status, one.folded, one.current) == (SUCCEEDED, 1, 2)
+    assert (one.status, one.folded, one.current) == (AgencyStatus.SUCCEEDED, 1, 2)
     assert (two.folded, three.folded) == (3, 3)
     assert [p.partition for p in await world.history.partitions(one.run_id or "")] == [
         "agency_id=1/dt=2024-01-10"
@@ -266,7 +260,7 @@ async def test_children_in_parallel_commit_to_the_same_tables_without_conflicts(
     folded = await world.backfill(max_parallel=3)
     rebuilt = await world.backfill(max_parallel=3, reprocess=True)
 
-    assert _statuses(folded) == _statuses(rebuilt) == [SUCCEEDED] * 3
+    assert _statuses(folded) == _statuses(rebuilt) == [AgencyStatus.SUCCEEDED] * 3
     assert folded.counts.rows_updated > 0
     assert [await world.tables().silver.version(a) for a in (1, 2, 3)] == [3, 3, 3]
     clean = World(tmp_path / "clean")
@@ -282,7 +276,11 @@ async def test_a_failure_stops_launching_agencies_without_continue_on_error(
 
     report = await world.backfill()
 
-    assert _statuses(report) == [SUCCEEDED, FAILED, NOT_STARTED]
+    assert _statuses(report) == [
+        AgencyStatus.SUCCEEDED,
+        AgencyStatus.FAILED,
+        AgencyStatus.NOT_STARTED,
+    ]
     assert isinstance(report.error(), BackfillFailed)
     assert report.exit_code == ExitCode.FAILED
     [_, two, three] = report.results
@@ -301,7 +299,11 @@ async def test_continue_on_error_runs_every_agency_and_still_exits_1(tmp_path: P
 
     report = await world.backfill(continue_on_error=True)
 
-    assert _statuses(report) == [SUCCEEDED, FAILED, SUCCEEDED]
+    assert _statuses(report) == [
+        AgencyStatus.SUCCEEDED,
+        AgencyStatus.FAILED,
+        AgencyStatus.SUCCEEDED,
+    ]
     assert report.exit_code == ExitCode.FAILED
 
 
@@ -311,14 +313,18 @@ async def test_a_busy_agency_is_left_for_a_retry_and_the_others_run(tmp_path: Pa
 
     report = await world.backfill()
 
-    assert _statuses(report) == [SUCCEEDED, BUSY, SUCCEEDED]
+    assert _statuses(report) == [AgencyStatus.SUCCEEDED, AgencyStatus.BUSY, AgencyStatus.SUCCEEDED]
     assert isinstance(report.error(), BackfillIncomplete)
     assert report.exit_code == ExitCode.TEMPORARY
     assert [c.agency_id for c in world.children("backfill-1")] == [1, 3]
     assert await world.tables().silver.version(2) == 0
     await world.history.release("bronze_to_silver/agency=2", "standalone")
     retry = await world.backfill()
-    assert _statuses(retry) == [UP_TO_DATE, SUCCEEDED, UP_TO_DATE]
+    assert _statuses(retry) == [
+        AgencyStatus.UP_TO_DATE,
+        AgencyStatus.SUCCEEDED,
+        AgencyStatus.UP_TO_DATE,
+    ]
     assert retry.exit_code == ExitCode.OK
 
 
@@ -345,7 +351,7 @@ async def test_an_agency_without_bronze_in_range_has_nothing_to_do(tmp_path: Pat
 
     report = await world.backfill((1, 2), first=dt.date(2030, 1, 1), last=dt.date(2030, 1, 31))
 
-    assert _statuses(report) == [NOTHING, NOTHING]
+    assert _statuses(report) == [AgencyStatus.NOTHING, AgencyStatus.NOTHING]
     assert report.exit_code == ExitCode.OK
     assert world.children("backfill-1") == []
 
@@ -355,9 +361,9 @@ async def test_an_agency_with_no_bronze_at_all_fails_saying_so(tmp_path: Path) -
 
     report = await world.backfill((1, 9), continue_on_error=True)
 
-    assert _statuses(report) == [SUCCEEDED, FAILED]
+    assert _statuses(report) == [AgencyStatus.SUCCEEDED, AgencyStatus.FAILED]
     assert report.exit_code == ExitCode.FAILED
-    [failed] = [r for r in report.results if r.status == FAILED]
+    [failed] = [r for r in report.results if r.status == AgencyStatus.FAILED]
     assert "agency 9 is not in the agencies file agencies.csv" in str(failed.error)
     assert len(world.children("backfill-1")) == 2
 
@@ -369,7 +375,7 @@ async def test_a_dry_run_transforms_and_counts_but_writes_nothing(tmp_path: Path
 
     assert world.files() == {}
     assert world.history.runs == {}
-    assert _statuses(report) == [DRY_RUN] * 3
+    assert _statuses(report) == [AgencyStatus.DRY_RUN] * 3
     assert report.counts.rows_in == 3 * 225
     assert report.counts.balanced
     assert await world.tables().silver.read() is None

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 from etl_core.failpoints import failpoint
-from etl_core.model import ObjectInfo
+from etl_core.model import ObjectInfo, PartitionStatus
 from etl_core.ports import ObjectStore, SilverTables
 from etl_core.runner import JobOutcome, RunContext
 
@@ -45,13 +45,10 @@ from data_pipeline.fold_ledger import FoldedFile, FoldLedger, load_ledger
 from data_pipeline.legacy_layout import legacy_files, remove_legacy_files
 from data_pipeline.parallel import FileTransformer, TransformPool, choose_workers
 from data_pipeline.plan import Plan, in_range, make_plan
-from data_pipeline.transform import UNREADABLE_FILE, FileBatch
+from data_pipeline.reasons import DeadLetterReason
+from data_pipeline.transform import FileBatch
 
-__all__ = ["DRY_RUN", "JOB", "MERGED", "REBUILT", "PromoteOptions", "promote"]
-
-MERGED = "merged"
-REBUILT = "rebuilt"
-DRY_RUN = "dry_run"
+__all__ = ["JOB", "PromoteOptions", "promote"]
 
 
 @attrs.frozen(kw_only=True)
@@ -222,7 +219,13 @@ async def _fold_all(
         accounting = await _transform(ctx, bronze, plan, files, options)
         fold = Fold(version, tuple(files), choice.rebuild and index == 0, ledger)
         tally.add(await commit_fold(ctx, store, tables, plan, fold, accounting))
-    status = DRY_RUN if ctx.dry_run else (REBUILT if choice.rebuild else MERGED)
+    status = (
+        PartitionStatus.DRY_RUN
+        if ctx.dry_run
+        else PartitionStatus.REBUILT
+        if choice.rebuild
+        else PartitionStatus.MERGED
+    )
     total = await tally.record(ctx, plan, input_fingerprint(plan.agencies, choice.files), status)
     failpoint(f"{JOB}.before_finish")
     last = choice.version + len(batches)
@@ -268,7 +271,9 @@ async def _transform(
             async for result in transformer.results(bronze, files):
                 accounting.add(result)
                 for dead in result.dead_letters:
-                    if dead.reason == UNREADABLE_FILE:  # one dead letter; the run carries on
+                    if (
+                        dead.reason == DeadLetterReason.UNREADABLE_FILE
+                    ):  # one dead letter; the run carries on
                         ctx.log.warning("%s", dead.detail)
                 if options.on_file is not None:
                     options.on_file(result)

@@ -13,7 +13,7 @@ import attrs
 import pyarrow as pa
 from etl_core.errors import InvariantViolation
 from etl_core.failpoints import failpoint
-from etl_core.model import Counts, DeadLetter, ObjectInfo, PartitionRecord
+from etl_core.model import Counts, DeadLetter, ObjectInfo, PartitionRecord, PartitionStatus
 from etl_core.ports import ObjectStore, SilverTables
 from etl_core.runner import RunContext
 
@@ -156,7 +156,7 @@ class RunTally:
         self.reasons.update(result.reasons)
 
     async def record(
-        self, ctx: RunContext, plan: Plan, input_fingerprint: str, status: str
+        self, ctx: RunContext, plan: Plan, input_fingerprint: str, status: PartitionStatus
     ) -> Counts:
         """One PartitionRecord per dt folded in; returns the run's totals."""
         total = Counts()

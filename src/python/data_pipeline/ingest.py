@@ -18,7 +18,7 @@ import attrs
 import orjson
 from etl_core import serde
 from etl_core.errors import ConfigError, DataError, ObjectNotFound
-from etl_core.model import Counts, PartitionRecord
+from etl_core.model import Counts, PartitionRecord, PartitionStatus
 from etl_core.ports import ObjectStore, RecordSource
 from etl_core.raw_records import raw_text
 from etl_core.runner import JobOutcome, RunContext
@@ -277,12 +277,12 @@ class _Run:
             key = self.options.part_key(number)
             if await self.store.put_if_absent(key, body):
                 self.parts.append(key)
-                status = "published"
+                status = PartitionStatus.PUBLISHED
                 counts = Counts(rows, rows, 0, 0, len(body), len(body))
                 break
             if await stored_equals(self.store, key, body):
                 self.recovered += 1
-                status = "skipped"
+                status = PartitionStatus.SKIPPED
                 counts = Counts(rows_in=rows, rows_duplicate=rows, bytes_in=len(body))
                 self.ctx.log.info("%s was written by an interrupted attempt: kept", key)
                 break
@@ -315,7 +315,7 @@ class _Run:
                 input_fingerprint=f"{self.options.source_id}:{since}{started_from}..{cursor}",
                 counts=counts,
                 agency_id=self.options.agency_id,
-                status="dry_run" if self.ctx.dry_run else status,
+                status=PartitionStatus.DRY_RUN if self.ctx.dry_run else status,
                 artifacts=(key,),
             )
         )

@@ -29,7 +29,14 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 from etl_core.errors import EtlError, LeaseHeld, TableConflict, TableError, TemporaryFailure
-from etl_core.model import Compaction, Counts, PartitionRecord, TableFile, TablePartition
+from etl_core.model import (
+    Compaction,
+    Counts,
+    PartitionRecord,
+    PartitionStatus,
+    TableFile,
+    TablePartition,
+)
 from etl_core.ports import TableMaintenance
 from etl_core.runner import RunContext
 
@@ -41,14 +48,6 @@ PROMOTE_JOB = "bronze_to_silver"
 SILVER, DEADLETTER = "silver", "deadletter"
 SORT_BY = {SILVER: "record_id"}  # other tables: combined, not sorted
 
-COMPACTED = "compacted"
-PLANNED = "dry_run"
-UP_TO_DATE = "up to date"
-BUSY = "skipped: lease held"
-UNFINISHED = "kept: unfinished fold"
-CONFLICT = "conflict (retry)"
-FAILED = "failed"
-MAINTAINED = "maintained"
 MAX_LISTED = 1000  # vacuumed files listed in a ledger row; the count covers the rest
 
 
@@ -76,7 +75,7 @@ class AgencyStep:
 
     table: str
     agency_id: int
-    status: str
+    status: PartitionStatus
     version: int | None = None  # the table version the plan was made on
     partitions: int = 0  # partitions compacted (or planned)
     compaction: Compaction = Compaction()
@@ -104,7 +103,7 @@ class MaintenanceReport:
     @property
     def counts(self) -> Counts:
         """Bytes rewritten: in = the files compaction removed, out = those it wrote."""
-        done = [s.compaction for s in self.agencies if s.status == COMPACTED]
+        done = [s.compaction for s in self.agencies if s.status == PartitionStatus.COMPACTED]
         return Counts(
             bytes_in=sum(f.size for c in done for f in c.removed),
             bytes_out=sum(f.size for c in done for f in c.added),
@@ -112,9 +111,15 @@ class MaintenanceReport:
 
     def error(self) -> EtlError | None:
         """The error the run ends with: failures first (exit 1), then conflicts (exit 75)."""
-        failed = [f"{s.table} agency {s.agency_id}" for s in self.agencies if s.status == FAILED]
+        failed = [
+            f"{s.table} agency {s.agency_id}"
+            for s in self.agencies
+            if s.status == PartitionStatus.FAILED
+        ]
         failed += [f"{s.table} table" for s in self.tables if s.error is not None]
-        conflicts = sorted({s.agency_id for s in self.agencies if s.status == CONFLICT})
+        conflicts = sorted(
+            {s.agency_id for s in self.agencies if s.status == PartitionStatus.CONFLICT}
+        )
         if failed:
             return MaintenanceFailed(f"maintenance failed for {', '.join(failed)}")
         if conflicts:
@@ -145,7 +150,7 @@ async def maintain(
     steps: list[AgencyStep] = []
     for done, agency_id in enumerate(agencies):
         if agency_id not in due:
-            steps += [AgencyStep(name, agency_id, UP_TO_DATE) for name in tables]
+            steps += [AgencyStep(name, agency_id, PartitionStatus.UP_TO_DATE) for name in tables]
             continue
         ctx.progress(f"maintain: agency {agency_id} ({done + 1}/{len(agencies)})")
         steps += await _agency(ctx, tables, agency_id, options)
@@ -168,9 +173,12 @@ async def _agency(
         steps = await run_leased(leased, compact_all)
     except LeaseHeld as exc:
         ctx.log.warning("agency %s skipped: %s", agency_id, exc)
-        steps = [AgencyStep(name, agency_id, BUSY, error=str(exc)) for name in tables]
+        steps = [
+            AgencyStep(name, agency_id, PartitionStatus.LEASE_HELD, error=str(exc))
+            for name in tables
+        ]
     for step in steps:
-        if step.status != UP_TO_DATE:
+        if step.status != PartitionStatus.UP_TO_DATE:
             await ctx.record_partition(_agency_record(ctx, step))
     return steps
 
@@ -186,18 +194,20 @@ async def _compact(
     try:
         layout = await port.layout(agency_id)  # under the lease: no writer of the agency moves
         if layout is None:
-            return AgencyStep(name, agency_id, UP_TO_DATE)
+            return AgencyStep(name, agency_id, PartitionStatus.UP_TO_DATE)
         due = [p for p in layout.partitions if fragmented(p, options.target_size)]
-        step = AgencyStep(name, agency_id, UP_TO_DATE, layout.version, len(due))
+        step = AgencyStep(name, agency_id, PartitionStatus.UP_TO_DATE, layout.version, len(due))
         if not due:
             return step
         if name != SILVER and SILVER in tables:
             fold = await port.fold_version(agency_id)
             if fold > await tables[SILVER].fold_version(agency_id):
-                return attrs.evolve(step, status=UNFINISHED, error=f"fold {fold} not in silver")
+                return attrs.evolve(
+                    step, status=PartitionStatus.UNFINISHED, error=f"fold {fold} not in silver"
+                )
         if ctx.dry_run:
             planned = Compaction(removed=_planned(due, options.target_size, sort_by))
-            return attrs.evolve(step, status=PLANNED, compaction=planned)
+            return attrs.evolve(step, status=PartitionStatus.DRY_RUN, compaction=planned)
         days = [p.day for p in due]
         with ctx.span("compact", table=name, agency_id=agency_id, partitions=len(days)):
             compaction = await port.compact(
@@ -205,11 +215,11 @@ async def _compact(
             )
     except TableConflict as exc:
         ctx.log.warning("%s agency %s: %s", name, agency_id, exc)
-        return AgencyStep(name, agency_id, CONFLICT, error=str(exc))
+        return AgencyStep(name, agency_id, PartitionStatus.CONFLICT, error=str(exc))
     except TableError as exc:
         ctx.log.error("%s agency %s: %s", name, agency_id, exc)
-        return AgencyStep(name, agency_id, FAILED, error=str(exc))
-    status = COMPACTED if compaction.removed else UP_TO_DATE
+        return AgencyStep(name, agency_id, PartitionStatus.FAILED, error=str(exc))
+    status = PartitionStatus.COMPACTED if compaction.removed else PartitionStatus.UP_TO_DATE
     return attrs.evolve(step, status=status, compaction=compaction)
 
 
@@ -275,7 +285,13 @@ def _table_record(ctx: RunContext, step: TableStep) -> PartitionRecord:
         artifacts.append(f"deleted:{len(step.vacuumed) - MAX_LISTED} more")
     if step.checkpoint is not None:
         artifacts.insert(0, f"checkpoint:{step.table}@v{step.checkpoint}")
-    status = FAILED if step.error else PLANNED if ctx.dry_run else MAINTAINED
+    status = (
+        PartitionStatus.FAILED
+        if step.error
+        else PartitionStatus.DRY_RUN
+        if ctx.dry_run
+        else PartitionStatus.MAINTAINED
+    )
     return PartitionRecord(
         run_id=ctx.run_id,
         job=ctx.job,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import collections
 
+from etl_core.model import PartitionStatus
+
 from data_pipeline.maintenance import (
-    BUSY,
-    COMPACTED,
-    PLANNED,
     AgencyStep,
     MaintenanceReport,
     TableStep,
@@ -22,7 +21,7 @@ def summary(report: MaintenanceReport, *, dry_run: bool, retention_hours: int) -
         lines[table.table] = "; ".join(
             [*_compaction(steps, dry_run), *_table(table, dry_run, retention_hours)]
         )
-    busy = sorted({s.agency_id for s in report.agencies if s.status == BUSY})
+    busy = sorted({s.agency_id for s in report.agencies if s.status == PartitionStatus.LEASE_HELD})
     if busy:
         lines["skipped"] = (
             f"agenc{'y' if len(busy) == 1 else 'ies'} {', '.join(map(str, busy))}: "
@@ -33,7 +32,7 @@ def summary(report: MaintenanceReport, *, dry_run: bool, retention_hours: int) -
 
 def _compaction(steps: list[AgencyStep], dry_run: bool) -> list[str]:
     parts = []
-    done = [s for s in steps if s.status in (COMPACTED, PLANNED)]
+    done = [s for s in steps if s.status in (PartitionStatus.COMPACTED, PartitionStatus.DRY_RUN)]
     if done:
         removed = [f for s in done for f in s.compaction.removed]
         added = [f for s in done for f in s.compaction.added]

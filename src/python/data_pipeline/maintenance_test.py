@@ -8,21 +8,14 @@ from typing import Any
 import attrs
 import pytest
 from etl_core.errors import ExitCode, TableConflict, TableError
-from etl_core.model import Compaction, TableFile, TablePartition
+from etl_core.model import Compaction, PartitionStatus, TableFile, TablePartition
 from etl_core.testing.fakes import FakeClock, FakeRunHistory, FakeTableMaintenance
 from etl_core.testing.run_contexts import started_run
 
 from data_pipeline.maintenance import (
-    BUSY,
-    COMPACTED,
-    CONFLICT,
     DEADLETTER,
-    MAINTAINED,
-    PLANNED,
     PROMOTE_JOB,
     SILVER,
-    UNFINISHED,
-    UP_TO_DATE,
     MaintenanceFailed,
     MaintenanceIncomplete,
     MaintenanceOptions,
@@ -101,10 +94,10 @@ async def test_fragmented_partitions_are_compacted_silver_sorted_and_dead_letter
     assert world.silver.compactions == [(1, (D1,), "record_id")]
     assert world.deadletter.compactions == [(1, (D1,), None)]
     assert statuses(report) == {
-        (SILVER, 1): COMPACTED,
-        (DEADLETTER, 1): COMPACTED,
-        (SILVER, 2): UP_TO_DATE,
-        (DEADLETTER, 2): UP_TO_DATE,
+        (SILVER, 1): PartitionStatus.COMPACTED,
+        (DEADLETTER, 1): PartitionStatus.COMPACTED,
+        (SILVER, 2): PartitionStatus.UP_TO_DATE,
+        (DEADLETTER, 2): PartitionStatus.UP_TO_DATE,
     }
     assert report.error() is None
     assert (report.counts.bytes_in, report.counts.bytes_out) == (1300, 1300)
@@ -120,7 +113,7 @@ async def test_each_compaction_and_each_table_is_recorded_with_its_files() -> No
     assert set(ledger) == {"silver/agency_id=1", SILVER}  # no rows for what needed nothing
     row = ledger["silver/agency_id=1"]
     [added] = report.agencies[0].compaction.added
-    assert row.status == COMPACTED
+    assert row.status == PartitionStatus.COMPACTED
     assert row.agency_id == 1
     assert row.input_fingerprint == "silver@v0"
     assert row.artifacts == (
@@ -128,7 +121,7 @@ async def test_each_compaction_and_each_table_is_recorded_with_its_files() -> No
         *(f"removed:silver/{f.path}" for f in removed),
     )
     assert (row.counts.bytes_in, row.counts.bytes_out) == (600, 600)
-    assert ledger[SILVER].status == MAINTAINED
+    assert ledger[SILVER].status == PartitionStatus.MAINTAINED
     assert ledger[SILVER].artifacts == ("checkpoint:silver@v1",)
 
 
@@ -161,10 +154,10 @@ async def test_an_agency_whose_lease_is_held_is_skipped_and_reported_not_failed(
     report = await world.run()
 
     assert world.silver.compactions == [(2, (D1,), "record_id")]
-    assert statuses(report)[(SILVER, 1)] == BUSY
-    assert statuses(report)[(SILVER, 2)] == COMPACTED
+    assert statuses(report)[(SILVER, 1)] == PartitionStatus.LEASE_HELD
+    assert statuses(report)[(SILVER, 2)] == PartitionStatus.COMPACTED
     assert report.error() is None
-    assert world.ledger()["silver/agency_id=1"].status == BUSY
+    assert world.ledger()["silver/agency_id=1"].status == PartitionStatus.LEASE_HELD
     assert (
         "agency 1: bronze_to_silver lease held"
         in summary(report, dry_run=False, retention_hours=168)["skipped"]
@@ -185,7 +178,7 @@ async def test_a_dry_run_plans_without_compacting_checkpointing_deleting_or_reco
     assert world.silver.compactions == world.deadletter.compactions == []
     assert world.history.ledger == []
     [silver, deadletter] = report.agencies
-    assert (silver.status, deadletter.status) == (PLANNED, PLANNED)
+    assert (silver.status, deadletter.status) == (PartitionStatus.DRY_RUN, PartitionStatus.DRY_RUN)
     assert len(silver.compaction.removed) == 3  # sorted: every file of the partition
     assert [f.size for f in deadletter.compaction.removed] == [200, 200]  # the small ones
     assert report.tables[0].vacuumed == ("agency_id=1/dt=x/gone.parquet",)
@@ -202,8 +195,11 @@ async def test_dead_letters_of_a_fold_not_yet_in_silver_are_left_for_its_re_run(
     report = await world.run()
 
     assert world.deadletter.compactions == []
-    assert statuses(report) == {(SILVER, 1): COMPACTED, (DEADLETTER, 1): UNFINISHED}
-    assert world.ledger()["deadletter/agency_id=1"].status == UNFINISHED
+    assert statuses(report) == {
+        (SILVER, 1): PartitionStatus.COMPACTED,
+        (DEADLETTER, 1): PartitionStatus.UNFINISHED,
+    }
+    assert world.ledger()["deadletter/agency_id=1"].status == PartitionStatus.UNFINISHED
     assert report.error() is None
 
 
@@ -216,8 +212,8 @@ async def test_a_compaction_that_keeps_losing_is_reported_and_the_run_exits_75()
 
     report = await world.run()
 
-    assert statuses(report)[(SILVER, 1)] == CONFLICT
-    assert statuses(report)[(DEADLETTER, 1)] == COMPACTED
+    assert statuses(report)[(SILVER, 1)] == PartitionStatus.CONFLICT
+    assert statuses(report)[(DEADLETTER, 1)] == PartitionStatus.COMPACTED
     assert world.silver.checkpoints == [world.silver.version]
     error = report.error()
     assert isinstance(error, MaintenanceIncomplete)
@@ -267,10 +263,10 @@ async def test_only_the_agencies_asked_for_are_visited() -> None:
 
     assert world.silver.compactions == [(2, (D1,), "record_id")]
     assert statuses(report) == {
-        (SILVER, 2): COMPACTED,
-        (DEADLETTER, 2): UP_TO_DATE,
-        (SILVER, 9): UP_TO_DATE,
-        (DEADLETTER, 9): UP_TO_DATE,
+        (SILVER, 2): PartitionStatus.COMPACTED,
+        (DEADLETTER, 2): PartitionStatus.UP_TO_DATE,
+        (SILVER, 9): PartitionStatus.UP_TO_DATE,
+        (DEADLETTER, 9): PartitionStatus.UP_TO_DATE,
     }
 
 
@@ -298,7 +294,9 @@ async def test_an_agency_with_nothing_to_compact_is_not_visited_so_its_lease_is_
 
     report = await world.run()
 
-    assert statuses(report)[(SILVER, 1)] == UP_TO_DATE  # not "skipped": nothing to wait for
-    assert statuses(report)[(SILVER, 2)] == COMPACTED
+    assert (
+        statuses(report)[(SILVER, 1)] == PartitionStatus.UP_TO_DATE
+    )  # not "skipped": nothing to wait for
+    assert statuses(report)[(SILVER, 2)] == PartitionStatus.COMPACTED
     assert "silver/agency_id=1" not in world.ledger()
     assert "skipped" not in summary(report, dry_run=False, retention_hours=168)

@@ -18,10 +18,9 @@ from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore
 
 from data_pipeline.agencies import Agency
-from data_pipeline.transform import AGENCY_MISMATCH, FileBatch, transform_batch
+from data_pipeline.transform import FileBatch, transform_batch
 
 __all__ = [
-    "AGENCY_MISMATCH",
     "FileTransformer",
     "TransformPool",
     "choose_workers",

@@ -15,9 +15,9 @@ from etl_core.errors import DataError
 from etl_core.model import DeadLetter
 from etl_core.raw_records import payload, provenance, raw_text
 
-from data_pipeline import reasons
+from data_pipeline.reasons import DeadLetterReason
 from data_pipeline.timeparse import parse_occurred_at
-from data_pipeline.transform import AGENCY_MISMATCH, FileResult
+from data_pipeline.transform import FileResult
 from data_pipeline.validate import AgencyInfo, Rejected, ValidRow, validate_line
 
 _PARTITION_DAY = "/dt="
@@ -100,14 +100,14 @@ class RecordValidator:
             except UnserialisableRecord:
                 line = repr(dict(record)).encode("utf-8", "surrogatepass")
                 day = ""
-                outcome = Rejected(reasons.INVALID_JSON, "")
+                outcome = Rejected(DeadLetterReason.INVALID_JSON, "")
             else:
                 day = (_file_day(source) if where is not None else None) or _local_day(
                     record, line, self.agencies
                 )
                 outcome = validate_line(line, line_no, day, self.agencies)
             if isinstance(outcome, ValidRow) and outcome.agency_id != self.agency_id:
-                outcome = Rejected(AGENCY_MISMATCH, repr(outcome.agency_id))
+                outcome = Rejected(DeadLetterReason.AGENCY_MISMATCH, repr(outcome.agency_id))
             self._digest.update(line + b"\n")
             group = groups.setdefault((source, day), _Group(source, day))
             group.add(line, line_no, outcome)

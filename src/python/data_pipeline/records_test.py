@@ -14,10 +14,9 @@ from etl_core.raw_records import RAW_KEY, SOURCE_KEY, raw_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_pipeline import reasons
 from data_pipeline.agencies import parse_agencies
 from data_pipeline.dedupe import Deduper
-from data_pipeline.parallel import AGENCY_MISMATCH
+from data_pipeline.reasons import DeadLetterReason
 from data_pipeline.records import RecordValidator, record_line
 from data_pipeline.transform import FileResult
 from data_pipeline.validate import AgencyInfo, Rejected, ValidRow, agency_infos, validate_line
@@ -53,7 +52,7 @@ def _expected(line: bytes, agency_id: int) -> tuple[str, Any]:
     if isinstance(outcome, Rejected):
         return "dead", outcome.reason
     if outcome.agency_id != agency_id:
-        return "dead", AGENCY_MISMATCH
+        return "dead", DeadLetterReason.AGENCY_MISMATCH
     return "valid", outcome.silver
 
 
@@ -127,8 +126,8 @@ def _good(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("value", "reason"),
-    [(float("nan"), reasons.INVALID_JSON), (float("inf"), reasons.INVALID_JSON),
-     ("1,2x", reasons.BAD_AMOUNT), ("\ud800", reasons.INVALID_JSON)],
+    [(float("nan"), DeadLetterReason.INVALID_JSON), (float("inf"), DeadLetterReason.INVALID_JSON),
+     ("1,2x", DeadLetterReason.BAD_AMOUNT), ("\ud800", DeadLetterReason.INVALID_JSON)],
 )  # fmt: skip
 def test_values_that_json_cannot_carry_make_the_record_invalid_json(
     value: Any, reason: str
@@ -137,7 +136,7 @@ def test_values_that_json_cannot_carry_make_the_record_invalid_json(
 
 
 def test_a_record_with_no_json_form_at_all_is_dead_lettered_not_raised() -> None:
-    assert _validate(_good(amount=object())) == ("dead", reasons.INVALID_JSON)
+    assert _validate(_good(amount=object())) == ("dead", DeadLetterReason.INVALID_JSON)
 
 
 def test_ints_beyond_64_bits_are_written_as_json_would() -> None:
@@ -145,7 +144,7 @@ def test_ints_beyond_64_bits_are_written_as_json_would() -> None:
 
 
 def test_a_valid_record_of_another_agency_is_an_agency_mismatch() -> None:
-    assert _validate(_good(), agency_id=4) == ("dead", AGENCY_MISMATCH)
+    assert _validate(_good(), agency_id=4) == ("dead", DeadLetterReason.AGENCY_MISMATCH)
 
 
 def test_a_raw_line_validates_as_its_text_and_is_dead_lettered_verbatim() -> None:
@@ -153,7 +152,11 @@ def test_a_raw_line_validates_as_its_text_and_is_dead_lettered_verbatim() -> Non
     [result] = RecordValidator(agencies, 3, "pg").validate([raw_record('{"record_id": "x"')])
 
     [dead] = result.dead_letters
-    assert (dead.reason, dead.source, dead.raw) == (reasons.INVALID_JSON, "pg", '{"record_id": "x"')
+    assert (dead.reason, dead.source, dead.raw) == (
+        DeadLetterReason.INVALID_JSON,
+        "pg",
+        '{"record_id": "x"',
+    )
     assert dead.detail == "pg:1: invalid_json"
 
 

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 
 import attrs
 from etl_core.errors import ConfigError, RunNotFound
-from etl_core.model import Counts, ObjectInfo, PartitionRecord, RunStatus
+from etl_core.model import Counts, ObjectInfo, PartitionRecord, PartitionStatus, RunStatus
 from etl_core.ports import ObjectStore, SilverTables
 from etl_core.runner import JobOutcome, RunContext
 
@@ -53,6 +53,7 @@ from data_pipeline.fold_ledger import FoldLedger, load_ledger
 from data_pipeline.layout import BRONZE_PREFIX, partition_of
 from data_pipeline.leased import agency_lease, run_leased
 from data_pipeline.put_once import put_once
+from data_pipeline.reasons import DeadLetterReason
 from data_pipeline.replay_select import (
     DeadRow,
     Group,
@@ -69,10 +70,7 @@ from data_pipeline.replay_track import (
     unchanged_tallies,
     watching_view,
 )
-from data_pipeline.transform import AGENCY_MISMATCH, UNREADABLE_FILE
 from data_pipeline.validate import AgencyInfo, Rejected, ValidRow, agency_infos, validate_line
-
-UNCHANGED = "unchanged"
 
 
 @attrs.frozen(kw_only=True)
@@ -131,8 +129,8 @@ async def _replay(
         ]  # rows of files no committed fold covers are an unfinished fold's: the pass drops them
         # A file-level dead letter has no line to replay: fixing the file in bronze (a new
         # etag) is what makes the next bronze_to_silver run read it again.
-        unreadable = [r for r in rows if r.reason == UNREADABLE_FILE]
-        rows = [r for r in rows if r.reason != UNREADABLE_FILE]
+        unreadable = [r for r in rows if r.reason == DeadLetterReason.UNREADABLE_FILE]
+        rows = [r for r in rows if r.reason != DeadLetterReason.UNREADABLE_FILE]
         if options.source_run is not None and not rows:
             await _check_run_known(ctx, options.source_run)
         stored = await load_corrections(store, agency_id)
@@ -271,7 +269,7 @@ def _judge(
     outcome = validate_line(line, 1, partition_of(BRONZE_PREFIX + source)[1], infos)
     if isinstance(outcome, Rejected):
         return outcome.reason
-    return outcome if outcome.agency_id == agency_id else AGENCY_MISMATCH
+    return outcome if outcome.agency_id == agency_id else DeadLetterReason.AGENCY_MISMATCH
 
 
 def _changes(
@@ -317,7 +315,7 @@ async def _record(
             input_fingerprint=record.input_fingerprint if record is not None else fingerprint,
             counts=tally.counts,
             agency_id=agency_id,
-            status=record.status if record is not None else UNCHANGED,
+            status=record.status if record is not None else PartitionStatus.UNCHANGED,
             artifacts=(note,) if note is not None and tally.rows else (),
         )
         await ctx.record_partition(row)

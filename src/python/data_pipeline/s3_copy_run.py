@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 from etl_core import clock
 from etl_core.errors import EtlError, TemporaryFailure
-from etl_core.model import PartitionRecord
+from etl_core.model import PartitionRecord, PartitionStatus
 from etl_core.ports import ObjectStore
 from etl_core.runner import JobOutcome, RunContext
 
@@ -118,9 +118,11 @@ async def _record_partitions(ctx: RunContext, report: CopyReport, key: str | Non
     counts = report.partition_counts()
     for partition, entries in sorted(by_partition.items()):
         if ctx.dry_run:
-            status = "dry_run"
+            status = PartitionStatus.DRY_RUN
         else:
-            status = "published" if counts[partition].rows_out else "skipped"
+            status = (
+                PartitionStatus.PUBLISHED if counts[partition].rows_out else PartitionStatus.SKIPPED
+            )
         await ctx.record_partition(
             PartitionRecord(
                 run_id=ctx.run_id,

@@ -24,6 +24,7 @@ from etl_core.model import DeadLetter
 from data_pipeline.agencies import Agency
 from data_pipeline.columnar import validate_objects
 from data_pipeline.layout import partition_of, relative_to_bronze
+from data_pipeline.reasons import DeadLetterReason
 from data_pipeline.silver_arrow import VALID_SCHEMA, valid_table
 from data_pipeline.validate import AgencyInfo, Rejected, ValidRow, agency_infos, validate_line
 
@@ -137,7 +138,7 @@ def transform_batch(
     etag: str | None = None,
 ) -> FileBatch:
     """transform_file's outcome, column by column. With agency_id, a valid row naming another
-    agency becomes a dead letter of reason AGENCY_MISMATCH (a one-agency run writes only its own).
+    agency becomes a dead letter of reason agency_mismatch (a one-agency run writes only its own).
     A body that cannot be read at all is one file-level dead letter (unreadable_batch).
     """
     _, day = partition_of(source_key)
@@ -203,15 +204,6 @@ def _validate_columns(objects: list[Any], infos: Mapping[int, AgencyInfo]) -> An
     )
 
 
-AGENCY_MISMATCH = "agency_mismatch"
-"""A valid row whose agency_id names another agency than the file's path: a one-agency run must
-not write another agency's partition, so the row is dead-lettered (never generated)."""
-
-UNREADABLE_FILE = "unreadable_file"
-"""A bronze file that cannot be read at all (broken gzip): one dead letter for the whole file,
-with no line and no raw text; its detail names the key, etag, size and the decoder's error."""
-
-
 def unreadable_batch(
     source: str, day: str, bytes_in: int, etag: str | None, error: str
 ) -> FileBatch:
@@ -220,8 +212,12 @@ def unreadable_batch(
     the dead-letter table holds exactly the rows the counts name. Fixing the file in bronze gives
     it a new etag, and the next run reads it again (the fold ledger sees it changed: a rebuild).
     """
-    detail = f"{source}: {UNREADABLE_FILE} (etag {etag}, {bytes_in} bytes): {error}"
-    dead = DeadLetter(reason=UNREADABLE_FILE, source=source, raw="", detail=detail, line=None)
+    detail = (
+        f"{source}: {DeadLetterReason.UNREADABLE_FILE} (etag {etag}, {bytes_in} bytes): {error}"
+    )
+    dead = DeadLetter(
+        reason=DeadLetterReason.UNREADABLE_FILE, source=source, raw="", detail=detail, line=None
+    )
     return FileBatch(source, day, 1, bytes_in, VALID_SCHEMA.empty_table(), (dead,))
 
 
@@ -232,10 +228,10 @@ def _own_agency(batch: FileBatch, lines: Sequence[bytes], agency_id: int) -> Fil
     others = batch.valid.filter(pc.invert(own))
     dead = [
         DeadLetter(
-            reason=AGENCY_MISMATCH,
+            reason=DeadLetterReason.AGENCY_MISMATCH,
             source=batch.source,
             raw=_text(lines[line - 1]),
-            detail=f"{batch.source}:{line}: {AGENCY_MISMATCH} {other}",
+            detail=f"{batch.source}:{line}: {DeadLetterReason.AGENCY_MISMATCH} {other}",
             line=line,
         )
         for line, other in zip(

@@ -11,10 +11,9 @@ import orjson
 import pytest
 from etl_core.errors import DataError
 
-from data_pipeline import reasons
 from data_pipeline.agencies import Agency
+from data_pipeline.reasons import DeadLetterReason
 from data_pipeline.transform import (
-    UNREADABLE_FILE,
     FileResult,
     UnreadableFile,
     transform_batch,
@@ -56,7 +55,10 @@ def test_valid_and_invalid_lines_are_split_and_counted() -> None:
     assert (result.rows_in, result.bytes_in) == (4, len(body))
     assert [row.record_id for row in result.valid_rows] == ["A1", "A3"]
     assert [row.line_no for row in result.valid_rows] == [1, 4]
-    assert [d.reason for d in result.dead_letters] == [reasons.INVALID_JSON, reasons.BAD_STATUS]
+    assert [d.reason for d in result.dead_letters] == [
+        DeadLetterReason.INVALID_JSON,
+        DeadLetterReason.BAD_STATUS,
+    ]
 
 
 def test_blank_lines_are_skipped_and_not_counted() -> None:
@@ -73,7 +75,7 @@ def test_other_control_whitespace_is_not_blank() -> None:
     result = transform_file(KEY, b"\x0c\n", AGENCIES)
 
     assert result.rows_in == 1
-    assert result.dead_letters[0].reason == reasons.INVALID_JSON
+    assert result.dead_letters[0].reason == DeadLetterReason.INVALID_JSON
 
 
 def test_crlf_lines_parse() -> None:
@@ -87,7 +89,7 @@ def test_dead_letter_keeps_the_raw_line_and_names_source_and_line() -> None:
     result = transform_file(KEY, _body(_record("A0"), raw.encode()), AGENCIES)
 
     (dead,) = result.dead_letters
-    assert dead.reason == reasons.BAD_OCCURRED_AT
+    assert dead.reason == DeadLetterReason.BAD_OCCURRED_AT
     assert dead.source == "agency_id=3/dt=2024-01-09/part-0.ndjson"
     assert dead.raw == raw
     assert dead.detail == (
@@ -101,7 +103,7 @@ def test_undecodable_bytes_are_replaced_in_the_raw_text_and_kept_exactly() -> No
     per_row, columnar = transform_file(KEY, line, AGENCIES), transform_batch(KEY, line, AGENCIES)
     for batch in (per_row, columnar):
         (dead,) = batch.dead_letters
-        assert dead.reason == reasons.INVALID_JSON
+        assert dead.reason == DeadLetterReason.INVALID_JSON
         assert dead.raw == '{"record_id": "\ufffd\ufffd"}\r'
         assert dead.raw_bytes == line
 
@@ -163,7 +165,7 @@ def test_a_gzip_body_that_cannot_be_read_is_one_file_level_dead_letter(
     assert (batch.rows_in, batch.bytes_in, batch.valid.num_rows) == (1, len(packed), 0)
     (dead,) = batch.dead_letters
     assert (dead.reason, dead.source, dead.line, dead.raw) == (
-        UNREADABLE_FILE,
+        DeadLetterReason.UNREADABLE_FILE,
         "agency_id=3/dt=2024-01-09/part-0.ndjson.gz",
         None,
         "",

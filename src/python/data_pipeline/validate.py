@@ -11,7 +11,6 @@ from typing import Any, Final, NamedTuple
 import attrs
 import orjson
 
-from data_pipeline import reasons
 from data_pipeline.agencies import Agency
 from data_pipeline.normalise import (
     badge,
@@ -22,6 +21,7 @@ from data_pipeline.normalise import (
     officer_name,
     tags,
 )
+from data_pipeline.reasons import DeadLetterReason
 from data_pipeline.silver_schema import RECORD_TYPES, STATUSES, WHITESPACE
 from data_pipeline.timeparse import format_utc, parse_iso_us, parse_occurred_at
 
@@ -45,7 +45,7 @@ class ValidRow(NamedTuple):
 class Rejected:
     """A line that failed validation: the first failing reason and the offending value."""
 
-    reason: str
+    reason: DeadLetterReason
     value: str
 
 
@@ -91,12 +91,12 @@ def validate_line(
     """Validate one non-blank bronze line in WORKLOAD.md order; the first failure wins."""
     record = _load_object(line)
     if record is None:
-        return Rejected(reasons.INVALID_JSON, "")
+        return Rejected(DeadLetterReason.INVALID_JSON, "")
     get = record.get
 
     record_id = get("record_id")
     if not isinstance(record_id, str) or not (record_id := record_id.strip(WHITESPACE)):
-        return Rejected(reasons.MISSING_RECORD_ID, repr(get("record_id")))
+        return Rejected(DeadLetterReason.MISSING_RECORD_ID, repr(get("record_id")))
 
     agency_id = get("agency_id")
     if (
@@ -104,35 +104,35 @@ def validate_line(
         or isinstance(agency_id, bool)
         or (agency := agencies.get(agency_id)) is None
     ):
-        return Rejected(reasons.UNKNOWN_AGENCY, repr(agency_id))
+        return Rejected(DeadLetterReason.UNKNOWN_AGENCY, repr(agency_id))
 
     occurred_at = parse_occurred_at(get("occurred_at"), agency.zone)
     if occurred_at is None:
-        return Rejected(reasons.BAD_OCCURRED_AT, repr(get("occurred_at")))
+        return Rejected(DeadLetterReason.BAD_OCCURRED_AT, repr(get("occurred_at")))
 
     updated_raw = get("updated_at")
     if not isinstance(updated_raw, str) or (updated_us := parse_iso_us(updated_raw)) is None:
-        return Rejected(reasons.BAD_UPDATED_AT, repr(updated_raw))
+        return Rejected(DeadLetterReason.BAD_UPDATED_AT, repr(updated_raw))
 
     record_type = enum_value(get("record_type"), _RECORD_TYPES, _record_types)
     if record_type is None:
-        return Rejected(reasons.BAD_RECORD_TYPE, repr(get("record_type")))
+        return Rejected(DeadLetterReason.BAD_RECORD_TYPE, repr(get("record_type")))
 
     status = enum_value(get("status"), _STATUSES, _statuses)
     if status is None:
-        return Rejected(reasons.BAD_STATUS, repr(get("status")))
+        return Rejected(DeadLetterReason.BAD_STATUS, repr(get("status")))
 
     location = get("location")
     if not isinstance(location, dict):
-        return Rejected(reasons.BAD_LOCATION, repr(location))
+        return Rejected(DeadLetterReason.BAD_LOCATION, repr(location))
     lat = coordinate(location.get("lat"))
     lon = coordinate(location.get("lon"))
     if lat is None or lon is None:
-        return Rejected(reasons.BAD_LOCATION, repr(location))
+        return Rejected(DeadLetterReason.BAD_LOCATION, repr(location))
     if not -90.0 <= lat <= 90.0:
-        return Rejected(reasons.LAT_OUT_OF_RANGE, repr(location.get("lat")))
+        return Rejected(DeadLetterReason.LAT_OUT_OF_RANGE, repr(location.get("lat")))
     if not -180.0 <= lon <= 180.0:
-        return Rejected(reasons.LON_OUT_OF_RANGE, repr(location.get("lon")))
+        return Rejected(DeadLetterReason.LON_OUT_OF_RANGE, repr(location.get("lon")))
 
     amount = get("amount")
     if amount is not None:
@@ -141,7 +141,7 @@ def validate_line(
         else:
             amount = number_from_json(amount)
         if amount is None:
-            return Rejected(reasons.BAD_AMOUNT, repr(get("amount")))
+            return Rejected(DeadLetterReason.BAD_AMOUNT, repr(get("amount")))
 
     officer = get("officer")
     if isinstance(officer, dict):

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from data_pipeline import reasons
 from data_pipeline.agencies import Agency
+from data_pipeline.reasons import DeadLetterReason
 from data_pipeline.silver_schema import SILVER_FIELDS
 from data_pipeline.validate import Rejected, ValidRow, agency_infos, validate_line
 
@@ -133,16 +133,16 @@ def test_silver_field_normalisation(
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        (b'{"record_id": "A1", "agency_id": 7', reasons.INVALID_JSON),
-        (b"[1, 2]", reasons.INVALID_JSON),
-        (b'"text"', reasons.INVALID_JSON),
-        (b"null", reasons.INVALID_JSON),
-        (b"\xff\xfe{}", reasons.INVALID_JSON),
-        (b'{"a": NaN}', reasons.INVALID_JSON),
-        (b'{"a": "\\ud800"}', reasons.INVALID_JSON),
-        (b"\xef\xbb\xbf{}", reasons.INVALID_JSON),
-        (b"{} {}", reasons.INVALID_JSON),
-        (b"{}", reasons.MISSING_RECORD_ID),
+        (b'{"record_id": "A1", "agency_id": 7', DeadLetterReason.INVALID_JSON),
+        (b"[1, 2]", DeadLetterReason.INVALID_JSON),
+        (b'"text"', DeadLetterReason.INVALID_JSON),
+        (b"null", DeadLetterReason.INVALID_JSON),
+        (b"\xff\xfe{}", DeadLetterReason.INVALID_JSON),
+        (b'{"a": NaN}', DeadLetterReason.INVALID_JSON),
+        (b'{"a": "\\ud800"}', DeadLetterReason.INVALID_JSON),
+        (b"\xef\xbb\xbf{}", DeadLetterReason.INVALID_JSON),
+        (b"{} {}", DeadLetterReason.INVALID_JSON),
+        (b"{}", DeadLetterReason.MISSING_RECORD_ID),
     ],
 )
 def test_lines_that_are_not_json_objects_are_invalid_json(line: bytes, reason: str) -> None:
@@ -155,53 +155,53 @@ def test_lines_that_are_not_json_objects_are_invalid_json(line: bytes, reason: s
 def test_numbers_beyond_double_range_are_json_and_fail_later() -> None:
     line = _line(_with(amount=0)).replace(b'"amount": 0', b'"amount": 1e400')
 
-    assert validate_line(line, 1, DAY, AGENCIES) == Rejected(reasons.BAD_AMOUNT, "inf")
+    assert validate_line(line, 1, DAY, AGENCIES) == Rejected(DeadLetterReason.BAD_AMOUNT, "inf")
 
 
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"record_id": _DROP}, reasons.MISSING_RECORD_ID),
-        ({"record_id": None}, reasons.MISSING_RECORD_ID),
-        ({"record_id": 17}, reasons.MISSING_RECORD_ID),
-        ({"record_id": " \t\r\n"}, reasons.MISSING_RECORD_ID),
-        ({"agency_id": _DROP}, reasons.UNKNOWN_AGENCY),
-        ({"agency_id": 99}, reasons.UNKNOWN_AGENCY),
-        ({"agency_id": "7"}, reasons.UNKNOWN_AGENCY),
-        ({"agency_id": 7.0}, reasons.UNKNOWN_AGENCY),
-        ({"agency_id": True}, reasons.UNKNOWN_AGENCY),
-        ({"occurred_at": _DROP}, reasons.BAD_OCCURRED_AT),
-        ({"occurred_at": "not a date"}, reasons.BAD_OCCURRED_AT),
-        ({"occurred_at": "13/45/2024 25:61"}, reasons.BAD_OCCURRED_AT),
-        ({"occurred_at": "2024-02-30T10:00:00-05:00"}, reasons.BAD_OCCURRED_AT),
-        ({"occurred_at": ""}, reasons.BAD_OCCURRED_AT),
-        ({"occurred_at": "yesterday 5pm"}, reasons.BAD_OCCURRED_AT),
-        ({"occurred_at": "2024-01-08T10:00:00"}, reasons.BAD_OCCURRED_AT),
-        ({"occurred_at": 1704757747.5}, reasons.BAD_OCCURRED_AT),
-        ({"updated_at": _DROP}, reasons.BAD_UPDATED_AT),
-        ({"updated_at": 1704757747}, reasons.BAD_UPDATED_AT),
-        ({"updated_at": "01/09/2024 02:11"}, reasons.BAD_UPDATED_AT),
-        ({"updated_at": "2024-01-09 02:11:45Z"}, reasons.BAD_UPDATED_AT),
-        ({"record_type": "arrest"}, reasons.BAD_RECORD_TYPE),
-        ({"record_type": None}, reasons.BAD_RECORD_TYPE),
-        ({"record_type": ["incident"]}, reasons.BAD_RECORD_TYPE),
-        ({"record_type": "use of force"}, reasons.BAD_RECORD_TYPE),
-        ({"status": "reopened"}, reasons.BAD_STATUS),
-        ({"status": _DROP}, reasons.BAD_STATUS),
-        ({"status": {"open": True}}, reasons.BAD_STATUS),
-        ({"location": _DROP}, reasons.BAD_LOCATION),
-        ({"location": "34.0,-118.2"}, reasons.BAD_LOCATION),
-        ({"location": {"lat": "34.0"}}, reasons.BAD_LOCATION),
-        ({"location": {"lat": "north", "lon": "-118.2"}}, reasons.BAD_LOCATION),
-        ({"location": {"lat": "34.0", "lon": None}}, reasons.BAD_LOCATION),
-        ({"location": {"lat": "nan", "lon": "-118.2"}}, reasons.BAD_LOCATION),
-        ({"location": {"lat": "90.000001", "lon": "-118.2"}}, reasons.LAT_OUT_OF_RANGE),
-        ({"location": {"lat": -134.5, "lon": "-118.2"}}, reasons.LAT_OUT_OF_RANGE),
-        ({"location": {"lat": "34.0", "lon": "-180.5"}}, reasons.LON_OUT_OF_RANGE),
-        ({"amount": "12 USD"}, reasons.BAD_AMOUNT),
-        ({"amount": ""}, reasons.BAD_AMOUNT),
-        ({"amount": True}, reasons.BAD_AMOUNT),
-        ({"amount": [1]}, reasons.BAD_AMOUNT),
+        ({"record_id": _DROP}, DeadLetterReason.MISSING_RECORD_ID),
+        ({"record_id": None}, DeadLetterReason.MISSING_RECORD_ID),
+        ({"record_id": 17}, DeadLetterReason.MISSING_RECORD_ID),
+        ({"record_id": " \t\r\n"}, DeadLetterReason.MISSING_RECORD_ID),
+        ({"agency_id": _DROP}, DeadLetterReason.UNKNOWN_AGENCY),
+        ({"agency_id": 99}, DeadLetterReason.UNKNOWN_AGENCY),
+        ({"agency_id": "7"}, DeadLetterReason.UNKNOWN_AGENCY),
+        ({"agency_id": 7.0}, DeadLetterReason.UNKNOWN_AGENCY),
+        ({"agency_id": True}, DeadLetterReason.UNKNOWN_AGENCY),
+        ({"occurred_at": _DROP}, DeadLetterReason.BAD_OCCURRED_AT),
+        ({"occurred_at": "not a date"}, DeadLetterReason.BAD_OCCURRED_AT),
+        ({"occurred_at": "13/45/2024 25:61"}, DeadLetterReason.BAD_OCCURRED_AT),
+        ({"occurred_at": "2024-02-30T10:00:00-05:00"}, DeadLetterReason.BAD_OCCURRED_AT),
+        ({"occurred_at": ""}, DeadLetterReason.BAD_OCCURRED_AT),
+        ({"occurred_at": "yesterday 5pm"}, DeadLetterReason.BAD_OCCURRED_AT),
+        ({"occurred_at": "2024-01-08T10:00:00"}, DeadLetterReason.BAD_OCCURRED_AT),
+        ({"occurred_at": 1704757747.5}, DeadLetterReason.BAD_OCCURRED_AT),
+        ({"updated_at": _DROP}, DeadLetterReason.BAD_UPDATED_AT),
+        ({"updated_at": 1704757747}, DeadLetterReason.BAD_UPDATED_AT),
+        ({"updated_at": "01/09/2024 02:11"}, DeadLetterReason.BAD_UPDATED_AT),
+        ({"updated_at": "2024-01-09 02:11:45Z"}, DeadLetterReason.BAD_UPDATED_AT),
+        ({"record_type": "arrest"}, DeadLetterReason.BAD_RECORD_TYPE),
+        ({"record_type": None}, DeadLetterReason.BAD_RECORD_TYPE),
+        ({"record_type": ["incident"]}, DeadLetterReason.BAD_RECORD_TYPE),
+        ({"record_type": "use of force"}, DeadLetterReason.BAD_RECORD_TYPE),
+        ({"status": "reopened"}, DeadLetterReason.BAD_STATUS),
+        ({"status": _DROP}, DeadLetterReason.BAD_STATUS),
+        ({"status": {"open": True}}, DeadLetterReason.BAD_STATUS),
+        ({"location": _DROP}, DeadLetterReason.BAD_LOCATION),
+        ({"location": "34.0,-118.2"}, DeadLetterReason.BAD_LOCATION),
+        ({"location": {"lat": "34.0"}}, DeadLetterReason.BAD_LOCATION),
+        ({"location": {"lat": "north", "lon": "-118.2"}}, DeadLetterReason.BAD_LOCATION),
+        ({"location": {"lat": "34.0", "lon": None}}, DeadLetterReason.BAD_LOCATION),
+        ({"location": {"lat": "nan", "lon": "-118.2"}}, DeadLetterReason.BAD_LOCATION),
+        ({"location": {"lat": "90.000001", "lon": "-118.2"}}, DeadLetterReason.LAT_OUT_OF_RANGE),
+        ({"location": {"lat": -134.5, "lon": "-118.2"}}, DeadLetterReason.LAT_OUT_OF_RANGE),
+        ({"location": {"lat": "34.0", "lon": "-180.5"}}, DeadLetterReason.LON_OUT_OF_RANGE),
+        ({"amount": "12 USD"}, DeadLetterReason.BAD_AMOUNT),
+        ({"amount": ""}, DeadLetterReason.BAD_AMOUNT),
+        ({"amount": True}, DeadLetterReason.BAD_AMOUNT),
+        ({"amount": [1]}, DeadLetterReason.BAD_AMOUNT),
     ],
 )
 def test_each_reason(changes: dict[str, object], reason: str) -> None:
@@ -210,16 +210,16 @@ def test_each_reason(changes: dict[str, object], reason: str) -> None:
 
 # Each later check's failure is planted too; the earliest failing check must win.
 _FAILURES_IN_ORDER = [
-    ("record_id", None, reasons.MISSING_RECORD_ID),
-    ("agency_id", 99, reasons.UNKNOWN_AGENCY),
-    ("occurred_at", "yesterday 5pm", reasons.BAD_OCCURRED_AT),
-    ("updated_at", "soon", reasons.BAD_UPDATED_AT),
-    ("record_type", "arrest", reasons.BAD_RECORD_TYPE),
-    ("status", "reopened", reasons.BAD_STATUS),
-    ("location", {"lat": "x", "lon": "500"}, reasons.BAD_LOCATION),
-    ("location", {"lat": "95", "lon": "500"}, reasons.LAT_OUT_OF_RANGE),
-    ("location", {"lat": "45", "lon": "500"}, reasons.LON_OUT_OF_RANGE),
-    ("amount", "lots", reasons.BAD_AMOUNT),
+    ("record_id", None, DeadLetterReason.MISSING_RECORD_ID),
+    ("agency_id", 99, DeadLetterReason.UNKNOWN_AGENCY),
+    ("occurred_at", "yesterday 5pm", DeadLetterReason.BAD_OCCURRED_AT),
+    ("updated_at", "soon", DeadLetterReason.BAD_UPDATED_AT),
+    ("record_type", "arrest", DeadLetterReason.BAD_RECORD_TYPE),
+    ("status", "reopened", DeadLetterReason.BAD_STATUS),
+    ("location", {"lat": "x", "lon": "500"}, DeadLetterReason.BAD_LOCATION),
+    ("location", {"lat": "95", "lon": "500"}, DeadLetterReason.LAT_OUT_OF_RANGE),
+    ("location", {"lat": "45", "lon": "500"}, DeadLetterReason.LON_OUT_OF_RANGE),
+    ("amount", "lots", DeadLetterReason.BAD_AMOUNT),
 ]
 
 
@@ -235,4 +235,4 @@ def test_the_first_failing_check_in_spec_order_wins(first: int) -> None:
 def test_rejection_names_the_offending_value() -> None:
     outcome = _validate(_with(occurred_at="13/45/2024 25:61"))
 
-    assert outcome == Rejected(reasons.BAD_OCCURRED_AT, "'13/45/2024 25:61'")
+    assert outcome == Rejected(DeadLetterReason.BAD_OCCURRED_AT, "'13/45/2024 25:61'")

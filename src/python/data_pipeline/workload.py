@@ -13,9 +13,9 @@ from typing import Any, Final
 import attrs
 from etl_core.ports import ObjectStore
 
-from data_pipeline import reasons
 from data_pipeline.agencies import agencies_csv, reference_agencies
 from data_pipeline.layout import bronze_key
+from data_pipeline.reasons import VALIDATION_REASONS
 from data_pipeline.workload_rows import RowFactory
 
 FIRST_DAY: Final = dt.date(2024, 1, 8)
@@ -75,7 +75,7 @@ class _Tally:
     input_rows: int = 0
     silver_rows: int = 0
     duplicates: int = 0
-    dead_letter: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(reasons.ALL_REASONS, 0))
+    dead_letter: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(VALIDATION_REASONS, 0))
 
     def add(self, kind: str) -> None:
         self.input_rows += 1

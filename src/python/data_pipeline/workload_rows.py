@@ -11,8 +11,8 @@ from typing import Final
 import attrs
 import orjson
 
-from data_pipeline import reasons
 from data_pipeline.agencies import Agency, seat_coordinates
+from data_pipeline.reasons import DeadLetterReason
 from data_pipeline.silver_schema import RECORD_TYPES, STATUSES
 from data_pipeline.timeparse import format_utc
 
@@ -35,10 +35,10 @@ _BAD_OCCURRED_AT: Final = (
     "not a date", "13/45/2024 25:61", "2024-02-30T10:00:00-05:00", "", "yesterday 5pm",
 )  # fmt: skip
 FAULTS: Final = (
-    reasons.BAD_OCCURRED_AT,
-    reasons.MISSING_RECORD_ID,
-    reasons.LAT_OUT_OF_RANGE,
-    reasons.INVALID_JSON,
+    DeadLetterReason.BAD_OCCURRED_AT,
+    DeadLetterReason.MISSING_RECORD_ID,
+    DeadLetterReason.LAT_OUT_OF_RANGE,
+    DeadLetterReason.INVALID_JSON,
 )
 """The four fault kinds, named by the dead-letter reason each one must produce."""
 
@@ -136,7 +136,7 @@ class RowFactory:
         fault = FAULTS[int(self.rng.random() * len(FAULTS))]
         version, status = self._new_version(state, context, fault)
         line = _join(version, version.updated_at, status)
-        if fault == reasons.INVALID_JSON:
+        if fault == DeadLetterReason.INVALID_JSON:
             line = line[: 1 + int(self.rng.random() * (len(line) - 2))]
         return Row(line, fault)
 
@@ -147,14 +147,14 @@ class RowFactory:
         seq = state.next_seq
         state.next_seq += 1
         record: dict[str, object] = {}
-        if fault != reasons.MISSING_RECORD_ID:
+        if fault != DeadLetterReason.MISSING_RECORD_ID:
             record["record_id"] = f"A{context.agency_id:03d}-{seq:08d}"
         record["agency_id"] = context.agency_id
         record["record_type"] = self._messy(RECORD_TYPES[int(random_() * 4)])
         occurred_text, occurred = self._occurred_at(context)
         record["occurred_at"] = (
             _BAD_OCCURRED_AT[int(random_() * len(_BAD_OCCURRED_AT))]
-            if fault == reasons.BAD_OCCURRED_AT
+            if fault == DeadLetterReason.BAD_OCCURRED_AT
             else occurred_text
         )
         status_index = int(random_() * 3)
@@ -163,7 +163,7 @@ class RowFactory:
         lat, lon = seat_coordinates(context.agency_id)
         lat += random_() * 0.6 - 0.3
         lon += random_() * 0.6 - 0.3
-        if fault == reasons.LAT_OUT_OF_RANGE:
+        if fault == DeadLetterReason.LAT_OUT_OF_RANGE:
             lat = (90.5 + random_() * 89) * (1 if random_() < 0.5 else -1)
         tail = {
             "location": {"lat": f"{lat:.6f}", "lon": f"{lon:.6f}"},

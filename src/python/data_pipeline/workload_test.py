@@ -13,8 +13,8 @@ import pytest
 from etl_core.errors import ObjectStoreError
 from etl_core.testing.fakes import FakeObjectStore
 
-from data_pipeline import reasons
 from data_pipeline.agencies import parse_agencies
+from data_pipeline.reasons import VALIDATION_REASONS, DeadLetterReason
 from data_pipeline.workload import (
     AGENCIES_KEY,
     MANIFEST_KEY,
@@ -126,17 +126,17 @@ def test_manifest_counts_balance_overall_and_per_agency() -> None:
     manifest = json.loads(_files(options)[MANIFEST_KEY])
 
     assert manifest["input_rows"] == 20_000
-    assert set(manifest["dead_letter"]) == set(reasons.ALL_REASONS)
+    assert set(manifest["dead_letter"]) == set(VALIDATION_REASONS)
     for counts in [manifest, *manifest["agencies"].values()]:
         dead = sum(counts["dead_letter"].values())
         assert dead == counts["dead_letter_rows"]
         assert counts["input_rows"] == counts["silver_rows"] + counts["duplicates"] + dead
     generated = {reason for reason, n in manifest["dead_letter"].items() if n}
     assert generated == {
-        reasons.INVALID_JSON,
-        reasons.MISSING_RECORD_ID,
-        reasons.BAD_OCCURRED_AT,
-        reasons.LAT_OUT_OF_RANGE,
+        DeadLetterReason.INVALID_JSON,
+        DeadLetterReason.MISSING_RECORD_ID,
+        DeadLetterReason.BAD_OCCURRED_AT,
+        DeadLetterReason.LAT_OUT_OF_RANGE,
     }
     assert 0.12 < manifest["duplicates"] / 20_000 < 0.18
     assert 0.06 < manifest["dead_letter_rows"] / 20_000 < 0.1

@@ -89,6 +89,25 @@ class RunRecord:
         return RunStatus.STALE if now - last_seen > stale_after else RunStatus.RUNNING
 
 
+class PartitionStatus(enum.StrEnum):
+    """What a run did to a partition, as the history's partition rows store it (never change a
+    value: histories written before must read back the same)."""
+
+    PUBLISHED = "published"  # written (ingest_api, get_s3_files, agency_data_job)
+    SKIPPED = "skipped"  # nothing to write
+    DRY_RUN = "dry_run"  # would have been written
+    MERGED = "merged"  # bronze_to_silver: new bronze merged into silver
+    REBUILT = "rebuilt"  # bronze_to_silver: the agency rebuilt from its whole bronze
+    UNCHANGED = "unchanged"  # replay_dead_letters: replayed rows landed where they were
+    COMPACTED = "compacted"  # maintain: an agency's files rewritten
+    UP_TO_DATE = "up to date"  # maintain: nothing to compact
+    LEASE_HELD = "skipped: lease held"  # maintain: another run holds the agency
+    UNFINISHED = "kept: unfinished fold"  # maintain: a fold is unfinished, left alone
+    CONFLICT = "conflict (retry)"  # maintain: lost to concurrent commits
+    FAILED = "failed"  # maintain
+    MAINTAINED = "maintained"  # maintain: a table checkpointed and vacuumed
+
+
 @attrs.frozen
 class PartitionRecord:
     """What one run did to one partition: the per-partition audit ledger row."""
@@ -99,7 +118,9 @@ class PartitionRecord:
     input_fingerprint: str
     counts: Counts
     agency_id: int | None = None
-    status: str = "published"  # published | skipped | dry_run
+    status: PartitionStatus = attrs.field(
+        default=PartitionStatus.PUBLISHED, converter=PartitionStatus
+    )
     artifacts: tuple[str, ...] = ()
     recorded_at: dt.datetime | None = None
 
