@@ -32,7 +32,6 @@ from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
 from etl_core.ports import LeaseStore, RunHistory
 from etl_core.process_memory import limit_malloc_arenas
 from etl_core.settings import CommonSettings
-from etl_core.urls import redact
 from etl_core.version import code_version
 
 __all__ = [
@@ -497,13 +496,11 @@ def _print_error(job: str, message: str) -> None:
 
 
 def _parameters(settings: CommonSettings, extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Settings (URLs redacted, identity fields dropped) merged with the job's own parameters."""
+    """Settings (SecretUrls unstructure redacted; identity fields dropped) merged with the job's
+    own parameters."""
     data: dict[str, Any] = serde.unstructure(settings)
     for name in ("run_id", "agency_id"):
         data.pop(name, None)
-    for name, value in data.items():
-        if name.endswith("_url") and isinstance(value, str):
-            data[name] = redact(value)
     parent = os.environ.get("ETL_PARENT_RUN_ID", "").strip()
     if parent:  # the rollout that launched this pod (jobs/_k8s_render)
         data["parent_run_id"] = parent

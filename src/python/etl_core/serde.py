@@ -13,6 +13,7 @@ from cattrs.v import format_exception, transform_error
 
 from etl_core.dates import parse_date
 from etl_core.errors import ConfigError
+from etl_core.urls import SecretUrl, redact
 
 __all__ = ["InvalidValue", "structure", "unstructure"]
 
@@ -146,6 +147,11 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(dt.datetime, _structure_datetime)
     converter.register_unstructure_hook(dt.datetime, dt.datetime.isoformat)
     converter.register_structure_hook(dt.date, _structure_date)
+    # A str subclass: without its own hooks, the str ones would strip the type (and unredact).
+    converter.register_structure_hook(
+        SecretUrl, lambda value, _: SecretUrl(_structure_str(value, str))
+    )
+    converter.register_unstructure_hook(SecretUrl, lambda url: redact(url.reveal()))
     converter.register_unstructure_hook(dt.date, dt.date.isoformat)
     # Tuples unstructure to lists so the output is plain JSON data.
     converter.register_unstructure_hook_func(
@@ -192,5 +198,5 @@ def structure(data: Any, cls: type[T], *, source: str, path: str = "$") -> T:
 
 def unstructure(obj: Any) -> Any:
     """Plain JSON-ready data (dicts, lists, scalars); dates and datetimes as ISO strings, enums
-    by value."""
+    by value, SecretUrls redacted."""
     return _converter.unstructure(obj)

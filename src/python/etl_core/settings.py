@@ -12,7 +12,7 @@ import attrs
 
 from etl_core import serde
 from etl_core.errors import ConfigError
-from etl_core.urls import parse_history_url, parse_store_url
+from etl_core.urls import SecretUrl, parse_history_url, parse_store_url
 
 __all__ = [
     "DEFAULT_HISTORY_URL",
@@ -60,8 +60,10 @@ class CommonSettings:
     run_id: str | None = None
     agency_id: int | None = None
     dry_run: bool = False
-    store_url: str = DEFAULT_STORE_URL
-    history_url: str = DEFAULT_HISTORY_URL
+    store_url: SecretUrl = attrs.field(default=SecretUrl(DEFAULT_STORE_URL), converter=SecretUrl)
+    history_url: SecretUrl = attrs.field(
+        default=SecretUrl(DEFAULT_HISTORY_URL), converter=SecretUrl
+    )
     max_dead_letter_ratio: float | None = None
     log_format: str = "auto"
     lease_ttl_seconds: float = 300.0

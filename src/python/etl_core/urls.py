@@ -13,6 +13,7 @@ from etl_core.errors import ConfigError
 
 __all__ = [
     "HistoryUrl",
+    "SecretUrl",
     "SourceUrl",
     "StoreUrl",
     "parse_history_url",
@@ -55,6 +56,36 @@ class SourceUrl:
     kind: Literal["postgresql", "http", "store"]
     url: str  # the URL to hand to the adapter (postgres:// normalised to postgresql://)
     store: StoreUrl | None = None  # kind == "store"
+
+
+class SecretUrl(str):
+    """A URL that may carry a password, shown redacted wherever it is shown: str(), repr(),
+    f-strings, %-formatting (so logs) and the converter's unstructure (so run parameters).
+
+    A str, so parsers and adapters read it as the URL it is; reveal() is the plain text for a
+    client that needs the password. Concatenating or json.dumps-ing it gives the raw text:
+    build shown text with f-strings, stored text with the converter.
+    """
+
+    __slots__ = ()
+
+    def reveal(self) -> str:
+        """The URL as given, password included: only for the client that connects with it."""
+        return str.__str__(self)
+
+    def __str__(self) -> str:
+        return redact(self.reveal())
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def _plain(url: str) -> str:
+    # What a parser returns reaches clients (yarl, asyncpg), which str() a str subclass.
+    return url.reveal() if isinstance(url, SecretUrl) else url
 
 
 def redact(url: str) -> str:
@@ -101,6 +132,7 @@ def _scheme(url: str) -> str | None:
 
 def parse_store_url(url: str) -> StoreUrl:
     """`s3://bucket/prefix`, `file:///abs`, `file://./rel`, or a plain path. Raises ConfigError."""
+    url = _plain(url)
     if not url.strip():
         raise _error("object store", url, "empty")
     scheme = _scheme(url)
@@ -154,6 +186,7 @@ def _s3(url: str) -> StoreUrl:
 
 def parse_history_url(url: str) -> HistoryUrl:
     """`sqlite:///rel/path`, `sqlite:////abs/path`, `postgresql://...`/`postgres://...`."""
+    url = _plain(url)
     scheme = _scheme(url)
     if scheme == "sqlite":
         return _sqlite(url)
@@ -204,6 +237,7 @@ def _postgres(url: str, what: str) -> tuple[str, str]:
 
 def parse_source_url(url: str) -> SourceUrl:
     """`postgresql://...`, `http(s)://...`, or an object-store URL of bronze files."""
+    url = _plain(url)
     scheme = _scheme(url)
     if scheme in ("postgresql", "postgres"):
         dsn, _ = _postgres(url, "record source")

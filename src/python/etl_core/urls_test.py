@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from etl_core.errors import ConfigError
 from etl_core.urls import (
     HistoryUrl,
+    SecretUrl,
     SourceUrl,
     StoreUrl,
     parse_history_url,
@@ -154,3 +155,17 @@ def test_redact_never_shows_the_password(user: str, password: str, host: str) ->
     url = f"postgresql://{user}:{password}@{host}:5432/etl"
     assert password not in redact(url)
     assert redact(url) == f"postgresql://{user}:***@{host}:5432/etl"
+
+
+def test_a_secret_url_is_shown_redacted_and_revealed_only_when_asked() -> None:
+    url = SecretUrl("postgresql://etl:hunter2@db/etl?sslpassword=x")
+
+    shown = "postgresql://etl:***@db/etl?sslpassword=***"
+    assert (str(url), repr(url), f"{url}", f"{url}") == (shown, repr(shown), shown, shown)
+    assert url.reveal() == "postgresql://etl:hunter2@db/etl?sslpassword=x"
+    assert not isinstance(url.reveal(), SecretUrl)
+    assert parse_history_url(url).dsn == "postgresql://etl:hunter2@db/etl?sslpassword=x"
+
+
+def test_a_secret_url_without_a_password_shows_as_itself() -> None:
+    assert str(SecretUrl("s3://bucket/prefix")) == "s3://bucket/prefix"

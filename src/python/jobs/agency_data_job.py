@@ -25,7 +25,7 @@ from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import add_common_arguments, settings_from_args
-from etl_core.urls import parse_source_url, parse_store_url, redact
+from etl_core.urls import SecretUrl, parse_source_url, parse_store_url, redact
 
 if TYPE_CHECKING:
     from data_pipeline.agencies import Agency
@@ -47,7 +47,9 @@ class AgencyDataSettings(RecordSourceSettings):
     """
 
     format: str = ",".join(FORMATS)
-    agencies_url: str | None = None
+    agencies_url: SecretUrl | None = attrs.field(
+        default=None, converter=attrs.converters.optional(SecretUrl)
+    )
 
     @property
     def formats(self) -> tuple[str, ...]:

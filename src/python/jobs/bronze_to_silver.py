@@ -23,7 +23,7 @@ from etl_core.settings import (
     add_common_arguments,
     settings_from_args,
 )
-from etl_core.urls import parse_store_url, redact
+from etl_core.urls import SecretUrl, parse_store_url, redact
 
 from jobs._promote_args import add_promote_arguments
 
@@ -43,7 +43,9 @@ class BronzeToSilverSettings(CommonSettings):
     workers: int | None = None
     batch_files: int | None = None
     rows_per_file: int = 20_000
-    bronze: str | None = None
+    bronze: SecretUrl | None = attrs.field(
+        default=None, converter=attrs.converters.optional(SecretUrl)
+    )
     agencies_key: str = "agencies.csv"
 
     def problems(self) -> Iterator[tuple[str, str]]:

@@ -16,7 +16,7 @@ from etl_core.errors import ConfigError, ObjectNotFound
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
-from etl_core.urls import parse_store_url, redact
+from etl_core.urls import SecretUrl, parse_store_url, redact
 
 from jobs._promote_args import add_promote_arguments
 
@@ -50,8 +50,12 @@ class ReplaySettings(CommonSettings):
 
     source_run: str | None = None
     replay_all: bool = False
-    corrections: str | None = None
-    bronze: str | None = None
+    corrections: SecretUrl | None = attrs.field(
+        default=None, converter=attrs.converters.optional(SecretUrl)
+    )
+    bronze: SecretUrl | None = attrs.field(
+        default=None, converter=attrs.converters.optional(SecretUrl)
+    )
     agencies_key: str = "agencies.csv"
     workers: int | None = None
     batch_files: int | None = None

@@ -24,7 +24,7 @@ from etl_core.model import SourceBatch
 from etl_core.ports import RecordSource
 from etl_core.raw_records import raw_record
 from etl_core.settings import CommonSettings
-from etl_core.urls import SourceUrl, parse_source_url, redact
+from etl_core.urls import SecretUrl, SourceUrl, parse_source_url, redact
 
 __all__ = [
     "PAGING_STYLES",
@@ -227,7 +227,9 @@ class RecordSourceSettings(CommonSettings):
     `source_url` None means the job's default source.
     """
 
-    source_url: str | None = None
+    source_url: SecretUrl | None = attrs.field(
+        default=None, converter=attrs.converters.optional(SecretUrl)
+    )
     source_table: str | None = None
     source_key: str = "id"
     source_agency_column: str = "agency_id"
