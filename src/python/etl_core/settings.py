@@ -12,6 +12,14 @@ import attrs
 
 from etl_core import serde
 from etl_core.errors import ConfigError
+from etl_core.setting_checks import (
+    FieldProblem,
+    at_least,
+    between,
+    greater_than,
+    not_blank,
+    one_of,
+)
 from etl_core.urls import SecretUrl, parse_history_url, parse_store_url
 
 __all__ = [
@@ -57,48 +65,31 @@ S = TypeVar("S", bound="CommonSettings")
 class CommonSettings:
     """Settings every job shares; a job subclasses this to add its own (all with defaults)."""
 
-    run_id: str | None = None
-    agency_id: int | None = None
+    run_id: str | None = attrs.field(default=None, validator=not_blank())
+    agency_id: int | None = attrs.field(default=None, validator=at_least(0))
     dry_run: bool = False
     store_url: SecretUrl = attrs.field(default=SecretUrl(DEFAULT_STORE_URL), converter=SecretUrl)
     history_url: SecretUrl = attrs.field(
         default=SecretUrl(DEFAULT_HISTORY_URL), converter=SecretUrl
     )
-    max_dead_letter_ratio: float | None = None
-    log_format: str = "auto"
-    lease_ttl_seconds: float = 300.0
-    stale_after_seconds: float = 900.0
+    max_dead_letter_ratio: float | None = attrs.field(default=None, validator=between(0, 1))
+    log_format: str = attrs.field(default="auto", validator=one_of(LOG_FORMATS))
+    lease_ttl_seconds: float = attrs.field(default=300.0, validator=greater_than(0))
+    stale_after_seconds: float = attrs.field(default=900.0, validator=greater_than(0))
     # S3 outages: retried for this long, then exit 75; silent endpoints time out (s3_limits.py).
-    s3_retry_budget_seconds: float = 60.0
-    s3_connect_timeout_seconds: float = 5.0
-    s3_read_timeout_seconds: float = 20.0
+    s3_retry_budget_seconds: float = attrs.field(default=60.0, validator=greater_than(0))
+    s3_connect_timeout_seconds: float = attrs.field(default=5.0, validator=greater_than(0))
+    s3_read_timeout_seconds: float = attrs.field(default=20.0, validator=greater_than(0))
     config_path: str | None = None
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        """(field, problem) for every invalid value; subclasses extend and call super()."""
+        """(field, problem) for every invalid value the fields' validators cannot see alone
+        (URLs, one field against another); subclasses extend and call super()."""
         for name, parse in (("store_url", parse_store_url), ("history_url", parse_history_url)):
             try:
                 parse(getattr(self, name))
             except ConfigError as exc:
                 yield name, str(exc)
-        if self.agency_id is not None and self.agency_id < 0:
-            yield "agency_id", f"must be >= 0, got {self.agency_id}"
-        ratio = self.max_dead_letter_ratio
-        if ratio is not None and not 0.0 <= ratio <= 1.0:
-            yield "max_dead_letter_ratio", f"must be between 0 and 1, got {ratio}"
-        if self.log_format not in LOG_FORMATS:
-            yield "log_format", f"must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}"
-        for name in (
-            "lease_ttl_seconds",
-            "stale_after_seconds",
-            "s3_retry_budget_seconds",
-            "s3_connect_timeout_seconds",
-            "s3_read_timeout_seconds",
-        ):
-            if getattr(self, name) <= 0:
-                yield name, f"must be > 0, got {getattr(self, name)}"
-        if self.run_id is not None and not self.run_id.strip():
-            yield "run_id", "must not be empty"
 
     def embedded_defaults_used(self, configured: Set[str]) -> Iterator[str]:
         """The fields this job would take from the embedded local defaults (./.etl/...), given
@@ -192,12 +183,19 @@ def load_settings(
             errors.append(str(exc))
     if errors:
         raise ConfigError("; ".join(errors))
-    settings = cls(**values)
-    if flags.get(_AGENCY_REQUIRED) and settings.agency_id is None:
+    if flags.get(_AGENCY_REQUIRED) and values.get("agency_id") is None:
         raise ConfigError(
             f"{job}: an agency is required: pass --agency-id N (or set ETL_AGENCY_ID, agency_id "
             f"in the config file, or {AGENCY_IDS_ENV} with {COMPLETION_INDEX_ENV})"
         )
+    # Each field's own validator first, so every bad value is named with where it came from
+    # (constructing would stop at the first); then what only the whole settings can tell.
+    problems = [
+        f"{layers[name].origin}: {problem}" for name, problem in _field_problems(fields, values)
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    settings = cls(**values)
     problems = [
         f"{layers[name].origin if name in layers else name}: {problem}"
         for name, problem in settings.problems()
@@ -209,6 +207,18 @@ def load_settings(
         if unset:
             raise ConfigError(_not_configured(job, unset, demo=_DEMO_FLAG in flags))
     return settings
+
+
+def _field_problems(
+    fields: Mapping[str, attrs.Attribute[Any]], values: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    for name, value in values.items():
+        check = fields[name].validator
+        if check is not None:
+            try:
+                check(None, fields[name], value)
+            except FieldProblem as problem:
+                yield name, problem.problem
 
 
 def embedded_defaults_allowed(env: Mapping[str, str]) -> bool:

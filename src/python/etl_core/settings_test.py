@@ -271,3 +271,19 @@ def test_demo_lifts_the_requirement_and_other_values_keep_the_defaults() -> None
     for value in ("", "on", "1"):
         env = {"ETL_EMBEDDED_DEFAULTS": value}
         assert load_settings(CommonSettings, job="j", flags={}, env=env, config_path=None)
+
+
+def test_every_value_out_of_range_is_named_with_where_it_came_from() -> None:
+    env = {"ETL_LEASE_TTL_SECONDS": "0"}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(CommonSettings, job="j", flags={"agency_id": -1}, env=env, config_path=None)
+
+    assert str(raised.value) == (
+        "environment @ ETL_LEASE_TTL_SECONDS: must be > 0, got 0.0; "
+        "command line @ --agency-id: must be >= 0, got -1"
+    )
+
+
+def test_settings_built_in_code_are_checked_too() -> None:
+    with pytest.raises(ValueError, match="max_dead_letter_ratio: must be between 0 and 1, got 2"):
+        CommonSettings(max_dead_letter_ratio=2)

@@ -14,6 +14,7 @@ import attrs
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.setting_checks import at_least
 from etl_core.settings import add_common_arguments, settings_from_args
 from etl_core.urls import redact
 from opentelemetry import trace
@@ -45,7 +46,7 @@ class BackfillSettings(BronzeToSilverSettings):
 
     agencies: str | None = None  # "1,2,3"
     all_agencies: bool = False
-    max_parallel: int = 1
+    max_parallel: int = attrs.field(default=1, validator=at_least(1))
     continue_on_error: bool = False
 
     def problems(self) -> Iterator[tuple[str, str]]:
@@ -58,8 +59,6 @@ class BackfillSettings(BronzeToSilverSettings):
         for name in ("date_from", "date_to"):
             if getattr(self, name) is None:
                 yield name, f"--{name.removeprefix('date_')} YYYY-MM-DD is required"
-        if self.max_parallel < 1:
-            yield "max_parallel", f"must be >= 1, got {self.max_parallel}"
 
     def agency_ids(self) -> tuple[int, ...] | None:
         """The agencies named; None for --all-agencies (every agency with bronze)."""

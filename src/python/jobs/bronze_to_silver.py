@@ -17,6 +17,7 @@ from etl_core.dates import date_flag
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.setting_checks import at_least, not_blank
 from etl_core.settings import (
     DEFAULT_STORE_URL,
     CommonSettings,
@@ -40,30 +41,24 @@ class BronzeToSilverSettings(CommonSettings):
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     reprocess: bool = False
-    workers: int | None = None
-    batch_files: int | None = None
-    rows_per_file: int = 20_000
+    workers: int | None = attrs.field(default=None, validator=at_least(1))
+    batch_files: int | None = attrs.field(default=None, validator=at_least(1))
+    rows_per_file: int = attrs.field(default=20_000, validator=at_least(1))
     bronze: SecretUrl | None = attrs.field(
         default=None, converter=attrs.converters.optional(SecretUrl)
     )
-    agencies_key: str = "agencies.csv"
+    agencies_key: str = attrs.field(default="agencies.csv", validator=not_blank())
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
         first, last = self.date_from, self.date_to
         if first is not None and last is not None and first > last:
             yield "date_from", f"--from {first} is after --to {last}"
-        for name in ("workers", "batch_files", "rows_per_file"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                yield name, f"must be >= 1, got {value}"
         if self.bronze is not None:
             try:
                 parse_store_url(self.bronze)
             except ConfigError as exc:
                 yield "bronze", str(exc)
-        if not self.agencies_key.strip():
-            yield "agencies_key", "must not be empty"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from etl_core.model import Counts, ObjectInfo
 from etl_core.ports import ObjectStore
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.setting_checks import at_least, between
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 from etl_core.urls import parse_store_url, redact
 
@@ -26,24 +27,18 @@ NAME = "generate"
 class GenerateSettings(CommonSettings):
     """Generator options (WORKLOAD.md); `out` defaults to the configured store."""
 
-    records: int = 100_000
-    files: int = 20
-    bad_rate: float = 0.01
-    dup_rate: float = 0.05
+    records: int = attrs.field(default=100_000, validator=at_least(0))
+    files: int = attrs.field(default=20, validator=at_least(1))
+    bad_rate: float = attrs.field(default=0.01, validator=between(0, 1))
+    dup_rate: float = attrs.field(default=0.05, validator=between(0, 1))
     seed: int = 7
     out: str | None = None
     gzip: bool = False
-    agencies: int = 20
-    parts_per_day: int = 1
+    agencies: int = attrs.field(default=20, validator=at_least(1))
+    parts_per_day: int = attrs.field(default=1, validator=at_least(1))
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
-        for name, low in (("records", 0), ("files", 1), ("agencies", 1), ("parts_per_day", 1)):
-            if getattr(self, name) < low:
-                yield name, f"must be >= {low}, got {getattr(self, name)}"
-        for name in ("bad_rate", "dup_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                yield name, f"must be between 0 and 1, got {getattr(self, name)}"
         if self.out is not None:
             try:
                 parse_store_url(self.out)

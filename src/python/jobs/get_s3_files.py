@@ -25,15 +25,15 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
-import re
 import sys
 from collections.abc import Iterator, Set
+from datetime import date
 from typing import TYPE_CHECKING
 
 import attrs
 from etl_core.errors import ConfigError
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.setting_checks import at_least
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 from etl_core.urls import parse_store_url, redact
 
@@ -58,8 +58,8 @@ class GetS3FilesSettings(CommonSettings):
     destination_bucket: str | None = None
     dt: date | None = None
     overwrite: bool = False
-    concurrency: int = 8
-    max_inflight_mb: int = 256
+    concurrency: int = attrs.field(default=8, validator=at_least(1))
+    max_inflight_mb: int = attrs.field(default=256, validator=at_least(1))
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
@@ -78,9 +78,6 @@ class GetS3FilesSettings(CommonSettings):
             check_template(self.source_template)
         except ConfigError as exc:
             yield "source_template", str(exc)
-        for name in ("concurrency", "max_inflight_mb"):
-            if getattr(self, name) < 1:
-                yield name, f"must be >= 1, got {getattr(self, name)}"
 
     def embedded_defaults_used(self, configured: Set[str]) -> Iterator[str]:
         # The copy writes to --destination-bucket, which falls back to the store.

@@ -12,6 +12,7 @@ import attrs
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.setting_checks import at_least
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 
 from jobs._agency_ids import parse_agencies
@@ -41,8 +42,8 @@ class MaintainSettings(CommonSettings):
     """Which agencies (default: every agency with files) and the file size and retention."""
 
     agencies: str | None = None  # "1,2,3"
-    retention_hours: int = 168
-    target_size_mb: int = 32
+    retention_hours: int = attrs.field(default=168, validator=at_least(0))
+    target_size_mb: int = attrs.field(default=32, validator=at_least(1))
     full_vacuum: bool = False
 
     def problems(self) -> Iterator[tuple[str, str]]:
@@ -51,10 +52,6 @@ class MaintainSettings(CommonSettings):
             yield "agencies", "choose --agency-id N or --agencies 1,2,3, not both"
         if self.agencies is not None and parse_agencies(self.agencies) is None:
             yield "agencies", f"expected agency ids like 1,2,3, got {self.agencies!r}"
-        if self.retention_hours < 0:
-            yield "retention_hours", f"must be >= 0, got {self.retention_hours}"
-        if self.target_size_mb < 1:
-            yield "target_size_mb", f"must be >= 1, got {self.target_size_mb}"
         if self.full_vacuum and self.retention_hours < MIN_FULL_VACUUM_HOURS:
             yield "full_vacuum", (
                 f"needs --retention-hours >= {MIN_FULL_VACUUM_HOURS}: it would delete files "

@@ -15,6 +15,7 @@ import attrs
 from etl_core.errors import ConfigError, ObjectNotFound
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.setting_checks import at_least, not_blank
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 from etl_core.urls import SecretUrl, parse_store_url, redact
 
@@ -48,7 +49,7 @@ match no selected row, unknown --source-run); 75 the agency's lease is held by a
 class ReplaySettings(CommonSettings):
     """Which dead-letter rows, which corrections, and the bronze_to_silver pass options."""
 
-    source_run: str | None = None
+    source_run: str | None = attrs.field(default=None, validator=not_blank())
     replay_all: bool = False
     corrections: SecretUrl | None = attrs.field(
         default=None, converter=attrs.converters.optional(SecretUrl)
@@ -57,25 +58,19 @@ class ReplaySettings(CommonSettings):
         default=None, converter=attrs.converters.optional(SecretUrl)
     )
     agencies_key: str = "agencies.csv"
-    workers: int | None = None
-    batch_files: int | None = None
-    rows_per_file: int = 20_000
+    workers: int | None = attrs.field(default=None, validator=at_least(1))
+    batch_files: int | None = attrs.field(default=None, validator=at_least(1))
+    rows_per_file: int = attrs.field(default=20_000, validator=at_least(1))
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
         if (self.source_run is None) == (not self.replay_all):
             yield "source_run", "choose one of --source-run RUN_ID and --all"
-        if self.source_run is not None and not self.source_run.strip():
-            yield "source_run", "must not be empty"
         if self.bronze is not None:
             try:
                 parse_store_url(self.bronze)
             except ConfigError as exc:
                 yield "bronze", str(exc)
-        for name in ("workers", "batch_files", "rows_per_file"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                yield name, f"must be >= 1, got {value}"
 
 
 def _parser() -> argparse.ArgumentParser:
