@@ -68,10 +68,15 @@ def _expected_rows() -> list[bytes]:
 
 
 async def _context(
-    history: FakeRunHistory, job: str, *, run_id: str = "r1", dry_run: bool = False
+    history: FakeRunHistory,
+    job: str,
+    *,
+    run_id: str = "r1",
+    dry_run: bool = False,
+    agency_id: int = AGENCY,
 ) -> RunContext:
     # Recorded even in a dry run: these tests read the history back either way.
-    ctx = await started_run(history, job, run_id=run_id, agency_id=AGENCY)
+    ctx = await started_run(history, job, run_id=run_id, agency_id=agency_id)
     return attrs.evolve(ctx, dry_run=dry_run)
 
 
@@ -85,8 +90,8 @@ async def _promoted(
     """The tables after bronze_to_silver folded the agency's bronze in."""
     bronze = bronze if bronze is not None else _bronze()
     tables = tables if tables is not None else FakeTables()
-    ctx = await _context(FakeRunHistory(), "bronze_to_silver", run_id=run_id)
-    await promote(ctx, bronze, bronze, tables, PromoteOptions(agency_id=agency_id, workers=1))
+    ctx = await _context(FakeRunHistory(), "bronze_to_silver", run_id=run_id, agency_id=agency_id)
+    await promote(ctx, bronze, bronze, tables, PromoteOptions(workers=1))
     return tables
 
 

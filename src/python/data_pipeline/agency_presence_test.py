@@ -23,7 +23,7 @@ def _lake() -> FakeObjectStore:
 
 async def _promote(bronze: FakeObjectStore, agency_id: int, tables: FakeTables) -> None:
     ctx = await started_run(FakeRunHistory(), "bronze_to_silver", agency_id=agency_id)
-    await promote(ctx, bronze, bronze, tables, PromoteOptions(agency_id=agency_id, workers=1))
+    await promote(ctx, bronze, bronze, tables, PromoteOptions(workers=1))
 
 
 @pytest.mark.parametrize(

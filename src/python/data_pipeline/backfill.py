@@ -65,19 +65,33 @@ class BackfillIncomplete(TemporaryFailure):
     """No agency failed, but some were busy or hit a temporary failure (exit 75: re-run later)."""
 
 
+def _has_range(_: object, __: attrs.Attribute[PromoteOptions], promote: PromoteOptions) -> None:
+    if promote.first is None or promote.last is None:
+        raise ValueError("a backfill needs a first and a last dt")
+
+
 @attrs.frozen(kw_only=True)
 class BackfillOptions:
     """How to run the planned agencies."""
 
-    first: dt.date
-    last: dt.date
-    reprocess: bool = False
+    # Each agency's bronze_to_silver pass (first and last required); workers None: the CPU
+    # count shared out over max_parallel agencies.
+    promote: PromoteOptions = attrs.field(validator=_has_range)
     max_parallel: int = 1
     continue_on_error: bool = False
-    workers: int | None = None  # None: CPU count shared out over max_parallel agencies
-    in_flight: int | None = None
-    agencies_key: str = "agencies.csv"
     parameters: Mapping[str, Any] = attrs.field(factory=dict)  # recorded on every child run
+
+    @property
+    def first(self) -> dt.date:
+        """The first dt of the range."""
+        assert self.promote.first is not None  # validated
+        return self.promote.first
+
+    @property
+    def last(self) -> dt.date:
+        """The last dt of the range."""
+        assert self.promote.last is not None  # validated
+        return self.promote.last
 
 
 @attrs.frozen
@@ -159,7 +173,7 @@ def shared_workers(options: BackfillOptions, plans: tuple[AgencyPlan, ...]) -> i
     when agencies run in parallel without --workers and the bronze to read is large enough to
     pay for starting them: then a full build keeps every core busy, however small each agency
     is, instead of running each agency's transform inline beside the others on one core."""
-    if options.workers is not None or options.max_parallel <= 1 or _cpus() <= 1:
+    if options.promote.workers is not None or options.max_parallel <= 1 or _cpus() <= 1:
         return 0
     if sum(plan.bytes_in for plan in plans) < SMALL_INPUT_BYTES:
         return 0
@@ -197,20 +211,11 @@ async def _run_agencies(
 ) -> BackfillReport:
     gate = asyncio.Semaphore(max(1, options.max_parallel))
     stopped: list[int] = []  # agencies whose failure stops the rest (without continue_on_error)
-    workers = child_workers(options.workers, options.max_parallel)
+    workers = child_workers(options.promote.workers, options.max_parallel)
 
     async def promote_agency(child: RunContext) -> JobOutcome:
         assert child.agency_id is not None
-        promote_options = PromoteOptions(
-            agency_id=child.agency_id,
-            first=options.first,
-            last=options.last,
-            reprocess=options.reprocess,
-            workers=workers,
-            in_flight=options.in_flight,
-            agencies_key=options.agencies_key,
-            pool=pool,
-        )
+        promote_options = attrs.evolve(options.promote, workers=workers, pool=pool)
         return await promote(child, store, bronze, tables(child.run_id), promote_options)
 
     async def one(plan: AgencyPlan) -> AgencyResult:

@@ -30,6 +30,7 @@ from data_pipeline.backfill import (
 )
 from data_pipeline.backfill_plan import AgencyPlan, bronze_agencies, plan_backfill
 from data_pipeline.backfill_report import plan_table, summary_table
+from data_pipeline.bronze_to_silver import PromoteOptions
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 
 # Three agencies, four files each: dt 2024-01-08 .. 2024-01-11.
@@ -116,12 +117,13 @@ class World:
         )
         ids = agencies or await bronze_agencies(self.bronze)
         first, last = options.pop("first", FIRST), options.pop("last", LAST)
-        reprocess = options.get("reprocess", False)
+        reprocess = options.pop("reprocess", False)
         plans = await plan_backfill(
             self.store, self.bronze, self.tables().silver, ids, first=first, last=last,
             agencies_key="agencies.csv", reprocess=reprocess,
         )  # fmt: skip
-        backfill = BackfillOptions(first=first, last=last, workers=1, **options)
+        promote = PromoteOptions(first=first, last=last, reprocess=reprocess, workers=1)
+        backfill = BackfillOptions(promote=promote, **options)
 
         def tables(child_run_id: str) -> Tables:
             return self.tables(child_run_id, dry_run=dry_run)

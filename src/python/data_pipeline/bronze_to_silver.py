@@ -53,9 +53,10 @@ __all__ = ["JOB", "PromoteOptions", "promote"]
 
 @attrs.frozen(kw_only=True)
 class PromoteOptions:
-    """What to promote and how."""
+    """What of the run's agency (ctx.agency_id) to promote, and how. Built once from a job's
+    settings (jobs/_promote_args) and carried whole by backfill and replay, which only change
+    what differs per agency or per pass (attrs.evolve)."""
 
-    agency_id: int
     first: dt.date | None = None  # fold only new bronze of dt >= first
     last: dt.date | None = None
     reprocess: bool = False  # rebuild the agency from its whole bronze
@@ -88,12 +89,14 @@ async def promote(
 ) -> JobOutcome:
     """Fold the agency's new bronze into the tables; bronze is only read. Writes nothing when
     nothing is new (unless options.reprocess), and nothing at all in a dry run."""
+    agency_id = ctx.agency_id
+    assert agency_id is not None, "bronze_to_silver runs for one agency"
     # The agency's stored corrections (replay_dead_letters) are part of its input.
-    bronze = await with_corrections(store, bronze, options.agency_id)
+    bronze = await with_corrections(store, bronze, agency_id)
     with ctx.span("plan"):
-        plan = await make_plan(bronze, options.agency_id, agencies_key=options.agencies_key)
-        version = await tables.silver.version(options.agency_id)
-        ledger = await load_ledger(store, options.agency_id, version)
+        plan = await make_plan(bronze, agency_id, agencies_key=options.agencies_key)
+        version = await tables.silver.version(agency_id)
+        ledger = await load_ledger(store, agency_id, version)
     for key in plan.ignored:
         ctx.log.warning("%s: not a bronze file (.ndjson or .ndjson.gz); ignored", key)
     for problem in plan.skipped:
@@ -107,16 +110,16 @@ async def promote(
         await check_bronze_agency(bronze, plan)
     # A fold that committed its dead letters but not silver was interrupted: rebuilding is the
     # one repair that is right whatever that fold was (a rebuild replaced every dead letter).
-    unfinished = await tables.deadletter.version(options.agency_id) > version
+    unfinished = await tables.deadletter.version(agency_id) > version
     choice = _choose(ctx, plan, version, ledger, options, unfinished=unfinished)
     if not choice.files:
         return _with_skipped(plan, _up_to_date(plan, version))
-    legacy = await legacy_files(store, options.agency_id) if version == 0 else []
+    legacy = await legacy_files(store, agency_id) if version == 0 else []
     if legacy:
         ctx.log.warning(
             "agency %s: %d files of the old NDJSON silver layout found: folding its whole bronze "
             "into the Delta tables, then removing them",
-            options.agency_id,
+            agency_id,
             len(legacy),
         )
     outcome = await _fold_in_pool(ctx, store, bronze, tables, plan, choice, options)

@@ -62,9 +62,7 @@ async def _promote(
     **options: Any,
 ) -> JobOutcome:
     ctx = await _context(run_id, history or FakeRunHistory(), dry_run=dry_run)
-    return await promote(
-        ctx, store, bronze, tables, PromoteOptions(agency_id=1, workers=1, **options)
-    )
+    return await promote(ctx, store, bronze, tables, PromoteOptions(workers=1, **options))
 
 
 def _expected(bronze: FakeObjectStore) -> Deduper:
@@ -407,7 +405,7 @@ async def test_the_folds_of_one_run_share_one_pool_of_workers(
     store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
     ctx = await _context("r1", FakeRunHistory())
 
-    options = PromoteOptions(agency_id=1, workers=2, fold_bytes=1)
+    options = PromoteOptions(workers=2, fold_bytes=1)
     outcome = await promote(ctx, store, bronze, tables, options)
 
     assert outcome.summary["outcome"].startswith("folded in 3 bronze files as folds 1-3:")

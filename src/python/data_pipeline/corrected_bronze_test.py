@@ -102,7 +102,7 @@ async def _promote(
 ) -> JobOutcome:
     ctx = await started_run(FakeRunHistory(), "bronze_to_silver", run_id=run_id, agency_id=1)
     tables = open_tables(str(store.root), store, {}, run_id=run_id)
-    options = PromoteOptions(agency_id=1, workers=1, on_file=on_file)
+    options = PromoteOptions(workers=1, on_file=on_file)
     return await promote(ctx, store, bronze, tables, options)
 
 

@@ -80,9 +80,7 @@ class ReplayOptions:
     agency_id: int
     source_run: str | None = None  # None: every current dead-letter row of the agency
     corrections: tuple[Correction, ...] = ()
-    workers: int | None = None
-    in_flight: int | None = None
-    agencies_key: str = "agencies.csv"
+    promote: PromoteOptions = PromoteOptions()  # the pass through bronze_to_silver
 
 
 async def replay(
@@ -154,7 +152,9 @@ async def _replay(
         (g.source, k): stored.replacement(g.source, k) or g.shown for g in groups for k in g.keys
     }
     exact = {(g.source, k): g.raw_bytes for g in groups for k in g.keys}
-    agencies = parse_agencies(await bronze.get(options.agencies_key), source=options.agencies_key)
+    agencies = parse_agencies(
+        await bronze.get(options.promote.agencies_key), source=options.promote.agencies_key
+    )
     infos = agency_infos(agencies)
     verdicts = {place: _judge(place, text, exact[place], infos, agency_id, stored)
                 for place, text in texts.items()}  # fmt: skip
@@ -195,14 +195,7 @@ async def _pass(
     for reprocess in (True,) if rebuild else (False, True):
         inner.captured.clear()
         tracker = Tracker.of(watching_view(bronze, stored, groups, folded), groups, record_ids)
-        promote_options = PromoteOptions(
-            agency_id=options.agency_id,
-            reprocess=reprocess,
-            workers=options.workers,
-            in_flight=options.in_flight,
-            agencies_key=options.agencies_key,
-            on_file=tracker,
-        )
+        promote_options = attrs.evolve(options.promote, reprocess=reprocess, on_file=tracker)
         outcome = await promote(inner, store, tracker.view, tables, promote_options)
         if tracker.files or reprocess:
             break

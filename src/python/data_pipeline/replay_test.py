@@ -31,6 +31,7 @@ from data_pipeline.agencies import parse_agencies
 from data_pipeline.bronze_to_silver import PromoteOptions, promote
 from data_pipeline.corrections import Correction, corrections_body, line_key, load_corrections
 from data_pipeline.dedupe import Deduper
+from data_pipeline.reasons import DeadLetterReason
 from data_pipeline.replay import ReplayOptions, replay
 from data_pipeline.replay_select import DeadRow, current_dead_letters
 from data_pipeline.replay_track import note_key
@@ -73,7 +74,7 @@ class World:
             self.store,
             self.bronze,
             self.tables(run_id),
-            PromoteOptions(agency_id=1, workers=1, **options),
+            PromoteOptions(workers=1, **options),
         )
 
     async def replay(
@@ -86,7 +87,10 @@ class World:
     ) -> JobOutcome:
         ctx = await self.context(run_id, "replay_dead_letters", dry_run=dry_run)
         options = ReplayOptions(
-            agency_id=1, source_run=source_run, corrections=tuple(corrections), workers=1
+            agency_id=1,
+            source_run=source_run,
+            corrections=tuple(corrections),
+            promote=PromoteOptions(workers=1),
         )
         tables = self.tables(run_id, dry_run=dry_run)
         outcome = await replay(ctx, self.store, self.bronze, tables, options)
@@ -471,7 +475,11 @@ async def test_a_transform_fix_without_a_version_bump_rebuilds_the_agency(
     validate = validate_line
 
     def strict(line: bytes, *args: Any) -> Any:
-        return Rejected("bad_status", "") if b'"open' in line.lower() else validate(line, *args)
+        return (
+            Rejected(DeadLetterReason.BAD_STATUS, "")
+            if b'"open' in line.lower()
+            else validate(line, *args)
+        )
 
     monkeypatch.setattr(transform, "validate_line", strict)
     await world.promote("r1")
@@ -551,7 +559,9 @@ async def test_a_replay_cut_short_between_the_two_commits_ends_as_a_clean_replay
     ctx = await cut.context("r2", "replay_dead_letters")
     tables = cut.tables("r2")
     broken = attrs.evolve(tables, silver=cast(Any, _SilverCommitFails(tables.silver)))
-    options = ReplayOptions(agency_id=1, corrections=tuple(corrections), workers=1)
+    options = ReplayOptions(
+        agency_id=1, corrections=tuple(corrections), promote=PromoteOptions(workers=1)
+    )
 
     with pytest.raises(TableError, match="cut short"):
         await replay(ctx, cut.store, cut.bronze, broken, options)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import argparse
 import datetime as dt
 import re
 
@@ -24,14 +23,6 @@ def parse_date(text: str) -> dt.date:
         except ValueError:
             pass
     raise ValueError(f"expected a date {DATE_FORMAT}, got {text!r}")
-
-
-def date_flag(text: str) -> dt.date:
-    """parse_date as an argparse type, so a bad flag is argparse's usage error."""
-    try:
-        return parse_date(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def date_flag(text: str) -> dt.date:

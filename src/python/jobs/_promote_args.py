@@ -3,6 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from data_pipeline.bronze_to_silver import PromoteOptions
+
+
+class PromoteFlags(Protocol):
+    """Settings holding the flags add_promote_arguments adds."""
+
+    @property
+    def workers(self) -> int | None:
+        ...
+
+    @property
+    def batch_files(self) -> int | None:
+        ...
+
+    @property
+    def agencies_key(self) -> str:
+        ...
 
 
 def add_promote_arguments(parser: argparse.ArgumentParser, *, workers_help: str) -> None:
@@ -30,4 +51,24 @@ def add_promote_arguments(parser: argparse.ArgumentParser, *, workers_help: str)
         dest="agencies_key",
         metavar="KEY",
         help="agencies reference file in the bronze store (default agencies.csv)",
+    )
+
+
+def promote_options(
+    flags: PromoteFlags,
+    *,
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+    reprocess: bool = False,
+) -> PromoteOptions:
+    """The bronze_to_silver pass the settings spell: the one place their flags are copied."""
+    from data_pipeline.bronze_to_silver import PromoteOptions  # not at import: `list` stays cheap
+
+    return PromoteOptions(
+        first=first,
+        last=last,
+        reprocess=reprocess,
+        workers=flags.workers,
+        in_flight=flags.batch_files,
+        agencies_key=flags.agencies_key,
     )

@@ -129,14 +129,9 @@ def _options(settings: BackfillSettings) -> BackfillOptions:
     assert settings.date_from is not None  # problems() insists
     assert settings.date_to is not None
     return BackfillOptions(
-        first=settings.date_from,
-        last=settings.date_to,
-        reprocess=settings.reprocess,
+        promote=settings.promote_options(),
         max_parallel=settings.max_parallel,
         continue_on_error=settings.continue_on_error,
-        workers=settings.workers,
-        in_flight=settings.batch_files,
-        agencies_key=settings.agencies_key,
         parameters={
             "from": settings.date_from.isoformat(),
             "to": settings.date_to.isoformat(),
@@ -195,7 +190,8 @@ async def backfill(
                 named.set_attribute("agency_ids", list(ids))
             plans = await plan_backfill(
                 store, bronze, tables(ctx.run_id).silver, ids, first=options.first,
-                last=options.last, agencies_key=options.agencies_key, reprocess=options.reprocess,
+                last=options.last, agencies_key=options.promote.agencies_key,
+                reprocess=options.promote.reprocess,
             )  # fmt: skip
         mode = " (dry run: nothing is written)" if ctx.dry_run else ""
         _print(f"backfill plan {options.first}..{options.last}{mode}\n{plan_table(plans)}")

@@ -26,7 +26,7 @@ from etl_core.settings import (
 )
 from etl_core.urls import SecretUrl, parse_store_url, redact
 
-from jobs._promote_args import add_promote_arguments
+from jobs._promote_args import add_promote_arguments, promote_options
 
 if TYPE_CHECKING:
     from data_pipeline.bronze_to_silver import PromoteOptions
@@ -48,6 +48,12 @@ class BronzeToSilverSettings(CommonSettings):
         default=None, converter=attrs.converters.optional(SecretUrl)
     )
     agencies_key: str = attrs.field(default="agencies.csv", validator=not_blank())
+
+    def promote_options(self) -> PromoteOptions:
+        """The pass these settings spell (a backfill's: each agency's)."""
+        return promote_options(
+            self, first=self.date_from, last=self.date_to, reprocess=self.reprocess
+        )
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
@@ -106,20 +112,10 @@ def entrypoint(argv: list[str]) -> int:
         settings = settings_from_args(BronzeToSilverSettings, args, job=NAME)
     except ConfigError as exc:
         return usage_error(NAME, exc)
-    from data_pipeline.bronze_to_silver import PromoteOptions  # not at import: `list` stays cheap
-
     assert settings.agency_id is not None  # agency_required
     if not args.demo and _reads_an_empty_embedded_store(settings):
         return usage_error(NAME, ConfigError(_EMPTY_EMBEDDED_STORE))
-    options = PromoteOptions(
-        agency_id=settings.agency_id,
-        first=settings.date_from,
-        last=settings.date_to,
-        reprocess=settings.reprocess,
-        workers=settings.workers,
-        in_flight=settings.batch_files,
-        agencies_key=settings.agencies_key,
-    )
+    options = settings.promote_options()
 
     async def body(ctx: RunContext) -> JobOutcome:
         return await bronze_to_silver(ctx, settings, options, demo=args.demo)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from datetime import date
 import hashlib
 import os
 import re
 import sys
 from collections.abc import Iterator
+from datetime import date
 
 import attrs
 from etl_core.adapters.record_sources import (

@@ -19,7 +19,7 @@ from etl_core.setting_checks import at_least, not_blank
 from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
 from etl_core.urls import SecretUrl, parse_store_url, redact
 
-from jobs._promote_args import add_promote_arguments
+from jobs._promote_args import add_promote_arguments, promote_options
 
 if TYPE_CHECKING:
     from data_pipeline.corrections import Correction
@@ -131,9 +131,7 @@ def _options(settings: ReplaySettings) -> ReplayOptions:
         agency_id=settings.agency_id,
         source_run=settings.source_run,
         corrections=corrections,
-        workers=settings.workers,
-        in_flight=settings.batch_files,
-        agencies_key=settings.agencies_key,
+        promote=promote_options(settings),
     )
 
 
