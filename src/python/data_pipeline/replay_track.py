@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 
 import attrs
 import orjson
+from etl_core import serde
 from etl_core.errors import InvariantViolation, ObjectStoreError
 from etl_core.model import Counts, ObjectInfo
 from etl_core.ports import ObjectStore
@@ -193,7 +194,7 @@ def note_body(tallies: Mapping[str, Tally], run_id: str) -> bytes:
     """One NDJSON row per replayed line: {partition, source, line, outcome, record_id, reason,
     run_id}. Rows with outcome silver are in silver as (_source, _line) with _run_id = run_id."""
     return join_lines(
-        orjson.dumps({"partition": partition, **attrs.asdict(row), "run_id": run_id})
+        orjson.dumps({"partition": partition, **serde.unstructure(row), "run_id": run_id})
         for partition, tally in sorted(tallies.items())
         for row in tally.rows
     )

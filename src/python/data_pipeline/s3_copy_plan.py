@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
+from etl_core import serde
 from etl_core.errors import ConfigError
 from etl_core.model import ObjectInfo
 
@@ -159,24 +160,19 @@ class Entry:
     reason: str | None = None
     temporary: bool = False  # FAILED only: a re-run is expected to succeed
 
-    def as_json(self) -> dict[str, Any]:
-        """The manifest's JSON object for this entry (no null fields)."""
-        data: dict[str, Any] = {
-            "source_key": self.source_key,
-            "size": self.size,
-            "etag": self.etag,
-            "last_modified": None if self.last_modified is None else self.last_modified.isoformat(),
-            "destination_key": self.destination_key,
-            "partition": self.partition,
-            "action": self.action.value,
-            "reason": self.reason,
-        }
-        return {name: value for name, value in data.items() if value is not None}
+
+def entry_document(entry: Entry) -> dict[str, Any]:
+    """The manifest's JSON object for an entry: its fields but `temporary` (this run's advice),
+    without null ones."""
+    data: dict[str, Any] = serde.unstructure(entry)
+    del data["temporary"]
+    return {name: value for name, value in data.items() if value is not None}
 
 
 def manifest(header: Mapping[str, Any], entries: Iterable[Entry]) -> dict[str, Any]:
     """The copy manifest document: header fields, then entries in source-key order."""
-    return {**header, "entries": [e.as_json() for e in sorted(entries, key=_by_source)]}
+    documents = [entry_document(entry) for entry in sorted(entries, key=_by_source)]
+    return {**serde.unstructure(dict(header)), "entries": documents}
 
 
 def _by_source(entry: Entry) -> str:

@@ -16,6 +16,7 @@ from data_pipeline.s3_copy_plan import (
     CopyOptions,
     Entry,
     check_template,
+    entry_document,
     manifest_key,
     same_content,
     target_of,
@@ -160,7 +161,7 @@ def test_manifest_key_and_entry_json() -> None:
         partition="agency_id=10/dt=2024-05-01",
         action=Action.COPIED,
     )
-    assert entry.as_json() == {
+    assert entry_document(entry) == {
         "source_key": "agency_id=10/a.pdf",
         "size": 1,
         "etag": MD5_A,

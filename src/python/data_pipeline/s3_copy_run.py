@@ -103,9 +103,9 @@ def _manifest_body(ctx: RunContext, job: CopyJob, report: CopyReport) -> bytes:
         "source_prefix": options.agency_prefix,
         "destination": job.destination_url,
         "overwrite": options.overwrite,
-        "dt": None if options.day is None else options.day.isoformat(),
-        "written_at": clock.now().isoformat(),
-        "counts": attrs.asdict(report.counts()),
+        "dt": options.day,
+        "written_at": clock.now(),
+        "counts": report.counts(),
         "ignored": list(report.ignored),
     }
     return (json.dumps(manifest(header, report.entries), indent=1) + "\n").encode()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import attrs
+from etl_core import serde
 from etl_core.ports import ObjectStore
 
 from data_pipeline.agencies import agencies_csv, reference_agencies
@@ -123,7 +124,7 @@ def iter_workload_files(options: WorkloadOptions) -> Iterator[tuple[str, bytes]]
         yield planned.key, body
     manifest = {
         "generator": "data_pipeline.workload",
-        "options": attrs.asdict(options),
+        "options": serde.unstructure(options),
         "files": options.files,
         **total.as_dict(),
         "input_bytes": input_bytes,
