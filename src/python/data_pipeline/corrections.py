@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 import orjson
+from etl_core import serde
 from etl_core.errors import ConfigError, DataError
 from etl_core.ports import ObjectStore
 
@@ -163,13 +164,6 @@ async def load_corrections(store: ObjectStore, agency_id: int) -> StoredCorrecti
 def corrections_body(corrections: Iterable[Correction], run_id: str) -> bytes:
     """The NDJSON of a stored corrections object."""
     return join_lines(
-        orjson.dumps(
-            {
-                "source": c.source,
-                "raw_sha256": c.raw_sha256,
-                "corrected": c.corrected,
-                "run_id": run_id,
-            }
-        )
-        for c in corrections
+        orjson.dumps({**serde.unstructure(correction), "run_id": run_id})
+        for correction in corrections
     )

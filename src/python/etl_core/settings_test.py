@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -287,3 +288,27 @@ def test_every_value_out_of_range_is_named_with_where_it_came_from() -> None:
 def test_settings_built_in_code_are_checked_too() -> None:
     with pytest.raises(ValueError, match="max_dead_letter_ratio: must be between 0 and 1, got 2"):
         CommonSettings(max_dead_letter_ratio=2)
+
+
+@attrs.frozen(kw_only=True)
+class _DatedSettings(CommonSettings):
+    day: dt.date | None = None
+
+
+@pytest.mark.parametrize("raw", ["2024-01-08", "20240108"])
+def test_a_date_setting_takes_iso_text_from_the_environment(raw: str) -> None:
+    env = {"ETL_DAY": raw}
+    settings = load_settings(_DatedSettings, job="j", flags={}, env=env, config_path=None)
+    assert settings.day == dt.date(2024, 1, 8)
+
+
+def test_a_date_setting_takes_a_toml_date(tmp_path: Path) -> None:
+    path = _write(tmp_path, "day = 2024-01-08\n")
+    settings = load_settings(_DatedSettings, job="j", flags={}, env={}, config_path=path)
+    assert settings.day == dt.date(2024, 1, 8)
+
+
+def test_a_bad_date_names_the_setting_and_the_value() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(_DatedSettings, job="j", flags={"day": "2024-1-8"}, env={}, config_path=None)
+    assert str(raised.value) == "command line @ --day: expected a date YYYY-MM-DD, got '2024-1-8'"
