@@ -3,27 +3,47 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import attrs
+from etl_core.errors import ConfigError
+from etl_core.setting_checks import at_least, not_blank
+from etl_core.settings import CommonSettings
+from etl_core.urls import SecretUrl, parse_store_url
 
 if TYPE_CHECKING:
     from data_pipeline.bronze_to_silver import PromoteOptions
 
 
-class PromoteFlags(Protocol):
-    """Settings holding the flags add_promote_arguments adds."""
+@attrs.frozen(kw_only=True)
+class PromoteSettings(CommonSettings):
+    """The settings of the jobs that run the bronze -> silver promotion (bronze_to_silver,
+    backfill, replay_dead_letters): the flags add_promote_arguments adds."""
 
-    @property
-    def workers(self) -> int | None:
-        ...
+    workers: int | None = attrs.field(default=None, validator=at_least(1))
+    batch_files: int | None = attrs.field(default=None, validator=at_least(1))
+    rows_per_file: int = attrs.field(default=20_000, validator=at_least(1))
+    bronze: SecretUrl | None = attrs.field(
+        default=None, converter=attrs.converters.optional(SecretUrl)
+    )
+    agencies_key: str = attrs.field(default="agencies.csv", validator=not_blank())
 
-    @property
-    def batch_files(self) -> int | None:
-        ...
+    def promote_options(self) -> PromoteOptions:
+        """The bronze_to_silver pass these settings spell: the one place they are copied."""
+        from data_pipeline.bronze_to_silver import PromoteOptions  # not at import: `list` is cheap
 
-    @property
-    def agencies_key(self) -> str:
-        ...
+        return PromoteOptions(
+            workers=self.workers, in_flight=self.batch_files, agencies_key=self.agencies_key
+        )
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from super().problems()
+        if self.bronze is not None:
+            try:
+                parse_store_url(self.bronze)
+            except ConfigError as exc:
+                yield "bronze", str(exc)
 
 
 def add_promote_arguments(parser: argparse.ArgumentParser, *, workers_help: str) -> None:
@@ -51,24 +71,4 @@ def add_promote_arguments(parser: argparse.ArgumentParser, *, workers_help: str)
         dest="agencies_key",
         metavar="KEY",
         help="agencies reference file in the bronze store (default agencies.csv)",
-    )
-
-
-def promote_options(
-    flags: PromoteFlags,
-    *,
-    first: dt.date | None = None,
-    last: dt.date | None = None,
-    reprocess: bool = False,
-) -> PromoteOptions:
-    """The bronze_to_silver pass the settings spell: the one place their flags are copied."""
-    from data_pipeline.bronze_to_silver import PromoteOptions  # not at import: `list` stays cheap
-
-    return PromoteOptions(
-        first=first,
-        last=last,
-        reprocess=reprocess,
-        workers=flags.workers,
-        in_flight=flags.batch_files,
-        agencies_key=flags.agencies_key,
     )

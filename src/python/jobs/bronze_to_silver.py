@@ -17,16 +17,14 @@ from etl_core.dates import date_flag
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
-from etl_core.setting_checks import at_least, not_blank
 from etl_core.settings import (
     DEFAULT_STORE_URL,
-    CommonSettings,
     add_common_arguments,
     settings_from_args,
 )
-from etl_core.urls import SecretUrl, parse_store_url, redact
+from etl_core.urls import parse_store_url, redact
 
-from jobs._promote_args import add_promote_arguments, promote_options
+from jobs._promote_args import PromoteSettings, add_promote_arguments
 
 if TYPE_CHECKING:
     from data_pipeline.bronze_to_silver import PromoteOptions
@@ -35,24 +33,20 @@ NAME = "bronze_to_silver"
 
 
 @attrs.frozen(kw_only=True)
-class BronzeToSilverSettings(CommonSettings):
+class BronzeToSilverSettings(PromoteSettings):
     """Job options; `bronze` defaults to the store itself."""
 
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     reprocess: bool = False
-    workers: int | None = attrs.field(default=None, validator=at_least(1))
-    batch_files: int | None = attrs.field(default=None, validator=at_least(1))
-    rows_per_file: int = attrs.field(default=20_000, validator=at_least(1))
-    bronze: SecretUrl | None = attrs.field(
-        default=None, converter=attrs.converters.optional(SecretUrl)
-    )
-    agencies_key: str = attrs.field(default="agencies.csv", validator=not_blank())
 
     def promote_options(self) -> PromoteOptions:
         """The pass these settings spell (a backfill's: each agency's)."""
-        return promote_options(
-            self, first=self.date_from, last=self.date_to, reprocess=self.reprocess
+        return attrs.evolve(
+            super().promote_options(),
+            first=self.date_from,
+            last=self.date_to,
+            reprocess=self.reprocess,
         )
 
     def problems(self) -> Iterator[tuple[str, str]]:
@@ -60,11 +54,6 @@ class BronzeToSilverSettings(CommonSettings):
         first, last = self.date_from, self.date_to
         if first is not None and last is not None and first > last:
             yield "date_from", f"--from {first} is after --to {last}"
-        if self.bronze is not None:
-            try:
-                parse_store_url(self.bronze)
-            except ConfigError as exc:
-                yield "bronze", str(exc)
 
 
 def _parser() -> argparse.ArgumentParser:

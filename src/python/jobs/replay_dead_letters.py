@@ -15,11 +15,11 @@ import attrs
 from etl_core.errors import ConfigError, ObjectNotFound
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
-from etl_core.setting_checks import at_least, not_blank
-from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
-from etl_core.urls import SecretUrl, parse_store_url, redact
+from etl_core.setting_checks import not_blank
+from etl_core.settings import add_common_arguments, settings_from_args
+from etl_core.urls import SecretUrl, redact
 
-from jobs._promote_args import add_promote_arguments, promote_options
+from jobs._promote_args import PromoteSettings, add_promote_arguments
 
 if TYPE_CHECKING:
     from data_pipeline.corrections import Correction
@@ -46,7 +46,7 @@ match no selected row, unknown --source-run); 75 the agency's lease is held by a
 
 
 @attrs.frozen(kw_only=True)
-class ReplaySettings(CommonSettings):
+class ReplaySettings(PromoteSettings):
     """Which dead-letter rows, which corrections, and the bronze_to_silver pass options."""
 
     source_run: str | None = attrs.field(default=None, validator=not_blank())
@@ -54,23 +54,11 @@ class ReplaySettings(CommonSettings):
     corrections: SecretUrl | None = attrs.field(
         default=None, converter=attrs.converters.optional(SecretUrl)
     )
-    bronze: SecretUrl | None = attrs.field(
-        default=None, converter=attrs.converters.optional(SecretUrl)
-    )
-    agencies_key: str = "agencies.csv"
-    workers: int | None = attrs.field(default=None, validator=at_least(1))
-    batch_files: int | None = attrs.field(default=None, validator=at_least(1))
-    rows_per_file: int = attrs.field(default=20_000, validator=at_least(1))
 
     def problems(self) -> Iterator[tuple[str, str]]:
         yield from super().problems()
         if (self.source_run is None) == (not self.replay_all):
             yield "source_run", "choose one of --source-run RUN_ID and --all"
-        if self.bronze is not None:
-            try:
-                parse_store_url(self.bronze)
-            except ConfigError as exc:
-                yield "bronze", str(exc)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,7 +119,7 @@ def _options(settings: ReplaySettings) -> ReplayOptions:
         agency_id=settings.agency_id,
         source_run=settings.source_run,
         corrections=corrections,
-        promote=promote_options(settings),
+        promote=settings.promote_options(),
     )
 
 
