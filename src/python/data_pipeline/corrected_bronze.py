@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Mapping
+from typing import ClassVar
 
 import attrs
-from etl_core.errors import ObjectStoreError
 from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore
+from etl_core.store_views import ReadOnlyObjectStore
 
 from data_pipeline.corrections import bytes_key, load_corrections
 from data_pipeline.transform import UnreadableFile, decompress
 
 
 @attrs.define
-class CorrectedBronze:
+class CorrectedBronze(ReadOnlyObjectStore):
     """Bronze whose corrected files read with their lines replaced, in place (line numbers and row
     counts stay), and list with an etag that also covers the corrections, so the input
     fingerprint changes exactly when an agency's corrections do.
@@ -24,7 +25,8 @@ class CorrectedBronze:
     locates the rows it replays with it). A corrected gzip file reads back uncompressed.
     """
 
-    bronze: ObjectStore
+    VIEW: ClassVar[str] = "the corrected bronze view"
+
     fixes: Mapping[str, Mapping[str, bytes]]  # bronze key -> original line key -> replacement
     watch: Mapping[str, frozenset[str]] = attrs.field(factory=dict)  # bronze key -> line keys
     found: dict[tuple[str, str], list[int]] = attrs.field(factory=dict)
@@ -40,7 +42,7 @@ class CorrectedBronze:
 
     async def get(self, key: str) -> bytes:
         """The body, with corrected lines replaced. Raises ObjectNotFound."""
-        body = await self.bronze.get(key)
+        body = await self.store.get(key)
         fixes, watch = self.fixes.get(key, {}), self.watch.get(key, frozenset())
         if not fixes and not watch:
             return body
@@ -67,25 +69,16 @@ class CorrectedBronze:
 
     async def head(self, key: str) -> ObjectInfo:
         """The stored object's info, its etag stamped with its corrections."""
-        return self._stamp(await self.bronze.head(key))
+        return self._stamp(await self.store.head(key))
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """The stored listing, corrected files' etags stamped with their corrections."""
-        async for info in self.bronze.list(prefix):
+        async for info in self.store.list(prefix):
             yield self._stamp(info)
 
     def _stamp(self, info: ObjectInfo) -> ObjectInfo:
         digest = self._digests.get(info.key)
         return info if digest is None else attrs.evolve(info, etag=f"{info.etag}+fix-{digest}")
-
-    async def put(self, key: str, body: bytes) -> None:
-        raise ObjectStoreError(f"{key}: the corrected bronze view is read-only")
-
-    async def put_if_absent(self, key: str, body: bytes) -> bool:
-        raise ObjectStoreError(f"{key}: the corrected bronze view is read-only")
-
-    async def delete(self, key: str) -> None:
-        raise ObjectStoreError(f"{key}: the corrected bronze view is read-only")
 
 
 async def with_corrections(store: ObjectStore, bronze: ObjectStore, agency_id: int) -> ObjectStore:

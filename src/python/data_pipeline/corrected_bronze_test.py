@@ -56,7 +56,7 @@ async def test_a_corrected_file_that_no_longer_reads_as_gzip_is_handed_on_as_sto
 
 async def test_only_corrected_files_list_with_a_stamped_etag() -> None:
     view = _view(f"{BAD}\n".encode())
-    plain = [info async for info in view.bronze.list("bronze/")]
+    plain = [info async for info in view.store.list("bronze/")]
 
     listed = [info async for info in view.list("bronze/")]
 

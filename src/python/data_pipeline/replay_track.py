@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import ClassVar
 
 import attrs
 import orjson
 from etl_core import serde
-from etl_core.errors import InvariantViolation, ObjectStoreError
+from etl_core.errors import InvariantViolation
 from etl_core.model import Counts, ObjectInfo
 from etl_core.ports import ObjectStore
+from etl_core.store_views import ReadOnlyObjectStore
 
 from data_pipeline.corrected_bronze import CorrectedBronze
 from data_pipeline.corrections import StoredCorrections
@@ -25,42 +27,21 @@ SILVER, DUPLICATE, DEAD_LETTER = "silver", "duplicate", "dead_letter"
 NOTES_PREFIX = "_replays"
 
 
-@attrs.frozen
-class FoldedBronze:
+@attrs.define
+class FoldedBronze(ReadOnlyObjectStore):
     """Bronze listing only the objects silver's fold ledger covers (and anything outside
     bronze/): a replay rebuilds what has been folded in and leaves new bronze to the next
     bronze_to_silver run, which then counts it. Read-only."""
 
-    bronze: ObjectStore
+    VIEW: ClassVar[str] = "the replay's bronze view"
+
     folded: frozenset[str]
-
-    async def get(self, key: str) -> bytes:
-        """The stored body. Raises ObjectNotFound."""
-        return await self.bronze.get(key)
-
-    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        """The stored body in chunks."""
-        async for chunk in self.bronze.stream(key, chunk_size):
-            yield chunk
-
-    async def head(self, key: str) -> ObjectInfo:
-        """The stored object's info. Raises ObjectNotFound."""
-        return await self.bronze.head(key)
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """The stored listing without bronze objects no fold covers."""
-        async for info in self.bronze.list(prefix):
+        async for info in self.store.list(prefix):
             if info.key in self.folded or not info.key.startswith(BRONZE_PREFIX):
                 yield info
-
-    async def put(self, key: str, body: bytes) -> None:
-        raise ObjectStoreError(f"{key}: the replay's bronze view is read-only")
-
-    async def put_if_absent(self, key: str, body: bytes) -> bool:
-        raise ObjectStoreError(f"{key}: the replay's bronze view is read-only")
-
-    async def delete(self, key: str) -> None:
-        raise ObjectStoreError(f"{key}: the replay's bronze view is read-only")
 
 
 def watching_view(

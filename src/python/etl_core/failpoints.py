@@ -1,5 +1,5 @@
 """Crash-test failpoints: named places where the process SIGKILLs itself, or stalls, if
-ETL_FAILPOINTS says."""
+ETL_FAILPOINTS says (the process's wiring reads it and arms them: see `arm`)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import attrs
 
-from etl_core.model import ObjectInfo
-from etl_core.ports import ObjectStore
+from etl_core.store_views import DelegatingObjectStore
 
 __all__ = [
     "ENV",
     "Armed",
     "FailpointObjectStore",
     "afailpoint",
+    "arm",
     "failpoint",
     "parse_spec",
     "reached_path",
@@ -36,6 +35,14 @@ _ACTIONS = frozenset({"kill", "pause", "sleep"})
 _POLL_SECONDS = 0.01
 
 _hits: dict[str, int] = {}
+_spec: str | None = None  # what `arm` was given: ETL_FAILPOINTS of this process, or None
+
+
+def arm(spec: str | None) -> None:
+    """Arm the failpoints spec names (ENV's format; None or "" disarms). Called by the wiring
+    with the process's ETL_FAILPOINTS; a malformed spec fails at the first failpoint passed."""
+    global _spec
+    _spec = spec
 
 
 @attrs.frozen
@@ -94,7 +101,7 @@ def parse_spec(spec: str) -> dict[str, Armed]:
 
 def _fired(name: str) -> Armed | None:
     """The armed action if this pass of name fires it (counts the pass)."""
-    spec = os.environ.get(ENV)
+    spec = _spec
     if not spec:
         return None
     armed = parse_spec(spec).get(name)
@@ -115,8 +122,7 @@ def _announce(path: str) -> Path:
 def failpoint(name: str) -> None:
     """Do what ETL_FAILPOINTS arms for this pass of name: SIGKILL, pause or sleep.
 
-    The variable is read at every call, so tests can arm points in a subprocess's environment;
-    unset, the cost is one environment lookup. A pause or sleep here blocks the calling thread
+    Unarmed, the cost is one global lookup. A pause or sleep here blocks the calling thread
     (in async code, the event loop: heartbeats stop too); `afailpoint` stalls without blocking.
     """
     armed = _fired(name)
@@ -149,21 +155,12 @@ async def afailpoint(name: str) -> None:
 
 
 @attrs.define
-class FailpointObjectStore:
+class FailpointObjectStore(DelegatingObjectStore):
     """An ObjectStore that passes `<prefix>.after_put`, `.before_commit`, `.after_commit` (a
     put_if_absent that created its key) and `.after_delete` failpoints around the real calls.
     They are async failpoints: a paused store call leaves the run's heartbeats running."""
 
-    store: ObjectStore
     prefix: str
-
-    async def get(self, key: str) -> bytes:
-        """Whole object. Raises ObjectNotFound."""
-        return await self.store.get(key)
-
-    def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        """Object body in chunks. Raises ObjectNotFound on first iteration."""
-        return self.store.stream(key, chunk_size)
 
     async def put(self, key: str, body: bytes) -> None:
         """Create or replace key atomically, then pass `<prefix>.after_put`."""
@@ -177,14 +174,6 @@ class FailpointObjectStore:
         if created:
             await afailpoint(f"{self.prefix}.after_commit")
         return created
-
-    async def head(self, key: str) -> ObjectInfo:
-        """Size and etag of key. Raises ObjectNotFound."""
-        return await self.store.head(key)
-
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        """Every object whose key starts with prefix, in key order."""
-        return self.store.list(prefix)
 
     async def delete(self, key: str) -> None:
         """Remove key (idempotent), then pass `<prefix>.after_delete`."""

@@ -25,7 +25,9 @@ from etl_core.testing.fakes import FakeObjectStore
 
 SRC = Path(__file__).resolve().parents[1]
 SCRIPT = """
-from etl_core.failpoints import failpoint
+import os
+from etl_core.failpoints import ENV, arm, failpoint
+arm(os.environ.get(ENV))  # as a job's wiring does
 for n in range(1, 6):
     print(n, flush=True)
     failpoint("loop")
@@ -105,7 +107,8 @@ async def test_an_async_pause_leaves_the_event_loop_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = tmp_path / "go"
-    monkeypatch.setenv("ETL_FAILPOINTS", f"held=pause:{release}")
+    monkeypatch.setattr(failpoints, "_spec", None)
+    failpoints.arm(f"held=pause:{release}")
     monkeypatch.setattr(failpoints, "_hits", {})
     events: list[str] = []
 
@@ -143,12 +146,13 @@ def test_parse_spec_rejects_malformed_entries(bad: str) -> None:
         parse_spec(bad)
 
 
-def test_failpoint_reads_the_environment_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failpoint_fires_once_armed(monkeypatch: pytest.MonkeyPatch) -> None:
     killed: list[int] = []
     monkeypatch.setattr(os, "kill", lambda pid, sig: killed.append(sig))
     monkeypatch.setattr(failpoints, "_hits", {})
+    monkeypatch.setattr(failpoints, "_spec", None)
     failpoint("x")
-    monkeypatch.setenv("ETL_FAILPOINTS", "x")
+    failpoints.arm("x")
     failpoint("x")
     assert killed == [signal.SIGKILL]
 

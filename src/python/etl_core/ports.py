@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, Protocol, runtime_checkable
 
 from etl_core.model import (
@@ -142,6 +143,29 @@ class LeaseStore(Protocol):
 
     async def holder(self, name: str) -> LeaseInfo | None:
         """Who holds (or, if expired, last held) the lease; None if nobody does. Read-only."""
+        ...
+
+
+@runtime_checkable
+class LeasingRunHistory(RunHistory, LeaseStore, Protocol):
+    """What both real histories are: the run ledger and the lease table in one database."""
+
+    async def reap_dead(self) -> list[str]:
+        """Mark failed ("died") the running runs whose lease holder's process is gone; run_ids."""
+        ...
+
+
+class RunHistoryAccess(Protocol):
+    """The run history a process's wiring chose, handed to the runner unopened: the runner opens
+    it inside the run's root span, so a failure to connect is reported like any other."""
+
+    def connect(self) -> AbstractAsyncContextManager[LeasingRunHistory]:
+        """Open the history for a run that writes; RunHistoryError if it cannot be reached."""
+        ...
+
+    def read_only(self, stack: AsyncExitStack) -> RunHistory:
+        """A dry run's view: reads go to the history (opened on first read, on stack), writes
+        are dropped; a history that does not exist yet reads as empty and is not created."""
         ...
 
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
 import signal
 import socket
 import sys
@@ -29,16 +28,16 @@ from etl_core.errors import (
     TemporaryFailure,
 )
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
-from etl_core.ports import LeaseStore, RunHistory
+from etl_core.ports import LeaseStore, RunHistory, RunHistoryAccess
 from etl_core.process_memory import limit_malloc_arenas
 from etl_core.settings import CommonSettings
-from etl_core.version import code_version
 
 __all__ = [
     "JobBody",
     "JobOutcome",
     "LeaseLost",
     "RunContext",
+    "RunWiring",
     "Terminated",
     "check_counts",
     "lease_held",
@@ -115,11 +114,24 @@ class RunContext:
 JobBody = Callable[[RunContext], Awaitable[JobOutcome]]
 
 
+@attrs.frozen(kw_only=True)
+class RunWiring:
+    """What the process's wiring hands the runner: the history it chose (unopened), the tracing
+    install, and the values it read from the environment. The runner reads no environment."""
+
+    history: RunHistoryAccess
+    install_tracing: Callable[[str], object] = lambda service_name: None
+    log_level: str | None = None  # ETL_LOG_LEVEL as given (checked here: bad is a usage error)
+    parent_run_id: str | None = None  # the rollout that launched this pod (jobs/_k8s_render)
+    code_version: str | None = None
+
+
 def run_job(
     job: str,
     settings: CommonSettings,
     body: JobBody,
     *,
+    wiring: RunWiring,
     parameters: Mapping[str, Any] | None = None,
     lease_scope: str | None = None,
 ) -> int:
@@ -130,7 +142,9 @@ def run_job(
     """
     limit_malloc_arenas()  # before any thread: see etl_core.process_memory
     with sigterm.deferred():
-        return _run_job(job, settings, body, parameters=parameters, lease_scope=lease_scope)
+        return _run_job(
+            job, settings, body, wiring=wiring, parameters=parameters, lease_scope=lease_scope
+        )
 
 
 def _run_job(
@@ -138,14 +152,15 @@ def _run_job(
     settings: CommonSettings,
     body: JobBody,
     *,
+    wiring: RunWiring,
     parameters: Mapping[str, Any] | None,
     lease_scope: str | None,
 ) -> int:
     run_id = settings.run_id or clock.new_run_id()
     try:
-        level = logs.level_from_env(os.environ)
+        level = logs.level_from_env({"ETL_LOG_LEVEL": wiring.log_level or ""})
         logs.configure_logging(job=job, log_format=settings.log_format, level=level)
-        telemetry.install_sdk(default_service_name=job)
+        wiring.install_tracing(job)
     except ConfigError as exc:
         _print_error(job, str(exc))
         return ExitCode.USAGE
@@ -155,8 +170,9 @@ def _run_job(
         job=job,
         settings=settings,
         body=body,
+        wiring=wiring,
         run_id=run_id,
-        parameters=_parameters(settings, parameters),
+        parameters=_parameters(settings, parameters, wiring.parent_run_id),
         lease_name=f"{job}/{scope}",
     )
     try:
@@ -183,6 +199,7 @@ class _Run:
     job: str
     settings: CommonSettings
     body: JobBody
+    wiring: RunWiring
     run_id: str
     parameters: dict[str, Any]
     lease_name: str
@@ -246,8 +263,6 @@ class _Run:
         return ExitCode.OK
 
     async def _setup(self, stack: contextlib.AsyncExitStack, trace_id: str | None) -> RunContext:
-        from etl_core.adapters.run_histories import ReadOnlyRunHistory, open_run_history
-
         log = logging.getLogger(f"jobs.{self.job}")
         ctx = RunContext(
             run_id=self.run_id,
@@ -255,13 +270,13 @@ class _Run:
             agency_id=self.settings.agency_id,
             dry_run=self.settings.dry_run,
             settings=self.settings,
-            history=ReadOnlyRunHistory(self.settings.history_url, stack),
+            history=self.wiring.history.read_only(stack),
             log=log,
         )
         if self.settings.dry_run:
             log.info("dry run: no history, lease, uploads or markers")
             return ctx
-        history = await stack.enter_async_context(open_run_history(self.settings.history_url))
+        history = await stack.enter_async_context(self.wiring.history.connect())
         await history.migrate()
         if self.settings.run_id is not None:
             await self._attempt_id(history, log)
@@ -281,7 +296,7 @@ class _Run:
                 parameters=self.parameters,
                 trace_id=trace_id,
                 host=socket.gethostname(),
-                code_version=_code_version(),
+                code_version=self.wiring.code_version,
             )
         )
         log.info("run started", extra={"lease": self.lease_name})
@@ -495,18 +510,15 @@ def _print_error(job: str, message: str) -> None:
     print(f"{job}: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
-def _parameters(settings: CommonSettings, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+def _parameters(
+    settings: CommonSettings, extra: Mapping[str, Any] | None, parent: str | None
+) -> dict[str, Any]:
     """Settings (SecretUrls unstructure redacted; identity fields dropped) merged with the job's
     own parameters."""
     data: dict[str, Any] = serde.unstructure(settings)
     for name in ("run_id", "agency_id"):
         data.pop(name, None)
-    parent = os.environ.get("ETL_PARENT_RUN_ID", "").strip()
     if parent:  # the rollout that launched this pod (jobs/_k8s_render)
         data["parent_run_id"] = parent
     data.update(serde.unstructure(dict(extra or {})))
     return data
-
-
-def _code_version() -> str:
-    return code_version(os.environ)

@@ -17,11 +17,13 @@ import pytest
 
 from etl_core import clock, sigterm
 from etl_core.adapters import run_histories
+from etl_core.adapters.every_history import every_history
 from etl_core.errors import ConfigError, RunHistoryError
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
-from etl_core.runner import JobOutcome, RunContext, run_job
+from etl_core.runner import JobOutcome, RunContext
 from etl_core.settings import CommonSettings
 from etl_core.testing.fakes import FakeRunHistory, Lease
+from etl_core.testing.run_wiring import run_job
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -32,7 +34,7 @@ def history(monkeypatch: pytest.MonkeyPatch) -> FakeRunHistory:
     fake = FakeRunHistory()
 
     @asynccontextmanager
-    async def opener(url: str) -> AsyncIterator[FakeRunHistory]:
+    async def opener(url: str, adapters: object) -> AsyncIterator[FakeRunHistory]:
         yield fake
 
     monkeypatch.setattr(run_histories, "open_run_history", opener)
@@ -65,8 +67,7 @@ def _error_lines(err: str) -> list[str]:
 def test_successful_run_is_recorded_with_counts_and_identity(
     history: FakeRunHistory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ETL_CODE_VERSION", "v1.2.3")
-    code = run_job("demo", _settings(), _balanced, parameters={"records": 5})
+    code = run_job("demo", _settings(), _balanced, parameters={"records": 5}, code_version="v1.2.3")
     assert code == 0
     run = _only_run(history)
     assert UUID7.match(run.run_id)
@@ -316,7 +317,7 @@ def test_unreachable_history_fails_before_anything_is_written(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     @asynccontextmanager
-    async def opener(url: str) -> AsyncIterator[FakeRunHistory]:
+    async def opener(url: str, adapters: object) -> AsyncIterator[FakeRunHistory]:
         if url:
             raise RunHistoryError("cannot connect to db:5432")
         yield FakeRunHistory()
@@ -382,11 +383,8 @@ def test_dry_run_reads_an_existing_history(history: FakeRunHistory, tmp_path: Pa
     assert len(history.runs) == 1
 
 
-def test_bad_log_level_is_a_usage_error(
-    history: FakeRunHistory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ETL_LOG_LEVEL", "LOUD")
-    assert run_job("demo", _settings(), _balanced) == 2
+def test_bad_log_level_is_a_usage_error(history: FakeRunHistory) -> None:
+    assert run_job("demo", _settings(), _balanced, log_level="LOUD") == 2
     assert history.runs == {}
 
 
@@ -395,7 +393,7 @@ def test_a_real_sqlite_history_records_the_run(tmp_path: Path) -> None:
     assert run_job("demo", _settings(history_url=url), _balanced) == 0
 
     async def read() -> list[RunRecord]:
-        async with run_histories.open_run_history(url) as real:
+        async with run_histories.open_run_history(url, every_history()) as real:
             return await real.list_runs(job="demo")
 
     [run] = asyncio.run(read())
@@ -416,7 +414,7 @@ def test_sigterm_during_set_up_records_the_run_without_starting_the_body(
     history = SlowToOpen()
 
     @asynccontextmanager
-    async def opener(url: str) -> AsyncIterator[FakeRunHistory]:
+    async def opener(url: str, adapters: object) -> AsyncIterator[FakeRunHistory]:
         yield history
 
     monkeypatch.setattr(run_histories, "open_run_history", opener)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -16,7 +14,6 @@ __all__ = [
     "current_ids",
     "current_run_attributes",
     "flush",
-    "install_sdk",
     "run_attributes",
     "run_scope",
     "span",
@@ -85,22 +82,10 @@ def current_ids() -> tuple[str | None, str | None]:
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
-def install_sdk(*, default_service_name: str) -> None:
-    """Install the SDK provider from OTEL_* (the SDK lives in adapters/, imported only here).
+def flush(timeout_millis: int = 10_000) -> None:
+    """Export buffered spans (end of a run) through the global provider; a no-op without an SDK.
 
-    Raises ConfigError for an unknown exporter; without the SDK installed, tracing stays off.
-    """
-    try:
-        from etl_core.adapters import otel_sdk
-    except ImportError:
-        logging.getLogger(__name__).warning("opentelemetry-sdk is not installed; tracing is off")
-        return
-    otel_sdk.install_tracing(default_service_name=default_service_name)
-
-
-def flush() -> None:
-    """Export buffered spans (end of a run); a no-op without the SDK."""
-    with contextlib.suppress(ImportError):
-        from etl_core.adapters import otel_sdk
-
-        otel_sdk.flush()
+    API only: the SDK provider is installed by the process's wiring (adapters/otel_sdk.py)."""
+    force_flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+    if callable(force_flush):
+        force_flush(timeout_millis)

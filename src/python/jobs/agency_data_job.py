@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from etl_core.adapters.every_history import every_history
+from etl_core.adapters.every_source import every_source
 from etl_core.adapters.record_sources import (
     RecordSourceSettings,
     add_source_arguments,
@@ -23,9 +25,11 @@ from etl_core.adapters.record_sources import (
 )
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
-from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
-from etl_core.settings import add_common_arguments, settings_from_args
+from etl_core.runner import JobOutcome, RunContext
+from etl_core.settings import add_common_arguments
 from etl_core.urls import SecretUrl, parse_source_url, parse_store_url, redact
+
+from jobs import _wiring
 
 if TYPE_CHECKING:
     from data_pipeline.agencies import Agency
@@ -88,19 +92,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def entrypoint(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = settings_from_args(AgencyDataSettings, args, job=NAME)
-        if settings.source_url is not None:  # credentials present: a usage error, not a failed run
-            check_source(settings.source_url, settings.source_options(), os.environ)
-    except ConfigError as exc:
-        return usage_error(NAME, exc)
+    return _wiring.main(NAME, argv, _parser(), AgencyDataSettings, _plan, histories=every_history)
+
+
+def _plan(settings: AgencyDataSettings, args: argparse.Namespace) -> _wiring.Planned:
+    if settings.source_url is not None:  # credentials present: a usage error, not a failed run
+        check_source(
+            settings.source_url, settings.source_options(), os.environ, sources=every_source()
+        )
 
     async def body(ctx: RunContext) -> JobOutcome:
         return await agency_data_job(ctx, settings)
 
     source = redact(settings.source_url) if settings.source_url else SILVER_SOURCE
-    return run_job(NAME, settings, body, parameters={"source": source})
+    return _wiring.Planned(body=body, parameters={"source": source})
 
 
 async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobOutcome:
@@ -132,7 +137,7 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
                 raise
         else:
             source = await stack.enter_async_context(
-                open_record_source(settings.source_url, settings.source_options())
+                open_record_source(settings.source_url, every_source(), settings.source_options())
             )
             agencies, summary["agencies"] = await _agencies(stack, settings, store)
             require_known(settings.agency_id, agencies, summary["agencies"])

@@ -11,14 +11,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from etl_core.errors import ConfigError
+from etl_core.adapters.every_history import every_history
 from etl_core.process_exit import exit_with
-from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.runner import JobOutcome, RunContext
 from etl_core.setting_checks import at_least
-from etl_core.settings import add_common_arguments, settings_from_args
+from etl_core.settings import add_common_arguments
 from etl_core.urls import redact
 from opentelemetry import trace
 
+from jobs import _wiring
 from jobs._agency_ids import parse_agencies
 from jobs._promote_args import add_promote_arguments
 from jobs.bronze_to_silver import BronzeToSilverSettings
@@ -99,11 +100,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def entrypoint(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = settings_from_args(BackfillSettings, args, job=NAME)
-    except ConfigError as exc:
-        return usage_error(NAME, exc)
+    return _wiring.main(NAME, argv, _parser(), BackfillSettings, _plan, histories=every_history)
+
+
+def _plan(settings: BackfillSettings, args: argparse.Namespace) -> _wiring.Planned:
     options = _options(settings)
     ids = settings.agency_ids()
     scope = "agencies=all" if ids is None else "agencies=" + ",".join(map(str, ids))
@@ -120,7 +120,7 @@ def entrypoint(argv: list[str]) -> int:
         "continue_on_error": settings.continue_on_error,
         **_child_parameters(settings),
     }
-    return run_job(NAME, settings, body, parameters=parameters, lease_scope=scope)
+    return _wiring.Planned(body=body, parameters=parameters, lease_scope=scope)
 
 
 def _options(settings: BackfillSettings) -> BackfillOptions:

@@ -12,6 +12,7 @@ import pytest
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
 from etl_core import telemetry
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
 from etl_core.testing.history_readback import recorded
@@ -135,7 +136,7 @@ def test_a_busy_agency_makes_the_backfill_exit_75(
     tmp_path: Path, bronze: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def hold() -> None:
-        async with open_run_history(f"sqlite:///{tmp_path}/h.sqlite3") as history:
+        async with open_run_history(f"sqlite:///{tmp_path}/h.sqlite3", every_history()) as history:
             await history.migrate()
             await history.acquire("bronze_to_silver/agency=2", "other", dt.timedelta(hours=1))
 

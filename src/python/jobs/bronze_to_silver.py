@@ -13,17 +13,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from etl_core.adapters.every_history import every_history
 from etl_core.dates import date_flag
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
-from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.runner import JobOutcome, RunContext
 from etl_core.settings import (
     DEFAULT_STORE_URL,
     add_common_arguments,
-    settings_from_args,
 )
 from etl_core.urls import parse_store_url, redact
 
+from jobs import _wiring
 from jobs._promote_args import PromoteSettings, add_promote_arguments
 
 if TYPE_CHECKING:
@@ -96,14 +97,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def entrypoint(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = settings_from_args(BronzeToSilverSettings, args, job=NAME)
-    except ConfigError as exc:
-        return usage_error(NAME, exc)
+    return _wiring.main(
+        NAME, argv, _parser(), BronzeToSilverSettings, _plan, histories=every_history
+    )
+
+
+def _plan(settings: BronzeToSilverSettings, args: argparse.Namespace) -> _wiring.Planned:
     assert settings.agency_id is not None  # agency_required
     if not args.demo and _reads_an_empty_embedded_store(settings):
-        return usage_error(NAME, ConfigError(_EMPTY_EMBEDDED_STORE))
+        raise ConfigError(_EMPTY_EMBEDDED_STORE)
     options = settings.promote_options()
 
     async def body(ctx: RunContext) -> JobOutcome:
@@ -119,7 +121,7 @@ def entrypoint(argv: list[str]) -> int:
         "agencies_key": settings.agencies_key,
         "demo": args.demo,
     }
-    return run_job(NAME, settings, body, parameters=parameters)
+    return _wiring.Planned(body=body, parameters=parameters)
 
 
 _EMPTY_EMBEDDED_STORE = (

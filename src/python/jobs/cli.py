@@ -308,6 +308,7 @@ class _RunsQuery:
 
 
 async def _fetch(url: str, query: _RunsQuery, stale_after: dt.timedelta) -> list[RunRecord]:
+    from etl_core.adapters.every_history import every_history
     from etl_core.adapters.run_histories import open_run_history
 
     # running and stale are both stored as running: ask for those, then tell them apart.
@@ -315,7 +316,7 @@ async def _fetch(url: str, query: _RunsQuery, stale_after: dt.timedelta) -> list
     stored = None
     if query.status is not None:
         stored = RunStatus.RUNNING if derived else RunStatus(query.status)
-    async with open_run_history(url) as history:
+    async with open_run_history(url, every_history()) as history:
         # A run whose process is gone (its lease's liveness lock is free) shows as failed
         # ("died") now, not as running until stale. Best effort: reading must still work.
         with contextlib.suppress(EtlError):

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import Counts, RunRecord, RunStatus
 
@@ -19,7 +20,7 @@ def _seed(url: str) -> None:
     now = dt.datetime.now(dt.UTC)
 
     async def write() -> None:
-        async with open_run_history(url) as history:
+        async with open_run_history(url, every_history()) as history:
             await history.start_run(
                 RunRecord(
                     run_id="dead-run",

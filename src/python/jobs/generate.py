@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import AsyncIterator, Iterator, Set
+from collections.abc import Iterator, Set
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import attrs
+from etl_core.adapters.adapter_choice import Adapters
 from etl_core.errors import ConfigError
-from etl_core.model import Counts, ObjectInfo
-from etl_core.ports import ObjectStore
+from etl_core.model import Counts
 from etl_core.process_exit import exit_with
-from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.runner import JobOutcome, RunContext
 from etl_core.setting_checks import at_least, between
-from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
+from etl_core.settings import CommonSettings, add_common_arguments
+from etl_core.store_views import DelegatingObjectStore
 from etl_core.urls import parse_store_url, redact
+
+from jobs import _wiring
 
 if TYPE_CHECKING:
     from data_pipeline.workload import WorkloadOptions
@@ -69,11 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def entrypoint(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = settings_from_args(GenerateSettings, args, job=NAME)
-    except ConfigError as exc:
-        return usage_error(NAME, exc)
+    return _wiring.main(NAME, argv, _parser(), GenerateSettings, _plan, histories=_histories)
+
+
+def _plan(settings: GenerateSettings, args: argparse.Namespace) -> _wiring.Planned:
     from data_pipeline.workload import WorkloadOptions  # not at import: `list` stays cheap
 
     options = WorkloadOptions(
@@ -91,9 +94,25 @@ def entrypoint(argv: list[str]) -> int:
     async def body(ctx: RunContext) -> JobOutcome:
         return await generate(ctx, options, out)
 
-    return run_job(
-        NAME, settings, body, parameters={"out": redact(out)}, lease_scope=f"out={redact(out)}"
+    return _wiring.Planned(
+        body=body, parameters={"out": redact(out)}, lease_scope=f"out={redact(out)}"
     )
+
+
+def _histories() -> Adapters:
+    """SQLite; PostgreSQL too where the binary has it (the umbrella). The generator's own PEX
+    records its run locally and carries no asyncpg: its import of the PostgreSQL adapter is not
+    inferred, so only a binary whose other jobs import it ships it."""
+    from etl_core.adapters import sqlite_run_history
+
+    shipped: dict[str, ModuleType] = {"sqlite": sqlite_run_history}
+    try:
+        import etl_core.adapters.pg_run_history as pg  # pants: no-infer-dep
+    except ModuleNotFoundError as exc:
+        if exc.name != "etl_core.adapters.pg_run_history":
+            raise  # the adapter is there but asyncpg is not: a packaging defect
+        return shipped
+    return {**shipped, "postgresql": pg}
 
 
 async def generate(ctx: RunContext, options: WorkloadOptions, out: str) -> JobOutcome:
@@ -124,10 +143,9 @@ async def generate(ctx: RunContext, options: WorkloadOptions, out: str) -> JobOu
 
 
 @attrs.define
-class _Progress:
+class _Progress(DelegatingObjectStore):
     """Delegates to the store, updating the progress line as objects are written."""
 
-    store: ObjectStore
     ctx: RunContext
     total: int  # bronze files + agencies.csv + manifest.json
     written: int = 0
@@ -136,24 +154,6 @@ class _Progress:
         await self.store.put(key, body)
         self.written += 1
         self.ctx.progress(f"generate: {self.written}/{self.total} objects written")
-
-    async def put_if_absent(self, key: str, body: bytes) -> bool:
-        return await self.store.put_if_absent(key, body)
-
-    async def get(self, key: str) -> bytes:
-        return await self.store.get(key)
-
-    def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        return self.store.stream(key, chunk_size)
-
-    async def head(self, key: str) -> ObjectInfo:
-        return await self.store.head(key)
-
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        return self.store.list(prefix)
-
-    async def delete(self, key: str) -> None:
-        await self.store.delete(key)
 
 
 JOB = (entrypoint, "Generate the reference workload (bronze files + manifest) into a store")

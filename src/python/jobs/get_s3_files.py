@@ -31,11 +31,14 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 import attrs
+from etl_core.adapters.every_history import every_history
 from etl_core.errors import ConfigError
-from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.runner import JobOutcome, RunContext
 from etl_core.setting_checks import at_least
-from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
+from etl_core.settings import CommonSettings, add_common_arguments
 from etl_core.urls import parse_store_url, redact
+
+from jobs import _wiring
 
 if TYPE_CHECKING:
     from data_pipeline.s3_copy_run import CopyJob
@@ -146,19 +149,20 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 
 def entrypoint(argv: list[str], prog: str = f"data-pipeline {NAME}") -> int:
-    args = _parser(prog).parse_args(argv)
-    try:
-        settings = settings_from_args(GetS3FilesSettings, args, job=NAME)
-        job = _copy_job(settings)
-    except ConfigError as exc:
-        return usage_error(NAME, exc)
+    return _wiring.main(
+        NAME, argv, _parser(prog), GetS3FilesSettings, _plan, histories=every_history
+    )
+
+
+def _plan(settings: GetS3FilesSettings, args: argparse.Namespace) -> _wiring.Planned:
+    job = _copy_job(settings)
 
     async def body(ctx: RunContext) -> JobOutcome:
         return await run_copy(ctx, settings, job)
 
     parameters = {"source": job.source_url, "destination": job.destination_url}
     scope = f"agency={settings.agency_id}/to={job.destination_url}"
-    return run_job(NAME, settings, body, parameters=parameters, lease_scope=scope)
+    return _wiring.Planned(body=body, parameters=parameters, lease_scope=scope)
 
 
 def console_main() -> int:

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from datetime import date
 
 import attrs
+from etl_core.adapters.adapter_choice import Adapters
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.record_sources import (
     RecordSourceSettings,
     add_source_arguments,
@@ -28,9 +30,11 @@ from etl_core.adapters.record_sources import (
 )
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
-from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
-from etl_core.settings import add_common_arguments, settings_from_args
+from etl_core.runner import JobOutcome, RunContext
+from etl_core.settings import add_common_arguments
 from etl_core.urls import parse_source_url, redact
+
+from jobs import _wiring
 
 NAME = "ingest_api"
 _QUERY_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
@@ -114,18 +118,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def entrypoint(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = settings_from_args(IngestSettings, args, job=NAME)
-        assert settings.source_url is not None  # problems() insists
-        check_source(settings.source_url, settings.source_options(), os.environ)
-    except ConfigError as exc:
-        return usage_error(NAME, exc)
+    return _wiring.main(NAME, argv, _parser(), IngestSettings, _plan, histories=every_history)
+
+
+def _plan(settings: IngestSettings, args: argparse.Namespace) -> _wiring.Planned:
+    assert settings.source_url is not None  # problems() insists
+    check_source(settings.source_url, settings.source_options(), os.environ, sources=_sources())
 
     async def body(ctx: RunContext) -> JobOutcome:
         return await ingest_api(ctx, settings)
 
-    return run_job(NAME, settings, body, parameters={"source_id": settings.source_id})
+    return _wiring.Planned(body=body, parameters={"source_id": settings.source_id})
+
+
+def _sources() -> Adapters:
+    """An HTTP API, or bronze files of another store: no PostgreSQL source in this binary."""
+    from etl_core.adapters import bronze_record_source, http_record_source
+
+    return {"http": http_record_source, "store": bronze_record_source}
 
 
 async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
@@ -164,7 +174,7 @@ async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
             settings.source_options(), since_param=settings.since_param, since=since
         )
         source = await stack.enter_async_context(
-            open_record_source(settings.source_url, source_options)
+            open_record_source(settings.source_url, _sources(), source_options)
         )
         outcome = await ingest(ctx, source, store, options, state)
     summary = {

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import attrs
-from etl_core.errors import ConfigError
+from etl_core.adapters.every_history import every_history
 from etl_core.process_exit import exit_with
-from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.runner import JobOutcome, RunContext
 from etl_core.setting_checks import at_least
-from etl_core.settings import CommonSettings, add_common_arguments, settings_from_args
+from etl_core.settings import CommonSettings, add_common_arguments
 
+from jobs import _wiring
 from jobs._agency_ids import parse_agencies
 
 if TYPE_CHECKING:
@@ -89,11 +90,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def entrypoint(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = settings_from_args(MaintainSettings, args, job=NAME)
-    except ConfigError as exc:
-        return usage_error(NAME, exc)
+    return _wiring.main(NAME, argv, _parser(), MaintainSettings, _plan, histories=every_history)
+
+
+def _plan(settings: MaintainSettings, args: argparse.Namespace) -> _wiring.Planned:
     ids = settings.agency_ids()
 
     async def body(ctx: RunContext) -> JobOutcome:
@@ -106,7 +106,7 @@ def entrypoint(argv: list[str]) -> int:
         "full_vacuum": settings.full_vacuum,
     }
     # One maintain run at a time, whichever agencies it names: vacuum and checkpoint are per table.
-    return run_job(NAME, settings, body, parameters=parameters, lease_scope="tables")
+    return _wiring.Planned(body=body, parameters=parameters, lease_scope="tables")
 
 
 def _options(settings: MaintainSettings) -> MaintenanceOptions:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
 from etl_core.testing.delta_world import T0, DeltaWorld, dead_letter_rows, silver_rows
@@ -56,7 +57,7 @@ def history(tmp_path: Path) -> tuple[list[RunRecord], list[PartitionRecord]]:
 
 def take_lease(tmp_path: Path, name: str) -> None:
     async def take() -> None:
-        async with open_run_history(f"sqlite:///{tmp_path}/h.sqlite3") as store:
+        async with open_run_history(f"sqlite:///{tmp_path}/h.sqlite3", every_history()) as store:
             await store.migrate()
             assert await store.acquire(name, "another-run", dt.timedelta(minutes=10))
 

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
+from etl_core.adapters.every_history import every_history
 from etl_core.errors import ConfigError, ObjectNotFound
 from etl_core.process_exit import exit_with
-from etl_core.runner import JobOutcome, RunContext, run_job, usage_error
+from etl_core.runner import JobOutcome, RunContext
 from etl_core.setting_checks import not_blank
-from etl_core.settings import add_common_arguments, settings_from_args
+from etl_core.settings import add_common_arguments
 from etl_core.urls import SecretUrl, redact
 
+from jobs import _wiring
 from jobs._promote_args import PromoteSettings, add_promote_arguments
 
 if TYPE_CHECKING:
@@ -81,12 +83,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def entrypoint(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        settings = settings_from_args(ReplaySettings, args, job=NAME)
-        options = _options(settings)
-    except ConfigError as exc:
-        return usage_error(NAME, exc)
+    return _wiring.main(NAME, argv, _parser(), ReplaySettings, _plan, histories=every_history)
+
+
+def _plan(settings: ReplaySettings, args: argparse.Namespace) -> _wiring.Planned:
+    options = _options(settings)
     # Replayed rows are all dead letters: a share still failing is not a quality gate.
     settings = attrs.evolve(settings, max_dead_letter_ratio=None)
 
@@ -101,7 +102,7 @@ def entrypoint(argv: list[str]) -> int:
         "bronze": redact(settings.bronze or settings.store_url),
         "agencies_key": settings.agencies_key,
     }
-    return run_job(NAME, settings, body, parameters=parameters)
+    return _wiring.Planned(body=body, parameters=parameters, settings=settings)
 
 
 def _options(settings: ReplaySettings) -> ReplayOptions:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from deltalake import DeltaTable
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord
 
@@ -46,7 +47,7 @@ class World:
 
     def runs(self, name: str) -> list[RunRecord]:
         async def read() -> list[RunRecord]:
-            async with open_run_history(self.history(name)) as history:
+            async with open_run_history(self.history(name), every_history()) as history:
                 return await history.list_runs(limit=1000)
 
         return asyncio.run(read())
@@ -267,7 +268,7 @@ def test_an_agency_whose_lease_is_held_is_busy_and_the_backfill_exits_75(
 ) -> None:
     async def backfill_while_held() -> subprocess.CompletedProcess[str]:
         # The holder stays alive meanwhile: a holder that exits frees its lease at once.
-        async with open_run_history(world.history("busy")) as history:
+        async with open_run_history(world.history("busy"), every_history()) as history:
             await history.migrate()
             await history.acquire(
                 "bronze_to_silver/agency=3", "a-standalone-run", dt.timedelta(hours=1)

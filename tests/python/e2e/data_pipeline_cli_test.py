@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 
 # Imported, not only run: so the build's dependency inference ships these (and what they import)
@@ -138,7 +139,7 @@ def test_a_held_lease_exits_75_and_writes_nothing(tmp_path: Path) -> None:
 
     async def run_while_held() -> subprocess.CompletedProcess[str]:
         # The holder (this process) stays alive meanwhile: one that exits frees its lease at once.
-        async with open_run_history(url) as runs:
+        async with open_run_history(url, every_history()) as runs:
             lease = f"generate/out=file://{out}"
             assert await runs.acquire(lease, "another-run", dt.timedelta(hours=1))
             return await asyncio.to_thread(

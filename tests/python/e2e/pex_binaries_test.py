@@ -31,23 +31,11 @@ JOBS = (
 )
 BINARIES = (*JOBS, "data-pipeline", "data-pipeline-get-s3-files")
 
-# The adapters each PEX ships (src/python/jobs/BUILD): kinds as the README's table names them.
+# The adapter modules a PEX may hold; which ones is decided by what its job modules import.
 STORES = {"local_object_store", "s3_object_store"}
 HISTORIES = {"sqlite_run_history", "pg_run_history"}
 SOURCES = {"bronze_record_source", "http_record_source", "pg_record_source"}
 EVERY_ADAPTER = STORES | HISTORIES | SOURCES
-ADAPTERS = {
-    "generate": STORES | {"sqlite_run_history"},
-    "bronze_to_silver": STORES | HISTORIES,
-    "backfill": STORES | HISTORIES,
-    "replay_dead_letters": STORES | HISTORIES,
-    "maintain": STORES | HISTORIES,
-    "get_s3_files": STORES | HISTORIES,
-    "data-pipeline-get-s3-files": STORES | HISTORIES,
-    "ingest_api": STORES | HISTORIES | {"http_record_source", "bronze_record_source"},
-    "agency_data_job": EVERY_ADAPTER,
-    "data-pipeline": EVERY_ADAPTER,
-}
 # What an adapter needs beyond the core (attrs, cattrs, orjson, OpenTelemetry).
 ADAPTER_DISTRIBUTIONS = {
     "s3_object_store": {"aioboto3", "aiobotocore", "botocore", "aiohttp"},
@@ -71,7 +59,7 @@ class Pex:
     name: str
     path: Path
     distributions: frozenset[str]  # normalised project names
-    adapters: frozenset[str]  # etl_core.adapters modules from the URL tables present
+    adapters: frozenset[str]  # the etl_core.adapters modules of EVERY_ADAPTER present
     size: int
 
 
@@ -111,6 +99,11 @@ def pexes() -> dict[str, Pex]:
     return found
 
 
+def _reads_record_sources(pex: Pex) -> bool:
+    """Whether a job module in the PEX opens a record source."""
+    return any("open_record_source(" in f.read_text() for f in (pex.path / "jobs").glob("*.py"))
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """HOME (and so PEX_ROOT) for every run: each PEX builds its venv once, later runs are warm."""
@@ -148,7 +141,10 @@ def test_each_pex_carries_only_its_own_distributions_and_adapters(pexes: dict[st
               f"{', '.join(sorted(pex.adapters))}")  # fmt: skip
     for pex in pexes.values():
         assert not pex.distributions & TEST_ONLY, (pex.name, sorted(pex.distributions & TEST_ONLY))
-        assert pex.adapters == ADAPTERS[pex.name], pex.name
+        # Every job opens stores and records its run (SQLite by default); only a job that reads
+        # record sources carries source adapters.
+        assert STORES | {"sqlite_run_history"} <= pex.adapters, pex.name
+        assert bool(pex.adapters & SOURCES) == _reads_record_sources(pex), pex.name
         needed = set().union(*(ADAPTER_DISTRIBUTIONS.get(a, set()) for a in pex.adapters))
         assert needed <= pex.distributions, (pex.name, sorted(needed - pex.distributions))
         assert {"attrs", "cattrs", "opentelemetry_sdk"} <= pex.distributions, pex.name
@@ -156,6 +152,12 @@ def test_each_pex_carries_only_its_own_distributions_and_adapters(pexes: dict[st
         assert ("pyyaml" in pex.distributions) == (pex.name == "data-pipeline"), pex.name
     # The point of per-job PEXes: a job that uses no PostgreSQL carries no asyncpg.
     assert "asyncpg" not in pexes["generate"].distributions
+    assert "pg_run_history" not in pexes["generate"].adapters
+    # ingest_api reads HTTP APIs and bronze files, never PostgreSQL sources.
+    assert pexes["ingest_api"].adapters & SOURCES == {"http_record_source", "bronze_record_source"}
+    assert pexes["agency_data_job"].adapters == pexes["data-pipeline"].adapters == EVERY_ADAPTER
+    for name in set(BINARIES) - {"generate"}:
+        assert pexes[name].adapters >= HISTORIES, name
     # maintain reaches the tables through delta-rs; the generator never touches them.
     assert {"deltalake", "pyarrow"} <= pexes["maintain"].distributions
     assert (pexes["maintain"].path / "etl_core" / "adapters" / "delta_maintenance.py").exists()

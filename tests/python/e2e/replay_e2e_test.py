@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from deltalake import DeltaTable
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
 
@@ -63,7 +64,7 @@ class World:
 
     def ledger(self, run_id: str) -> tuple[RunRecord, list[PartitionRecord]]:
         async def read() -> tuple[RunRecord, list[PartitionRecord]]:
-            async with open_run_history(self.history) as history:
+            async with open_run_history(self.history, every_history()) as history:
                 return await history.get_run(run_id), await history.partitions(run_id)
 
         return asyncio.run(read())

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import Counts, RunRecord, RunStatus
 
@@ -35,7 +36,7 @@ def _seed(url: str) -> None:
         return RunRecord(run_id, job, RunStatus.RUNNING, started, heartbeat_at=started, **fields)
 
     async def write() -> None:
-        async with open_run_history(url) as history:
+        async with open_run_history(url, every_history()) as history:
             runs = [
                 run("b1", "backfill", 10),
                 run("b1-a1", "bronze_to_silver", 9, agency_id=1,

@@ -22,6 +22,7 @@ from data_pipeline.dedupe import Deduper
 from data_pipeline.transform import transform_file
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 
 # Imported, not only run: dependency inference then ships the job with this test.
@@ -167,7 +168,7 @@ async def test_export_from_the_silver_tables_on_s3_after_bronze_to_silver(
         for row in table_dead
     ]  # fmt: skip
     expected = json.loads(_files()["manifest.json"])["agencies"][str(AGENCY)]
-    async with open_run_history(history) as runs:
+    async with open_run_history(history, every_history()) as runs:
         run = await runs.get_run(RUN_ID)
         [ledger] = await runs.partitions(RUN_ID)
     assert (run.status.value, run.job) == ("succeeded", "agency_data_job")
@@ -196,7 +197,7 @@ async def test_an_agency_with_nothing_in_silver_fails_without_uploading(
     assert f"agency {AGENCY}: nothing in silver for this agency" in result.stderr
     assert f"run bronze_to_silver --agency-id {AGENCY} first" in result.stderr
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="lake/exports/")
-    async with open_run_history(history) as runs:
+    async with open_run_history(history, every_history()) as runs:
         run = await runs.get_run("it-export-3")
     assert run.status.value == "failed"
 
@@ -244,7 +245,7 @@ async def test_export_from_postgres_to_s3_with_a_postgres_history(
     manifest = json.loads(_get(s3, bucket, PREFIX + "manifest.json"))
     assert manifest["counts"]["rows_out"] == expected["silver_rows"]
     # The run and its ledger row in the PostgreSQL history.
-    async with open_run_history(history) as runs:
+    async with open_run_history(history, every_history()) as runs:
         run = await runs.get_run(RUN_ID)
         [ledger] = await runs.partitions(RUN_ID)
     assert (run.status.value, run.job, run.agency_id) == ("succeeded", "agency_data_job", AGENCY)
@@ -283,7 +284,7 @@ async def test_an_unreachable_source_fails_the_run_without_uploading(
     assert "source table" in result.stderr
     assert "does not exist" in result.stderr
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="lake/exports/")
-    async with open_run_history(history) as runs:
+    async with open_run_history(history, every_history()) as runs:
         run = await runs.get_run("it-export-2")
     assert run.status.value == "failed"
     assert run.error is not None

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
 from jobs import generate
@@ -21,7 +22,7 @@ def s3_endpoint(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 async def _runs(url: str) -> list[RunRecord]:
-    async with open_run_history(url) as history:
+    async with open_run_history(url, every_history()) as history:
         return await history.list_runs()
 
 
@@ -56,7 +57,9 @@ async def test_held_postgres_lease_exits_75_and_writes_nothing(
     history = f"{pg_dsn}?schema={pg_schema}"
     out = f"s3://{bucket}/ref"
     argv = ["--records", "100", "--out", out, "--history", history, "--log-format", "json"]
-    async with open_run_history(history) as runs:  # held by a live session meanwhile
+    async with open_run_history(
+        history, every_history()
+    ) as runs:  # held by a live session meanwhile
         await runs.migrate()
         assert await runs.acquire(f"generate/out={out}", "other", dt.timedelta(hours=1))
         assert await asyncio.to_thread(generate.entrypoint, argv) == 75

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from boto3.s3.transfer import TransferConfig
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord, RunStatus
 
@@ -74,7 +75,7 @@ def _body(s3: Any, bucket: str, key: str) -> bytes:
 
 
 async def _runs(url: str) -> list[RunRecord]:
-    async with open_run_history(url) as history:
+    async with open_run_history(url, every_history()) as history:
         return await history.list_runs(job="get_s3_files")
 
 

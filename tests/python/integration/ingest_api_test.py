@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord
 
@@ -63,7 +64,7 @@ def _snapshot(out: Path) -> dict[str, bytes]:
 
 
 async def _runs(history: str) -> list[RunRecord]:
-    async with open_run_history(history) as runs:
+    async with open_run_history(history, every_history()) as runs:
         return await runs.list_runs(job="ingest_api")
 
 
@@ -124,7 +125,7 @@ async def test_an_interrupted_ingestion_resumes_and_lands_every_record_exactly_o
     assert oldest.error is not None
     assert "TemporaryFailure" in oldest.error
     assert oldest.counts.rows_out == len(landed)
-    async with open_run_history(history) as runs:
+    async with open_run_history(history, every_history()) as runs:
         parts = await runs.partitions(oldest.run_id)
     assert [p.counts.rows_out for p in parts] == [21] * (len(landed) // 21)
     assert all(p.status == "published" and p.partition.startswith(f"agency_id={AGENCY}/dt={DAY}/")

@@ -16,6 +16,7 @@ import boto3
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from etl_core.adapters.delta_tables import storage_options, table_uri
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
 
@@ -113,7 +114,7 @@ async def read_history(
 ) -> list[tuple[RunRecord, list[PartitionRecord]]]:
     """Runs (oldest first) with their partition rows, after reaping the dead as `data-pipeline
     runs` does: a killed run then shows as failed ("died"), not running."""
-    async with open_run_history(history) as runs:
+    async with open_run_history(history, every_history()) as runs:
         await runs.reap_dead()
         found = await runs.list_runs(job=job, limit=1000)
         return [(run, await runs.partitions(run.run_id)) for run in reversed(found)]

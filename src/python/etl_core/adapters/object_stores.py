@@ -1,7 +1,7 @@
-"""Open the object store a URL names (local directory or S3), importing only that adapter.
+"""Open the object store a URL names (local directory or S3).
 
-The adapter is imported by name (etl_core.adapters.loading): a job's PEX ships the store adapters
-its pex_binary lists, and a URL for one it lacks is a ConfigError naming the missing module.
+Every job supports both stores, so both adapters are imported here (inside every_store, so that
+importing this module stays cheap); a caller may pass fewer (adapter_choice), as tests do.
 """
 
 from __future__ import annotations
@@ -12,19 +12,27 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 import attrs
 
 from etl_core import s3_limits
-from etl_core.adapters.loading import load_adapter
+from etl_core.adapters.adapter_choice import Adapters, choose_adapter
 from etl_core.errors import ObjectNotFound, ObjectStoreError
 from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore
 from etl_core.urls import StoreUrl, parse_store_url
 
-__all__ = ["STORE_ADAPTERS", "DryRunObjectStore", "open_object_store"]
+__all__ = ["STORE_MODULES", "DryRunObjectStore", "every_store", "open_object_store"]
 
-# Store URL kind -> adapter module, imported by name so that Pants does not infer it.
-STORE_ADAPTERS: Mapping[str, str] = {
+# Store URL kind -> the adapter module that serves it (named in "not shipped" errors).
+STORE_MODULES: Mapping[str, str] = {
     "file": "etl_core.adapters.local_object_store",
     "s3": "etl_core.adapters.s3_object_store",
 }
+
+
+def every_store() -> Adapters:
+    """Both store adapters (imported at the first call: aioboto3 is slow to import)."""
+    from etl_core.adapters import local_object_store, s3_object_store
+
+    return {"file": local_object_store, "s3": s3_object_store}
+
 
 # A dry run keeps small bodies it "wrote" (manifests, markers) so the job can read them back,
 # within a total budget; other bodies keep only their size.
@@ -34,12 +42,16 @@ _KEEP_TOTAL_BYTES = 64 << 20
 
 @asynccontextmanager
 async def open_object_store(
-    url: str, *, dry_run: bool = False, max_concurrency: int = 16
+    url: str,
+    *,
+    dry_run: bool = False,
+    max_concurrency: int = 16,
+    stores: Adapters | None = None,
 ) -> AsyncIterator[ObjectStore]:
     """The store at url; with dry_run a view whose writes never reach it. ConfigError on bad URL."""
     parsed = parse_store_url(url)
     # Load the adapter now, so that a missing one fails before any work, dry run or not.
-    opener = _opener(url, parsed, max_concurrency)
+    opener = _opener(url, parsed, max_concurrency, every_store() if stores is None else stores)
     if not dry_run:
         # A run that writes first clears the litter of killed writes (local stores only).
         async with opener(True) as store:
@@ -52,10 +64,10 @@ async def open_object_store(
 
 
 def _opener(
-    url: str, parsed: StoreUrl, max_concurrency: int
+    url: str, parsed: StoreUrl, max_concurrency: int, stores: Adapters
 ) -> Callable[[bool], AbstractAsyncContextManager[ObjectStore]]:
     """opener(writes): the store; writes=True for a run that may write (not a dry run)."""
-    module = load_adapter("object store", url, parsed.kind, STORE_ADAPTERS)
+    module = choose_adapter("object store", url, parsed.kind, stores, STORE_MODULES)
     if parsed.kind == "file":
         open_local: Callable[..., AbstractAsyncContextManager[ObjectStore]]
         open_local = module.open_local_object_store

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import types
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,10 +51,11 @@ async def test_s3_url_opens_the_s3_adapter_with_bucket_and_prefix(
 
     module = types.ModuleType("etl_core.adapters.s3_object_store")
     module.open_s3_object_store = opener  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "etl_core.adapters.s3_object_store", module)
     limits = S3Limits(retry_budget_s=2.0, connect_timeout_s=0.5, read_timeout_s=1.0)
     with s3_limits.scope(limits):  # as the runner does with the run's settings
-        async with open_object_store("s3://my-bucket/runs/a/", max_concurrency=4) as store:
+        async with open_object_store(
+            "s3://my-bucket/runs/a/", max_concurrency=4, stores={"s3": module}
+        ) as store:
             assert store is fake
     assert calls == [("my-bucket", "runs/a", 4, limits)]
 

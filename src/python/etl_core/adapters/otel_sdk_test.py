@@ -17,9 +17,10 @@ from etl_core import telemetry
 from etl_core.adapters import otel_sdk, run_histories
 from etl_core.errors import ConfigError
 from etl_core.model import Counts
-from etl_core.runner import JobOutcome, RunContext, run_job
+from etl_core.runner import JobOutcome, RunContext
 from etl_core.settings import CommonSettings
 from etl_core.testing.fakes import FakeRunHistory
+from etl_core.testing.run_wiring import run_job
 
 _exporter = InMemorySpanExporter()
 
@@ -42,7 +43,7 @@ def history(monkeypatch: pytest.MonkeyPatch) -> FakeRunHistory:
     fake = FakeRunHistory()
 
     @asynccontextmanager
-    async def opener(url: str) -> AsyncIterator[FakeRunHistory]:
+    async def opener(url: str, adapters: object) -> AsyncIterator[FakeRunHistory]:
         yield fake
 
     monkeypatch.setattr(run_histories, "open_run_history", opener)

@@ -1,7 +1,7 @@
 """Open the record source a URL names (PostgreSQL, HTTP API, bronze files); shared settings.
 
-The adapter is imported by name (etl_core.adapters.loading): a job's PEX ships the source
-adapters its pex_binary lists, and a URL for one it lacks is a ConfigError naming the module.
+The job's wiring imports the source adapters it supports and passes them by kind (adapter_choice):
+Pants ships exactly those in its PEX, and a URL for another kind is a ConfigError naming the module.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import re
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import ModuleType
 from typing import Any
 
 import attrs
 
-from etl_core.adapters.loading import load_adapter
-from etl_core.adapters.object_stores import STORE_ADAPTERS, open_object_store
+from etl_core.adapters.adapter_choice import Adapters, choose_adapter
+from etl_core.adapters.object_stores import open_object_store
 from etl_core.errors import ConfigError
 from etl_core.model import SourceBatch
 from etl_core.ports import RecordSource
@@ -28,7 +27,7 @@ from etl_core.urls import SecretUrl, SourceUrl, parse_source_url, redact
 
 __all__ = [
     "PAGING_STYLES",
-    "SOURCE_ADAPTERS",
+    "SOURCE_MODULES",
     "RecordSourceSettings",
     "SourceOptions",
     "add_source_arguments",
@@ -38,17 +37,13 @@ __all__ = [
 
 PAGING_STYLES = ("cursor", "next", "link", "page")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Source URL kind -> adapter module, imported by name so that Pants does not infer it. A "store"
+# Source URL kind -> the adapter module that serves it (named in "not shipped" errors). A "store"
 # (bronze files) source also needs the object store adapter of its URL (object_stores).
-SOURCE_ADAPTERS: Mapping[str, str] = {
+SOURCE_MODULES: Mapping[str, str] = {
     "postgresql": "etl_core.adapters.pg_record_source",
     "http": "etl_core.adapters.http_record_source",
     "store": "etl_core.adapters.bronze_record_source",
 }
-
-
-def _adapter(url: str, kind: str) -> ModuleType:
-    return load_adapter("record source", url, kind, SOURCE_ADAPTERS)
 
 
 @attrs.frozen(kw_only=True)
@@ -86,21 +81,27 @@ class SourceOptions:
     agency_param: str = "agency_id"
 
 
-def check_source(url: str, options: SourceOptions, env: Mapping[str, str] | None = None) -> str:
+def check_source(
+    url: str,
+    options: SourceOptions,
+    env: Mapping[str, str] | None = None,
+    *,
+    sources: Adapters | None = None,
+) -> str:
     """Validate url and options without connecting; the source kind. Raises ConfigError, also
-    when this binary does not ship the adapter of that kind.
+    when sources (the adapters the job ships) lack that kind.
 
-    With env, also check that the credentials variable is set (never showing its value).
+    Without sources (settings, before the wiring), only what needs no adapter is checked. With
+    env, also check that the credentials variable is set (never showing its value).
     """
     parsed = parse_source_url(url)
-    if parsed.kind == "store":
-        _adapter(url, parsed.kind)
-        assert parsed.store is not None
-        load_adapter("object store", url, parsed.store.kind, STORE_ADAPTERS)
-    elif parsed.kind == "postgresql":
-        _pg_table(url, options)
+    module = None
+    if sources is not None:
+        module = choose_adapter("record source", url, parsed.kind, sources, SOURCE_MODULES)
+    if parsed.kind == "postgresql":
+        _pg_table(url, options, module)
     elif parsed.kind == "http":
-        _http_config(url, options)
+        _http_config(url, options, module)
         if env is not None and options.auth_env and not env.get(options.auth_env):
             raise ConfigError(
                 f"environment variable {options.auth_env} (API credentials) is not set"
@@ -110,34 +111,37 @@ def check_source(url: str, options: SourceOptions, env: Mapping[str, str] | None
 
 @asynccontextmanager
 async def open_record_source(
-    url: str, options: SourceOptions | None = None
+    url: str, sources: Adapters, options: SourceOptions | None = None
 ) -> AsyncIterator[RecordSource]:
     """The source at url, opened and closed around the block. ConfigError for a bad URL or
     options (passwords redacted); SourceError when it cannot be reached. Bronze sources only
     read: a missing local directory reads as empty rather than being created."""
     options = options or SourceOptions()
-    check_source(url, options)
+    check_source(url, options, sources=sources)
     parsed = parse_source_url(url)
+    module = sources[parsed.kind]
     if parsed.kind == "postgresql":
         open_pg: Callable[..., AbstractAsyncContextManager[RecordSource]]
-        open_pg = _adapter(url, parsed.kind).open_pg_record_source
-        table = _pg_table(url, options)
+        open_pg = module.open_pg_record_source
+        table = _pg_table(url, options, module)
         async with open_pg(parsed.url, table, batch_size=options.batch_size) as pg_source:
             column = options.record_column
             yield pg_source if column is None else ColumnRecordSource(pg_source, column)
     elif parsed.kind == "http":
         open_http: Callable[..., AbstractAsyncContextManager[RecordSource]]
-        open_http = _adapter(url, parsed.kind).open_http_record_source
-        async with open_http(_http_config(url, options)) as http_source:
+        open_http = module.open_http_record_source
+        async with open_http(_http_config(url, options, module)) as http_source:
             yield http_source
     else:
-        async with _open_bronze(parsed, options) as bronze_source:
+        bronze: Callable[..., RecordSource] = module.BronzeRecordSource
+        async with _open_bronze(parsed, options, bronze) as bronze_source:
             yield bronze_source
 
 
 @asynccontextmanager
-async def _open_bronze(parsed: SourceUrl, options: SourceOptions) -> AsyncIterator[RecordSource]:
-    bronze: Callable[..., RecordSource] = _adapter(parsed.url, parsed.kind).BronzeRecordSource
+async def _open_bronze(
+    parsed: SourceUrl, options: SourceOptions, bronze: Callable[..., RecordSource]
+) -> AsyncIterator[RecordSource]:
     # The dry-run view reads the real store and can write nothing, not even the root directory.
     async with open_object_store(parsed.url, dry_run=True) as store:
         yield bronze(store, batch_size=options.batch_size)
@@ -169,8 +173,9 @@ class ColumnRecordSource:
         return raw_record(json.dumps(value))
 
 
-def _pg_table(url: str, options: SourceOptions) -> Any:
-    """The adapter's PgSourceTable the options name (typed Any: the module is loaded by name)."""
+def _pg_table(url: str, options: SourceOptions, pg: Any) -> Any:
+    """The adapter's PgSourceTable the options name (typed Any: the module is chosen by kind);
+    without the adapter module pg, only the checks that need none (None)."""
     if not options.table:
         raise ConfigError(
             f"record source {redact(url)}: a PostgreSQL source needs a table (--source-table)"
@@ -183,8 +188,10 @@ def _pg_table(url: str, options: SourceOptions) -> Any:
             f"source table {options.table!r} names schema {schema!r} but the URL says "
             f"schema={url_schema!r}"
         )
+    if pg is None:
+        return None
     columns = (options.record_column,) if options.record_column else ()
-    return _adapter(url, "postgresql").PgSourceTable(
+    return pg.PgSourceTable(
         table=table,
         key_column=options.key_column,
         agency_column=options.agency_column,
@@ -193,11 +200,13 @@ def _pg_table(url: str, options: SourceOptions) -> Any:
     )
 
 
-def _http_config(url: str, options: SourceOptions) -> Any:
-    """The adapter's HttpSourceConfig for the options (typed Any: the module is loaded by name)."""
+def _http_config(url: str, options: SourceOptions, http: Any) -> Any:
+    """The adapter's HttpSourceConfig for the options (typed Any: the module is chosen by kind);
+    without the adapter module http, only the checks that need none (None)."""
     for name, problem in _option_problems(options):
         raise ConfigError(f"{name.replace('_', ' ')}: {problem}")
-    http = _adapter(url, "http")
+    if http is None:
+        return None
     paging: object
     if options.paging == "cursor":
         paging = http.CursorPaging(

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from etl_core.adapters import http_record_source, pg_record_source
 from etl_core.adapters.bronze_record_source import BronzeRecordSource
+from etl_core.adapters.every_source import every_source
 from etl_core.adapters.http_record_source import CursorPaging, NextLinkPaging, PageNumberPaging
 from etl_core.adapters.record_sources import (
     ColumnRecordSource,
@@ -49,12 +51,12 @@ def _settings(argv: list[str], env: dict[str, str] | None = None) -> RecordSourc
     ],
 )
 def test_the_scheme_picks_the_kind_of_source(url: str, kind: str) -> None:
-    assert check_source(url, SourceOptions(table="records")) == kind
+    assert check_source(url, SourceOptions(table="records"), sources=every_source()) == kind
 
 
 def test_a_postgresql_source_needs_a_table_and_the_message_hides_the_password() -> None:
     with pytest.raises(ConfigError, match="needs a table") as caught:
-        check_source(PG, SourceOptions())
+        check_source(PG, SourceOptions(), sources=every_source())
 
     assert "s3cret" not in str(caught.value)
     assert "etl:***@db.internal" in str(caught.value)
@@ -71,19 +73,22 @@ def test_a_postgresql_source_needs_a_table_and_the_message_hides_the_password() 
 )
 def test_hostile_names_are_configuration_errors(options: SourceOptions, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
-        check_source(PG, options)
+        check_source(PG, options, sources=every_source())
 
 
 def test_the_schema_comes_from_the_table_name_or_the_url() -> None:
-    assert _pg_table(PG, SourceOptions(table="raw.events")).schema == "raw"
-    assert _pg_table(PG + "?schema=raw", SourceOptions(table="events")).schema == "raw"
-    assert _pg_table(PG, SourceOptions(table="events")).schema == "public"
+    assert _pg_table(PG, SourceOptions(table="raw.events"), pg_record_source).schema == "raw"
+    assert (
+        _pg_table(PG + "?schema=raw", SourceOptions(table="events"), pg_record_source).schema
+        == "raw"
+    )
+    assert _pg_table(PG, SourceOptions(table="events"), pg_record_source).schema == "public"
     with pytest.raises(ConfigError, match="names schema 'a' but the URL says schema='b'"):
-        _pg_table(PG + "?schema=b", SourceOptions(table="a.events"))
+        _pg_table(PG + "?schema=b", SourceOptions(table="a.events"), pg_record_source)
 
 
 def test_a_record_column_is_the_only_column_read() -> None:
-    table = _pg_table(PG, SourceOptions(table="events", record_column="doc"))
+    table = _pg_table(PG, SourceOptions(table="events", record_column="doc"), pg_record_source)
 
     assert table.columns == ("doc",)
 
@@ -98,7 +103,9 @@ def test_a_record_column_is_the_only_column_read() -> None:
     ],
 )
 def test_paging_styles(paging: str, expected: Any) -> None:
-    config = _http_config("https://api.example.com/r", SourceOptions(paging=paging, page_size=25))
+    config = _http_config(
+        "https://api.example.com/r", SourceOptions(paging=paging, page_size=25), http_record_source
+    )
 
     assert config.paging == expected
     assert config.agency_param == "agency_id"
@@ -110,18 +117,24 @@ def test_the_apis_own_names_replace_the_defaults() -> None:
          "meta.next", "--agency-param", "org", "--records-path", "results"]
     )  # fmt: skip
 
-    config = _http_config(settings.source_url or "", settings.source_options())
+    config = _http_config(settings.source_url or "", settings.source_options(), http_record_source)
 
     assert config.paging == CursorPaging(param="after", next_path="meta.next")
     assert (config.agency_param, config.records_path) == ("org", "results")
-    paged = _http_config("https://a/r", SourceOptions(paging="page", page_param="p", page_size=9))
+    paged = _http_config(
+        "https://a/r", SourceOptions(paging="page", page_param="p", page_size=9), http_record_source
+    )
     assert paged.paging == PageNumberPaging(param="p", size=9)
-    following = _http_config("https://a/r", SourceOptions(paging="next", next_path="links.next"))
+    following = _http_config(
+        "https://a/r", SourceOptions(paging="next", next_path="links.next"), http_record_source
+    )
     assert following.paging == NextLinkPaging(next_path="links.next")
 
 
 def test_an_agency_placeholder_in_the_url_replaces_the_query_parameter() -> None:
-    config = _http_config("https://api.example.com/agencies/{agency_id}/r", SourceOptions())
+    config = _http_config(
+        "https://api.example.com/agencies/{agency_id}/r", SourceOptions(), http_record_source
+    )
 
     assert config.agency_param is None
 
@@ -130,7 +143,7 @@ def test_a_credential_pasted_as_auth_env_is_refused_without_being_shown() -> Non
     options = SourceOptions(auth_env="Bearer abc.def-123")
 
     with pytest.raises(ConfigError) as caught:
-        check_source("https://api.example.com/r", options)
+        check_source("https://api.example.com/r", options, sources=every_source())
 
     assert "NAME of an environment variable" in str(caught.value)
     assert "abc.def" not in str(caught.value)
@@ -174,7 +187,7 @@ async def test_a_store_url_opens_a_bronze_source_that_never_creates_the_director
 ) -> None:
     missing = tmp_path / "lake"
 
-    async with open_record_source(f"file://{missing}") as source:
+    async with open_record_source(f"file://{missing}", every_source()) as source:
         assert isinstance(source, BronzeRecordSource)
         assert [batch async for batch in source.batches(1)] == []
     assert not missing.exists()

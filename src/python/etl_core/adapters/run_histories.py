@@ -1,7 +1,7 @@
-"""Open the run history a URL names (SQLite or PostgreSQL), importing only that adapter.
+"""Open the run history a URL names (SQLite or PostgreSQL) through the adapters the job ships.
 
-The adapter is imported by name (etl_core.adapters.loading): a job's PEX ships the history
-adapters its pex_binary lists, and a URL for one it lacks is a ConfigError naming the module.
+The job's wiring imports the history adapters it supports and passes them by kind (adapter_choice):
+Pants ships exactly those in its PEX, and a URL for another kind is a ConfigError naming the module.
 """
 
 from __future__ import annotations
@@ -11,46 +11,37 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import attrs
 
-from etl_core.adapters.loading import load_adapter
+from etl_core.adapters.adapter_choice import Adapters, choose_adapter
 from etl_core.errors import RunNotFound
 from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
-from etl_core.ports import LeaseStore, RunHistory
+from etl_core.ports import LeasingRunHistory, RunHistory
 from etl_core.urls import parse_history_url
 
 __all__ = [
-    "HISTORY_ADAPTERS",
+    "HISTORY_MODULES",
     "LeasingRunHistory",
     "ReadOnlyRunHistory",
+    "RunHistoryAt",
     "history_may_exist",
     "open_run_history",
 ]
 
-# History URL kind -> adapter module, imported by name so that Pants does not infer it.
-HISTORY_ADAPTERS: Mapping[str, str] = {
+# History URL kind -> the adapter module that serves it (named in "not shipped" errors).
+HISTORY_MODULES: Mapping[str, str] = {
     "sqlite": "etl_core.adapters.sqlite_run_history",
     "postgresql": "etl_core.adapters.pg_run_history",
 }
 
 
-@runtime_checkable
-class LeasingRunHistory(RunHistory, LeaseStore, Protocol):
-    """What both real histories are: the run ledger and the lease table in one database."""
-
-    async def reap_dead(self) -> list[str]:
-        """Mark failed ("died") the running runs whose lease holder's process is gone; run_ids."""
-        ...
-
-
 @asynccontextmanager
-async def open_run_history(url: str) -> AsyncIterator[LeasingRunHistory]:
+async def open_run_history(url: str, adapters: Adapters) -> AsyncIterator[LeasingRunHistory]:
     """Connect (creating a SQLite file and its directory if needed), yield, close. ConfigError on a
-    bad URL; the adapter's RunHistoryError if the database cannot be reached."""
+    bad URL or a kind not in adapters; the adapter's RunHistoryError if it cannot be reached."""
     parsed = parse_history_url(url)
-    module = load_adapter("run history", url, parsed.kind, HISTORY_ADAPTERS)
+    module = choose_adapter("run history", url, parsed.kind, adapters, HISTORY_MODULES)
     if parsed.kind == "sqlite":
         open_sqlite: Callable[[Path], AbstractAsyncContextManager[LeasingRunHistory]]
         open_sqlite = module.open_sqlite_run_history
@@ -63,6 +54,22 @@ async def open_run_history(url: str) -> AsyncIterator[LeasingRunHistory]:
         assert parsed.dsn is not None
         async with open_pg(parsed.dsn, schema=parsed.schema) as pg_history:
             yield pg_history
+
+
+@attrs.frozen
+class RunHistoryAt:
+    """The history at url through adapters, unopened: what the wiring hands the runner."""
+
+    url: str
+    adapters: Adapters
+
+    def connect(self) -> AbstractAsyncContextManager[LeasingRunHistory]:
+        """Open it for a run that writes."""
+        return open_run_history(self.url, self.adapters)
+
+    def read_only(self, stack: contextlib.AsyncExitStack) -> RunHistory:
+        """A dry run's view, opened on first read (on stack)."""
+        return ReadOnlyRunHistory(self, stack)
 
 
 def history_may_exist(url: str) -> bool:
@@ -78,15 +85,15 @@ def history_may_exist(url: str) -> bool:
 class ReadOnlyRunHistory:
     """A dry run's history: reads go to the real one (opened on first read), writes are dropped."""
 
-    url: str
+    at: RunHistoryAt
     stack: contextlib.AsyncExitStack
     _real: RunHistory | None = None
     _empty: bool = False
 
     async def _open(self) -> RunHistory | None:
         if self._real is None and not self._empty:
-            if history_may_exist(self.url):
-                self._real = await self.stack.enter_async_context(open_run_history(self.url))
+            if history_may_exist(self.at.url):
+                self._real = await self.stack.enter_async_context(self.at.connect())
             else:
                 self._empty = True
         return self._real

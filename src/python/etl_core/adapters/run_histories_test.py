@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import types
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from etl_core import clock
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import (
     LeasingRunHistory,
     ReadOnlyRunHistory,
+    RunHistoryAt,
     history_may_exist,
     open_run_history,
 )
@@ -30,11 +31,11 @@ def _run(run_id: str) -> RunRecord:
 async def test_sqlite_url_opens_a_sqlite_history_with_leases(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/deep/dir/h.sqlite3"
     assert not history_may_exist(url)
-    async with open_run_history(url) as history:
+    async with open_run_history(url, every_history()) as history:
         assert isinstance(history, LeasingRunHistory)
         await history.start_run(_run("r1"))
     assert history_may_exist(url)
-    async with open_run_history(url) as history:
+    async with open_run_history(url, every_history()) as history:
         assert (await history.get_run("r1")).run_id == "r1"
 
 
@@ -51,8 +52,9 @@ async def test_postgres_url_opens_the_pg_adapter_with_dsn_and_schema(
 
     module = types.ModuleType("etl_core.adapters.pg_run_history")
     module.open_pg_run_history = opener  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "etl_core.adapters.pg_run_history", module)
-    async with open_run_history("postgres://etl:pw@db/etl?schema=audit") as history:
+    async with open_run_history(
+        "postgres://etl:pw@db/etl?schema=audit", {"postgresql": module}
+    ) as history:
         assert history is fake
     assert calls == [("postgresql://etl:pw@db/etl", "audit")]
     assert history_may_exist("postgresql://db/etl")
@@ -60,14 +62,14 @@ async def test_postgres_url_opens_the_pg_adapter_with_dsn_and_schema(
 
 async def test_bad_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="invalid run history URL"):
-        async with open_run_history("mysql://db/etl"):
+        async with open_run_history("mysql://db/etl", every_history()):
             pass
 
 
 async def test_read_only_view_of_a_missing_sqlite_file_is_empty(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/none.sqlite3"
     async with contextlib.AsyncExitStack() as stack:
-        view = ReadOnlyRunHistory(url, stack)
+        view = ReadOnlyRunHistory(RunHistoryAt(url, every_history()), stack)
         assert await view.list_runs() == []
         assert await view.partitions("r") == []
         with pytest.raises(RunNotFound):
@@ -77,10 +79,10 @@ async def test_read_only_view_of_a_missing_sqlite_file_is_empty(tmp_path: Path) 
 
 async def test_read_only_view_reads_but_never_writes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/h.sqlite3"
-    async with open_run_history(url) as history:
+    async with open_run_history(url, every_history()) as history:
         await history.start_run(_run("r1"))
     async with contextlib.AsyncExitStack() as stack:
-        view = ReadOnlyRunHistory(url, stack)
+        view = ReadOnlyRunHistory(RunHistoryAt(url, every_history()), stack)
         await view.migrate()
         await view.start_run(_run("r2"))
         await view.heartbeat("r1", clock.now())

@@ -9,6 +9,7 @@ import asyncio
 
 import attrs
 
+from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import PartitionRecord, RunRecord
 
@@ -36,7 +37,7 @@ def recorded(url: str, *, job: str | None = None, limit: int = 1000) -> Recorded
     """What the history at url recorded (of job, if given)."""
 
     async def read() -> Recorded:
-        async with open_run_history(url) as history:
+        async with open_run_history(url, every_history()) as history:
             runs = await history.list_runs(job=job, limit=limit)
             return Recorded(
                 runs, {run.run_id: await history.partitions(run.run_id) for run in runs}

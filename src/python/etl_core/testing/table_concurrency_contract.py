@@ -14,15 +14,15 @@ the second commit is always made from a stale snapshot: exactly the case a lost 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import pytest
 
 from etl_core.errors import ExitCode, TableConflict
-from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore, SilverTables
+from etl_core.store_views import DelegatingObjectStore
 from etl_core.testing.table_rows import (
     at,
     day,
@@ -39,36 +39,17 @@ OpenTables = Callable[[ObjectStore], SilverTables]
 
 
 @attrs.define
-class HeldPuts:
+class HeldPuts(DelegatingObjectStore):
     """An ObjectStore whose first `barrier.parties` puts each wait until all of them arrived."""
 
-    store: ObjectStore
     barrier: asyncio.Barrier
     arrived: int = 0
-
-    async def get(self, key: str) -> bytes:
-        return await self.store.get(key)
-
-    def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        return self.store.stream(key, chunk_size)
 
     async def put(self, key: str, body: bytes) -> None:
         await self.store.put(key, body)
         if self.arrived < self.barrier.parties:
             self.arrived += 1
             await asyncio.wait_for(self.barrier.wait(), timeout=60)
-
-    async def put_if_absent(self, key: str, body: bytes) -> bool:
-        return await self.store.put_if_absent(key, body)
-
-    async def head(self, key: str) -> ObjectInfo:
-        return await self.store.head(key)
-
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        return self.store.list(prefix)
-
-    async def delete(self, key: str) -> None:
-        await self.store.delete(key)
 
 
 async def _race(*calls: Any) -> list[Any]:
