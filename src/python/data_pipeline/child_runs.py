@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -13,10 +12,13 @@ from typing import Any
 import attrs
 from etl_core import clock, telemetry
 from etl_core.errors import RunNotFound
-from etl_core.model import Counts, PartitionRecord, RunRecord, RunStatus
-from etl_core.runner import JobOutcome, RunContext, check_counts
+from etl_core.model import PartitionRecord, RunRecord, RunStatus
+from etl_core.recorded_run import describe, recorded_run
+from etl_core.runner import JobOutcome, RunContext
 
-from data_pipeline.leased import agency_lease, run_leased
+from data_pipeline.leased import agency_lease
+
+__all__ = ["CapturingContext", "ChildResult", "child_context", "describe", "run_child"]
 
 ChildBody = Callable[[RunContext], Awaitable[JobOutcome]]
 
@@ -84,10 +86,14 @@ async def run_child(
     with telemetry.run_scope(attributes), telemetry.span(job, parent_run_id=parent.run_id) as span:
         params = {**parameters, "parent_run_id": parent.run_id}
         try:
-            outcome = await run_leased(ctx, lambda: _recorded(parent, ctx, params, body))
-        except Exception as exc:
+            record = None if ctx.dry_run else await _record(parent, ctx, params)
+            async with recorded_run(ctx, record) as run:
+                await run.run(body)  # a cancelled child is recorded failed, then cancelled
+            outcome, error = (run.outcome, None) if run.error is None else (None, run.error)
+        except Exception as exc:  # LeaseHeld, or the history failed to start the run
             error = exc
-            span.record_exception(exc)
+        if error is not None:
+            span.record_exception(error)
     return ChildResult(
         run_id=ctx.run_id,
         agency_id=agency_id,
@@ -96,26 +102,6 @@ async def run_child(
         error=error,
         seconds=time.monotonic() - started,
     )
-
-
-async def _recorded(
-    parent: RunContext, ctx: CapturingContext, parameters: dict[str, Any], body: ChildBody
-) -> JobOutcome:
-    if not ctx.dry_run:
-        await ctx.history.start_run(await _record(parent, ctx, parameters))
-        ctx.log.info("child run started", extra={"lease": ctx.lease_name})
-    try:
-        outcome = await body(ctx)
-        problem = check_counts(
-            outcome.counts, ctx.settings.max_dead_letter_ratio, outcome.dead_letters
-        )
-        if problem is not None:
-            raise problem
-    except BaseException as exc:  # cancellation too: the row must not stay 'running'
-        await _finish(ctx, RunStatus.FAILED, ctx.recorded, (), describe(exc))
-        raise
-    await _finish(ctx, RunStatus.SUCCEEDED, outcome.counts, outcome.artifacts, None)
-    return outcome
 
 
 async def _record(parent: RunContext, ctx: RunContext, parameters: Mapping[str, Any]) -> RunRecord:
@@ -136,36 +122,3 @@ async def _record(parent: RunContext, ctx: RunContext, parameters: Mapping[str, 
         host=host,
         code_version=version,
     )
-
-
-async def _finish(
-    ctx: RunContext,
-    status: RunStatus,
-    counts: Counts,
-    artifacts: tuple[str, ...],
-    error: str | None,
-) -> None:
-    if ctx.dry_run:
-        return
-    try:
-        # Shielded: a cancelled child still gets its outcome written.
-        await asyncio.shield(
-            ctx.history.finish_run(
-                ctx.run_id,
-                status=status,
-                finished_at=clock.now(),
-                counts=counts,
-                artifacts=artifacts,
-                error=error,
-            )
-        )
-    except Exception as exc:
-        ctx.log.error("could not record the outcome of child run %s: %s", ctx.run_id, exc)
-
-
-def describe(exc: BaseException) -> str:
-    """`Type: message` on one line (what the run history's error column holds)."""
-    if isinstance(exc, asyncio.CancelledError):
-        return "Cancelled: interrupted, or the lease was lost"
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
