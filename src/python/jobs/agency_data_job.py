@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from etl_core.adapters.every_history import every_history
 from etl_core.adapters.every_source import every_source
+from etl_core.adapters.object_stores import store_location
 from etl_core.adapters.record_sources import (
     RecordSourceSettings,
     add_source_arguments,
@@ -128,7 +129,7 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
             tables = open_tables(
                 settings.store_url, store, os.environ, dry_run=ctx.dry_run, run_id=ctx.run_id
             )
-            label = _location(settings.store_url, SILVER)
+            label = store_location(settings.store_url, SILVER)
             export = ExportOptions(settings.agency_id, settings.formats, source_label=label)
             try:
                 outcome = await export_silver(ctx, tables, store, export)
@@ -147,7 +148,7 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
     summary["source"] = label
     summary.update(outcome.summary)
     prefix = export_prefix(settings.agency_id, ctx.run_id)
-    summary["export"] = _location(settings.store_url, prefix) + (
+    summary["export"] = store_location(settings.store_url, prefix) + (
         " (dry run: nothing uploaded)" if ctx.dry_run else ""
     )
     summary["run_id"] = ctx.run_id
@@ -188,7 +189,7 @@ async def _known_to_the_store(store: ObjectStore, settings: AgencyDataSettings) 
     from etl_core.errors import ObjectNotFound
 
     assert settings.agency_id is not None
-    shown = f"{_location(settings.store_url, '').rstrip('/')}/{AGENCIES_KEY}"
+    shown = f"{store_location(settings.store_url, '').rstrip('/')}/{AGENCIES_KEY}"
     try:
         body = await store.get(AGENCIES_KEY)
     except ObjectNotFound:
@@ -205,13 +206,6 @@ def _split_object_url(url: str) -> tuple[str, str]:
         raise ConfigError(f"{redact(url)!r} names no file (expected .../agencies.csv)")
     parse_store_url(directory or "/")
     return directory or "/", key
-
-
-def _location(url: str, key_prefix: str) -> str:
-    parsed = parse_store_url(url)
-    if parsed.kind == "file" and parsed.path is not None:
-        return str(parsed.path.absolute() / key_prefix) + "/"
-    return f"{redact(url).rstrip('/')}/{key_prefix}"
 
 
 JOB = (

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from etl_core.adapters.every_history import every_history
+from etl_core.adapters.object_stores import store_location
 from etl_core.dates import date_flag
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
@@ -22,7 +23,7 @@ from etl_core.settings import (
     DEFAULT_STORE_URL,
     add_common_arguments,
 )
-from etl_core.urls import parse_store_url, redact
+from etl_core.urls import redact
 
 from jobs import _wiring
 from jobs._promote_args import PromoteSettings, add_promote_arguments
@@ -185,17 +186,10 @@ async def bronze_to_silver(
         )
         outcome = await promote(ctx, store, bronze, tables, options)
     summary.update(outcome.summary)
-    summary["silver"] = _location(settings.store_url, "silver/")
-    summary["dead-letter"] = _location(settings.store_url, "deadletter/")
+    summary["silver"] = store_location(settings.store_url, "silver/")
+    summary["dead-letter"] = store_location(settings.store_url, "deadletter/")
     summary["run_id"] = ctx.run_id
     return attrs.evolve(outcome, summary=summary)
-
-
-def _location(url: str, key_prefix: str) -> str:
-    parsed = parse_store_url(url)
-    if parsed.kind == "file" and parsed.path is not None:
-        return str(parsed.path.absolute() / key_prefix) + "/"
-    return f"{redact(url).rstrip('/')}/{key_prefix}"
 
 
 JOB = (

@@ -16,9 +16,15 @@ from etl_core.adapters.adapter_choice import Adapters, choose_adapter
 from etl_core.errors import ObjectNotFound, ObjectStoreError
 from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore
-from etl_core.urls import StoreUrl, parse_store_url
+from etl_core.urls import StoreUrl, parse_store_url, redact
 
-__all__ = ["STORE_MODULES", "DryRunObjectStore", "every_store", "open_object_store"]
+__all__ = [
+    "STORE_MODULES",
+    "DryRunObjectStore",
+    "every_store",
+    "open_object_store",
+    "store_location",
+]
 
 # Store URL kind -> the adapter module that serves it (named in "not shipped" errors).
 STORE_MODULES: Mapping[str, str] = {
@@ -88,6 +94,15 @@ def _opener(
         return open_s3(bucket, parsed.prefix, max_concurrency=max_concurrency, limits=limits)
 
     return s3
+
+
+def store_location(url: str, key_prefix: str) -> str:
+    """Where key_prefix of the store at url is, as a person would open it: an absolute directory
+    for a local store, else the URL (password redacted) with the prefix."""
+    parsed = parse_store_url(url)
+    if parsed.kind == "file" and parsed.path is not None:
+        return str(parsed.path.absolute() / key_prefix) + "/"
+    return f"{redact(url).rstrip('/')}/{key_prefix}"
 
 
 @attrs.define
