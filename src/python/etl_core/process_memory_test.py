@@ -9,7 +9,9 @@ import pytest
 
 from etl_core.process_memory import limit_malloc_arenas
 
-_PROBE = "from etl_core.process_memory import limit_malloc_arenas as f; print(f())"
+_PROBE = (
+    "import os; from etl_core.process_memory import limit_malloc_arenas as f; print(f(os.environ))"
+)
 
 
 def _probe(env: dict[str, str]) -> str:
@@ -30,5 +32,4 @@ def test_the_cap_is_applied_on_glibc_linux(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_a_malloc_arena_max_in_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False
+    assert limit_malloc_arenas({"MALLOC_ARENA_MAX": "4"}) is False

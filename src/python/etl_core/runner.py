@@ -26,7 +26,6 @@ from etl_core.errors import (
 )
 from etl_core.model import Counts, RunRecord, RunStatus
 from etl_core.ports import RunHistory, RunHistoryAccess
-from etl_core.process_memory import limit_malloc_arenas
 from etl_core.recorded_run import Recording, describe, lease_held, recorded_run
 from etl_core.run_context import (
     JobBody,
@@ -80,7 +79,6 @@ def run_job(
     A SIGTERM at any point (even before the event loop runs) is recorded: the run row is written,
     marked failed ("Terminated"), and the exit code is 75.
     """
-    limit_malloc_arenas()  # before any thread: see etl_core.process_memory
     with sigterm.deferred():
         return _run_job(
             job, settings, body, wiring=wiring, parameters=parameters, lease_scope=lease_scope

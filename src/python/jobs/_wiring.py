@@ -19,6 +19,7 @@ from etl_core import failpoints
 from etl_core.adapters.adapter_choice import Adapters
 from etl_core.adapters.run_histories import RunHistoryAt
 from etl_core.errors import ConfigError
+from etl_core.process_memory import limit_malloc_arenas
 from etl_core.runner import JobBody, RunWiring, run_job, usage_error
 from etl_core.settings import CommonSettings, settings_from_args
 from etl_core.version import code_version
@@ -50,9 +51,10 @@ def main(
 ) -> int:
     """The job skeleton: parse argv, build settings, plan the run (a ConfigError from either is a
     usage error, exit 2), then run it recorded with the history adapters the job supports."""
+    limit_malloc_arenas(os.environ)  # before any thread: see etl_core.process_memory
     args = parser.parse_args(argv)
     try:
-        settings = settings_from_args(settings_type, args, job=job)
+        settings = settings_from_args(settings_type, args, job=job, env=os.environ)
         planned = plan(settings, args)
     except ConfigError as exc:
         return usage_error(job, exc)
