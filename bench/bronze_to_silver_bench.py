@@ -24,7 +24,7 @@ import attrs
 from b2s import moto_s3, table  # beside this script: sys.path[0] when run as a script
 from b2s.dataset import Dataset, ensure_dataset
 from b2s.runs import Outcome, run_job, run_peer
-from data_pipeline.workload import WorkloadOptions
+from data_pipeline.workload.generate import WorkloadOptions
 
 # peer name -> (module under peers/, third-party module it needs, semantics, note)
 PEERS = {

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from data_pipeline import workload, workload_rows
-from data_pipeline.workload import WorkloadOptions, write_workload
+from data_pipeline.workload import generate as workload
+from data_pipeline.workload import rows as workload_rows
+from data_pipeline.workload.generate import WorkloadOptions, write_workload
 from etl_core.adapters.local_object_store import open_local_object_store
 
 _COMPLETE = ".complete"  # written last: a directory without it is a crashed generation

@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 from b2s import moto_s3
 from b2s.dataset import Dataset, ensure_dataset
-from data_pipeline.workload import AGENCIES_KEY, WorkloadOptions
+from data_pipeline.workload.generate import AGENCIES_KEY, WorkloadOptions
 
 AGENCY_ID = 1
 

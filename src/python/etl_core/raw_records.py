@@ -3,8 +3,8 @@
 # Records are Mappings, but not every upstream line is a JSON object: a truncated bronze line or
 # a text column holding garbage must still travel, unchanged, to the validation that
 # dead-letters it as invalid_json. Such a line travels as {"__raw__": "<the line's text>"};
-# consumers treat the text exactly as a bronze line (data_pipeline.records). Sources that know
-# a record's file and line add "__source__": "<path relative to bronze/>:<line>", so consumers
+# consumers treat the text exactly as a bronze line (data_pipeline.ingest.records). Sources that
+# know a record's file and line add "__source__": "<path relative to bronze/>:<line>", so consumers
 # keep the file's dt and name the source in dead letters. Both keys are reserved: consumers
 # strip them before using the rest of a record, and they are never written to bronze.
 

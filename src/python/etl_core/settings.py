@@ -42,7 +42,7 @@ AGENCY_IDS_ENV = "ETL_AGENCY_IDS"
 COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 # Set by add_common_arguments: argparse cannot require --agency-id when env or TOML may supply it.
 _AGENCY_REQUIRED = "_etl_agency_required"
-# "off" in images (tools/oci, docker/*/Dockerfile) and rendered pods: there the embedded local
+# "off" in images (docker/Dockerfile) and rendered pods: there the embedded local
 # store and history would be throwaway files in /tmp, so a job must be told where its data and
 # history live. A job's --demo flag (the `demo` flag key) lifts it.
 EMBEDDED_DEFAULTS_ENV = "ETL_EMBEDDED_DEFAULTS"

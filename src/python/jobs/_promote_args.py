@@ -13,7 +13,7 @@ from etl_core.settings import CommonSettings
 from etl_core.urls import SecretUrl, parse_store_url
 
 if TYPE_CHECKING:
-    from data_pipeline.bronze_to_silver import PromoteOptions
+    from data_pipeline.bronze_to_silver.run import PromoteOptions
 
 
 @attrs.frozen(kw_only=True)
@@ -31,7 +31,9 @@ class PromoteSettings(CommonSettings):
 
     def promote_options(self) -> PromoteOptions:
         """The bronze_to_silver pass these settings spell: the one place they are copied."""
-        from data_pipeline.bronze_to_silver import PromoteOptions  # not at import: `list` is cheap
+        from data_pipeline.bronze_to_silver.run import (
+            PromoteOptions,  # not at import: `list` is cheap
+        )
 
         return PromoteOptions(
             workers=self.workers, in_flight=self.batch_files, agencies_key=self.agencies_key

@@ -33,7 +33,7 @@ from etl_core.urls import SecretUrl, parse_source_url, parse_store_url, redact
 from jobs import _wiring
 
 if TYPE_CHECKING:
-    from data_pipeline.agencies import Agency
+    from data_pipeline.silver.agencies import Agency
     from etl_core.ports import ObjectStore
 
 NAME = "agency_data_job"
@@ -111,8 +111,8 @@ def _plan(settings: AgencyDataSettings, args: argparse.Namespace) -> _wiring.Pla
 
 async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobOutcome:
     """Wire the store and either its tables or the source and the agencies file, then export."""
-    from data_pipeline.agency_export import ExportOptions, export_agency, export_prefix
-    from data_pipeline.agency_presence import require_known
+    from data_pipeline.bronze_to_silver.presence import require_known
+    from data_pipeline.export.artifacts import ExportOptions, export_agency, export_prefix
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.adapters.record_sources import open_record_source
 
@@ -123,7 +123,7 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
             open_object_store(settings.store_url, dry_run=ctx.dry_run)
         )
         if settings.source_url is None:
-            from data_pipeline.silver_export import NothingInSilver, export_silver
+            from data_pipeline.export.from_tables import NothingInSilver, export_silver
             from etl_core.adapters.delta_tables import SILVER, open_tables
 
             tables = open_tables(
@@ -159,7 +159,7 @@ async def _agencies(
     stack: contextlib.AsyncExitStack, settings: AgencyDataSettings, store: ObjectStore
 ) -> tuple[Mapping[int, Agency], str]:
     """agency_id -> Agency from the configured file, a store source's, or the store's own."""
-    from data_pipeline.agencies import parse_agencies
+    from data_pipeline.silver.agencies import parse_agencies
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.errors import DataError, ObjectNotFound
 
@@ -184,8 +184,8 @@ async def _agencies(
 async def _known_to_the_store(store: ObjectStore, settings: AgencyDataSettings) -> None:
     """Raise UnknownAgency if the store's agencies file (bronze_to_silver's reference data)
     does not list the agency; nothing if it does or there is no such file."""
-    from data_pipeline.agencies import parse_agencies
-    from data_pipeline.agency_presence import require_known
+    from data_pipeline.bronze_to_silver.presence import require_known
+    from data_pipeline.silver.agencies import parse_agencies
     from etl_core.errors import ObjectNotFound
 
     assert settings.agency_id is not None

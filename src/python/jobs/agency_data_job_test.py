@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload.generate import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
 from etl_core.model import RunRecord, RunStatus
 from etl_core.testing.history_readback import recorded

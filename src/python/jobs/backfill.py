@@ -25,7 +25,7 @@ from jobs._promote_args import add_promote_arguments
 from jobs.bronze_to_silver import BronzeToSilverSettings
 
 if TYPE_CHECKING:
-    from data_pipeline.backfill import BackfillOptions
+    from data_pipeline.backfill.run import BackfillOptions
 
 NAME = "backfill"
 EPILOG = """\
@@ -124,7 +124,7 @@ def _plan(settings: BackfillSettings, args: argparse.Namespace) -> _wiring.Plann
 
 
 def _options(settings: BackfillSettings) -> BackfillOptions:
-    from data_pipeline.backfill import BackfillOptions  # not at import: `list` stays cheap
+    from data_pipeline.backfill.run import BackfillOptions  # not at import: `list` stays cheap
 
     assert settings.date_from is not None  # problems() insists
     assert settings.date_to is not None
@@ -157,9 +157,9 @@ async def backfill(
 ) -> JobOutcome:
     """Open the stores (bronze read-only) and the tables, plan, print the plan, run, print the
     summary table."""
-    from data_pipeline.backfill import run_backfill
-    from data_pipeline.backfill_plan import bronze_agencies, plan_backfill
-    from data_pipeline.backfill_report import plan_table, summary_table
+    from data_pipeline.backfill.plan import bronze_agencies, plan_backfill
+    from data_pipeline.backfill.report import plan_table, summary_table
+    from data_pipeline.backfill.run import run_backfill
     from etl_core.adapters.delta_tables import Tables, open_tables
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.failpoints import FailpointObjectStore

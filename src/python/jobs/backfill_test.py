@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload.generate import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
 from etl_core import telemetry
 from etl_core.adapters.every_history import every_history

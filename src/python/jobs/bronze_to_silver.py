@@ -29,7 +29,7 @@ from jobs import _wiring
 from jobs._promote_args import PromoteSettings, add_promote_arguments
 
 if TYPE_CHECKING:
-    from data_pipeline.bronze_to_silver import PromoteOptions
+    from data_pipeline.bronze_to_silver.run import PromoteOptions
 
 NAME = "bronze_to_silver"
 
@@ -137,7 +137,7 @@ def _reads_an_empty_embedded_store(settings: BronzeToSilverSettings) -> bool:
     nobody configured a store (demo data is generated only on --demo)."""
     if settings.store_url != DEFAULT_STORE_URL or settings.bronze not in (None, DEFAULT_STORE_URL):
         return False
-    from data_pipeline.demo_seed import is_empty
+    from data_pipeline.workload.demo_seed import is_empty
     from etl_core.adapters.object_stores import open_object_store
 
     async def check() -> bool:
@@ -155,8 +155,8 @@ async def bronze_to_silver(
     demo: bool = False,
 ) -> JobOutcome:
     """Wire the stores (bronze opened read-only) and promote; on --demo, seed an empty store."""
-    from data_pipeline.bronze_to_silver import promote
-    from data_pipeline.demo_seed import is_empty, seed_reference_workload
+    from data_pipeline.bronze_to_silver.run import promote
+    from data_pipeline.workload.demo_seed import is_empty, seed_reference_workload
     from etl_core.adapters.delta_tables import open_tables
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.failpoints import FailpointObjectStore

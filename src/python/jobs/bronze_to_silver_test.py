@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload.generate import WorkloadOptions, iter_workload_files
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
 from etl_core.testing.history_readback import recorded
 

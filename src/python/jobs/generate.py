@@ -22,7 +22,7 @@ from etl_core.urls import parse_store_url, redact
 from jobs import _wiring
 
 if TYPE_CHECKING:
-    from data_pipeline.workload import WorkloadOptions
+    from data_pipeline.workload.generate import WorkloadOptions
 
 NAME = "generate"
 
@@ -77,7 +77,7 @@ def entrypoint(argv: list[str]) -> int:
 
 
 def _plan(settings: GenerateSettings, args: argparse.Namespace) -> _wiring.Planned:
-    from data_pipeline.workload import WorkloadOptions  # not at import: `list` stays cheap
+    from data_pipeline.workload.generate import WorkloadOptions  # not at import: `list` stays cheap
 
     options = WorkloadOptions(
         records=settings.records,
@@ -117,7 +117,7 @@ def _histories() -> Adapters:
 
 async def generate(ctx: RunContext, options: WorkloadOptions, out: str) -> JobOutcome:
     """Write the workload to out (nothing in a dry run); counts, manifest key and expectations."""
-    from data_pipeline.workload import MANIFEST_KEY, write_workload
+    from data_pipeline.workload.generate import MANIFEST_KEY, write_workload
     from etl_core.adapters.object_stores import DryRunObjectStore, open_object_store
 
     async with open_object_store(out, dry_run=ctx.dry_run) as store:

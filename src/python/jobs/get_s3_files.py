@@ -41,12 +41,12 @@ from etl_core.urls import parse_store_url, redact
 from jobs import _wiring
 
 if TYPE_CHECKING:
-    from data_pipeline.s3_copy_run import CopyJob
+    from data_pipeline.copy.run import CopyJob
 
 NAME = "get_s3_files"
 DESCRIPTION = "Copy an agency's documents from a source bucket into bronze, idempotently"
 CONSOLE_SCRIPT = "data-pipeline-get-s3-files"
-DEFAULT_TEMPLATE = "agency_id={agency_id}/"  # data_pipeline.s3_copy_plan, not imported: cheap
+DEFAULT_TEMPLATE = "agency_id={agency_id}/"  # data_pipeline.copy.plan, not imported: cheap
 
 
 @attrs.frozen(kw_only=True)
@@ -75,7 +75,7 @@ class GetS3FilesSettings(CommonSettings):
                     parse_store_url(store_url(value))
                 except ConfigError as exc:
                     yield name, f"{exc} (local directories: file:///abs/path or file://./rel)"
-        from data_pipeline.s3_copy_plan import check_template
+        from data_pipeline.copy.plan import check_template
 
         try:
             check_template(self.source_template)
@@ -178,9 +178,9 @@ def _destination(settings: GetS3FilesSettings) -> str:
 
 
 def _copy_job(settings: GetS3FilesSettings) -> CopyJob:
-    from data_pipeline.s3_copy import MIB
-    from data_pipeline.s3_copy_plan import CopyOptions
-    from data_pipeline.s3_copy_run import CopyJob
+    from data_pipeline.copy.documents import MIB
+    from data_pipeline.copy.plan import CopyOptions
+    from data_pipeline.copy.run import CopyJob
     from etl_core import clock
 
     assert settings.agency_id is not None  # agency_required
@@ -209,7 +209,7 @@ def _copy_job(settings: GetS3FilesSettings) -> CopyJob:
 
 async def run_copy(ctx: RunContext, settings: GetS3FilesSettings, job: CopyJob) -> JobOutcome:
     """Open the source and the destination (a no-write view in a dry run) and copy."""
-    from data_pipeline.s3_copy_run import get_s3_files
+    from data_pipeline.copy.run import get_s3_files
     from etl_core.adapters.object_stores import open_object_store
 
     assert settings.source_bucket is not None

@@ -202,7 +202,7 @@ def test_manifest_lists_every_listed_object(tmp_path: Path, argv: list[str]) -> 
 
 
 def test_the_cheap_default_template_matches_the_plans() -> None:
-    from data_pipeline.s3_copy_plan import DEFAULT_TEMPLATE
+    from data_pipeline.copy.plan import DEFAULT_TEMPLATE
 
     assert get_s3_files.DEFAULT_TEMPLATE == DEFAULT_TEMPLATE
 

@@ -141,7 +141,7 @@ def _sources() -> Adapters:
 async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
     """Wire the store, read the pull state, pick the dt, open the source asking for what is
     new, ingest."""
-    from data_pipeline.ingest import (
+    from data_pipeline.ingest.pull import (
         IngestOptions,
         ingest,
         load_pull_state,

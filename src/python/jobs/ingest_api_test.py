@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from data_pipeline.ingest import IngestState, dump_state
+from data_pipeline.ingest.pull import IngestState, dump_state
 from etl_core.model import RunRecord, RunStatus
 from etl_core.testing.history_readback import recorded
 

@@ -19,7 +19,7 @@ from jobs import _wiring
 from jobs._agency_ids import parse_agencies
 
 if TYPE_CHECKING:
-    from data_pipeline.maintenance import MaintenanceOptions
+    from data_pipeline.maintenance.run import MaintenanceOptions
 
 NAME = "maintain"
 # A full vacuum deletes files no commit references, which includes the files a running fold has
@@ -110,7 +110,9 @@ def _plan(settings: MaintainSettings, args: argparse.Namespace) -> _wiring.Plann
 
 
 def _options(settings: MaintainSettings) -> MaintenanceOptions:
-    from data_pipeline.maintenance import MaintenanceOptions  # not at import: `list` stays cheap
+    from data_pipeline.maintenance.run import (
+        MaintenanceOptions,  # not at import: `list` stays cheap
+    )
 
     return MaintenanceOptions(
         agencies=settings.agency_ids(),
@@ -124,8 +126,8 @@ async def maintain(
     ctx: RunContext, settings: MaintainSettings, options: MaintenanceOptions
 ) -> JobOutcome:
     """Open the store's two tables for maintenance, maintain them, report per table."""
-    from data_pipeline import maintenance
-    from data_pipeline.maintenance_report import summary
+    from data_pipeline.maintenance import run as maintenance
+    from data_pipeline.maintenance.report import summary
     from etl_core.adapters.delta_maintenance import maintenance_of
     from etl_core.adapters.delta_tables import open_tables
     from etl_core.adapters.object_stores import open_object_store

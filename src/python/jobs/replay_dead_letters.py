@@ -24,8 +24,8 @@ from jobs import _wiring
 from jobs._promote_args import PromoteSettings, add_promote_arguments
 
 if TYPE_CHECKING:
-    from data_pipeline.corrections import Correction
-    from data_pipeline.replay import ReplayOptions
+    from data_pipeline.bronze_to_silver.corrections import Correction
+    from data_pipeline.replay.run import ReplayOptions
 
 NAME = "replay_dead_letters"
 EPILOG = """\
@@ -107,8 +107,10 @@ def _plan(settings: ReplaySettings, args: argparse.Namespace) -> _wiring.Planned
 
 def _options(settings: ReplaySettings) -> ReplayOptions:
     """Replay options, the corrections file read and parsed. Raises ConfigError."""
-    from data_pipeline.corrections import parse_corrections  # not at import: `list` stays cheap
-    from data_pipeline.replay import ReplayOptions
+    from data_pipeline.bronze_to_silver.corrections import (
+        parse_corrections,  # not at import: `list` stays cheap
+    )
+    from data_pipeline.replay.run import ReplayOptions
 
     assert settings.agency_id is not None  # agency_required
     corrections: tuple[Correction, ...] = ()
@@ -147,7 +149,7 @@ async def replay_dead_letters(
     ctx: RunContext, settings: ReplaySettings, options: ReplayOptions
 ) -> JobOutcome:
     """Wire the stores (bronze opened read-only) and the tables, and replay."""
-    from data_pipeline.replay import replay
+    from data_pipeline.replay.run import replay
     from etl_core.adapters.delta_tables import open_tables
     from etl_core.adapters.object_stores import open_object_store
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data_pipeline.replay_track import note_key
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.replay.track import note_key
+from data_pipeline.workload.generate import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
 from etl_core.errors import ConfigError
 from etl_core.model import PartitionRecord, RunRecord, RunStatus

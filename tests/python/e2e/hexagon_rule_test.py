@@ -1,7 +1,8 @@
 """The build enforces the hexagon: a core module of etl_core that imports an adapter (or a
-driver) fails dependency computation, naming the rule of src/python/etl_core/BUILD.
+driver) fails dependency computation, naming the rule of src/python/etl_core/BUILD; so does a
+data_pipeline module (in any of its packages), naming the rule of src/python/data_pipeline/BUILD.
 
-The test copies that BUILD file into a throwaway Pants project beside a core module with a
+The test copies those BUILD files into a throwaway Pants project beside a core module with a
 forbidden import and asks Pants (the same 2.17 the repository runs, from the ./pants cache) for
 its dependencies. It runs under Pants (`./pants test`), which puts the BUILD file in the sandbox.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 RULES = Path("src/python/etl_core/BUILD")
+PIPELINE_RULES = Path("src/python/data_pipeline/BUILD")
 PANTS_VERSION = "2.17.1"
 PANTS_TOML = f"""
 [GLOBAL]
@@ -58,10 +60,23 @@ def _project(root: Path, core_imports: str) -> None:
     (core / "runner.py").write_text(f'"""A core module."""\n\n{core_imports}\n')
 
 
-def _dependencies(root: Path) -> subprocess.CompletedProcess[str]:
+def _pipeline_project(root: Path, pipeline_imports: str) -> None:
+    """A core with one adapter, and a data_pipeline package module importing pipeline_imports."""
+    _project(root, "")
+    pipeline = root / "src/python/data_pipeline"
+    (pipeline / "silver").mkdir(parents=True)
+    (pipeline / "BUILD").write_text(PIPELINE_RULES.read_text())
+    (pipeline / "silver" / "BUILD").write_text("python_sources()\n")
+    for init in (pipeline / "__init__.py", pipeline / "silver" / "__init__.py"):
+        init.write_text("")
+    (pipeline / "silver" / "dedupe.py").write_text(f'"""Business logic."""\n\n{pipeline_imports}\n')
+
+
+def _dependencies(
+    root: Path, target: str = "src/python/etl_core/runner.py"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(_pants()), "--no-pantsd", "--no-dynamic-ui", "dependencies",
-         "src/python/etl_core/runner.py"],
+        [str(_pants()), "--no-pantsd", "--no-dynamic-ui", "dependencies", target],
         cwd=root,
         env={**os.environ, "NO_SCIE_WARNING": "1", "PANTS_CONCURRENT": "true"},
         capture_output=True,
@@ -84,5 +99,21 @@ def test_a_core_module_importing_an_adapter_fails_the_build(tmp_path: Path) -> N
 def test_a_core_module_importing_the_core_passes(tmp_path: Path) -> None:
     _project(tmp_path, "from etl_core import errors")
     result = _dependencies(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "src/python/etl_core/errors.py" in result.stdout
+
+
+def test_business_logic_importing_an_adapter_fails_the_build(tmp_path: Path) -> None:
+    _pipeline_project(tmp_path, "from etl_core.adapters import pg_run_history")
+    result = _dependencies(tmp_path, "src/python/data_pipeline/silver/dedupe.py")
+    assert result.returncode != 0, result.stdout
+    assert "DependencyRuleActionDeniedError" in result.stderr, result.stderr[-3000:]
+    assert "src/python/data_pipeline/BUILD[!//src/python/etl_core/adapters/**]" in result.stderr
+    assert "src/python/data_pipeline/silver/dedupe.py" in result.stderr
+
+
+def test_business_logic_importing_the_core_passes(tmp_path: Path) -> None:
+    _pipeline_project(tmp_path, "from etl_core import errors")
+    result = _dependencies(tmp_path, "src/python/data_pipeline/silver/dedupe.py")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "src/python/etl_core/errors.py" in result.stdout

@@ -13,7 +13,7 @@ from jobs import agency_data_job, bronze_to_silver, cli
 from e2e.cli_support import cli as run_cli
 from e2e.cli_support import one_error_line
 
-# What an image (tools/oci, docker/*/Dockerfile) and a rendered pod set.
+# What an image (docker/Dockerfile) and a rendered pod set.
 IMAGE_ENV = {"ETL_EMBEDDED_DEFAULTS": "off"}
 # An Indexed Job's pod: the renderer's ETL_AGENCY_IDS and Kubernetes' completion index.
 POD_ENV = {**IMAGE_ENV, "ETL_AGENCY_IDS": "1,2,3", "JOB_COMPLETION_INDEX": "1"}

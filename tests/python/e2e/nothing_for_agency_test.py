@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload.generate import WorkloadOptions, iter_workload_files
 from etl_core.model import RunRecord, RunStatus
 from etl_core.testing.history_readback import recorded
 

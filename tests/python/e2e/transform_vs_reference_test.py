@@ -10,11 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from data_pipeline.agencies import parse_agencies
-from data_pipeline.dedupe import Deduper
-from data_pipeline.reasons import VALIDATION_REASONS
-from data_pipeline.transform import transform_file
-from data_pipeline.workload import AGENCIES_KEY, MANIFEST_KEY, WorkloadOptions, iter_workload_files
+from data_pipeline.silver.agencies import parse_agencies
+from data_pipeline.silver.dedupe import Deduper
+from data_pipeline.silver.file_transform import transform_file
+from data_pipeline.silver.reasons import VALIDATION_REASONS
+from data_pipeline.workload.generate import (
+    AGENCIES_KEY,
+    MANIFEST_KEY,
+    WorkloadOptions,
+    iter_workload_files,
+)
 from etl_core.model import DeadLetter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

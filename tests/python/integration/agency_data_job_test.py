@@ -16,11 +16,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from data_pipeline.agencies import parse_agencies
-from data_pipeline.csv_export import csv_cells
-from data_pipeline.dedupe import Deduper
-from data_pipeline.transform import transform_file
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.export.csv_format import csv_cells
+from data_pipeline.silver.agencies import parse_agencies
+from data_pipeline.silver.dedupe import Deduper
+from data_pipeline.silver.file_transform import transform_file
+from data_pipeline.workload.generate import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
 from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
@@ -80,7 +80,7 @@ async def _fill_source_table(dsn: str, schema: str) -> int:
 
 def _expected_rows() -> list[dict[str, Any]]:
     """The bronze transform of the agency's files, dt being the agency-local occurred_at date
-    (rows from a table have no file: see data_pipeline.records)."""
+    (rows from a table have no file: see data_pipeline.ingest.records)."""
     agencies = parse_agencies(_files()["agencies.csv"])
     deduper = Deduper()
     for key, body in sorted(_files().items()):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data_pipeline.workload import WorkloadOptions, iter_workload_files
+from data_pipeline.workload.generate import WorkloadOptions, iter_workload_files
 from etl_core.adapters.every_history import every_history
 from etl_core.adapters.run_histories import open_run_history
 from etl_core.model import RunRecord

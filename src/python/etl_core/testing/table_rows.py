@@ -1,5 +1,5 @@
 """Rows of the silver and dead-letter tables for tests: the schemas of WORKLOAD.md "Tables" (as
-data_pipeline.silver_arrow builds them) and builders of valid rows with overridable values."""
+data_pipeline.silver.arrow builds them) and builders of valid rows with overridable values."""
 
 from __future__ import annotations
 

@@ -1,0 +1,7 @@
+"""Exports of one agency's rows as CSV and NDJSON artifacts.
+
+- `artifacts`: validate, dedupe and enrich a record source's records, then write and upload the
+  CSV and NDJSON artifacts (agency_data_job).
+- `from_tables`: the same artifacts from the silver and dead-letter tables' committed rows.
+- `csv_format`: silver rows as RFC 4180 CSV.
+"""

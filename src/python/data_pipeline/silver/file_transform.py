@@ -1,0 +1,273 @@
+"""Bronze -> silver for one file: pure functions a job can run per file in worker processes.
+
+transform_batch is the hot path (columnar: data_pipeline.silver.columnar decides the rows it can,
+validate.validate_line the rest); transform_file is the per-row reference, whose rows are
+ValidRow tuples (records.py and the agency export fold those).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import repeat
+from typing import Any
+
+import attrs
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from etl_core.errors import DataError
+from etl_core.model import DeadLetter
+
+from data_pipeline.silver.agencies import Agency
+from data_pipeline.silver.arrow import VALID_SCHEMA, valid_table
+from data_pipeline.silver.columnar import validate_objects
+from data_pipeline.silver.reasons import DeadLetterReason
+from data_pipeline.silver.validate import (
+    AgencyInfo,
+    Rejected,
+    ValidRow,
+    agency_infos,
+    validate_line,
+)
+from data_pipeline.store.layout import partition_of, relative_to_bronze
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_BLANK = b" \t\r\n"
+
+
+@attrs.frozen
+class FileResult:
+    """What one bronze file yields: valid rows for dedupe, dead letters, and its counts."""
+
+    source: str  # the key relative to bronze/, as dead-letter rows name it
+    dt: str  # the file's partition date, which every silver row from it carries
+    rows_in: int  # non-blank lines
+    bytes_in: int  # stored bytes (compressed if gzip)
+    valid_rows: tuple[ValidRow, ...]
+    dead_letters: tuple[DeadLetter, ...]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Results cross from worker processes to the one parent: sent column by column, rows
+        # pickle about twice as fast as a tuple of row objects.
+        columns = tuple(zip(*self.valid_rows, strict=True))
+        fields = (self.source, self.dt, self.rows_in, self.bytes_in, columns, self.dead_letters)
+        return _unpickle_file_result, fields
+
+
+def _unpickle_file_result(
+    source: str,
+    dt: str,
+    rows_in: int,
+    bytes_in: int,
+    columns: tuple[tuple[Any, ...], ...],
+    dead_letters: tuple[DeadLetter, ...],
+) -> FileResult:
+    # tuple.__new__ builds each row in C; ValidRow(...) would run a Python __new__ per row.
+    rows = tuple(map(tuple.__new__, repeat(ValidRow), zip(*columns, strict=True)))
+    return FileResult(source, dt, rows_in, bytes_in, rows, dead_letters)
+
+
+class UnreadableFile(DataError):
+    """A bronze object whose body cannot be read as NDJSON at all: gzip that ends early, carries
+    trailing garbage or fails its checksum. The message is the decoder's error."""
+
+
+def decompress(body: bytes) -> bytes:
+    """The NDJSON text of a bronze object, gunzipped when it is gzip (by magic, not by name).
+
+    Raises UnreadableFile when the gzip is broken anywhere: a file is read whole or not at all.
+    """
+    if body[:2] != _GZIP_MAGIC:
+        return body
+    try:
+        return gzip.decompress(body)
+    except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise UnreadableFile(f"{type(exc).__name__}: {exc}") from None
+
+
+def transform_file(source_key: str, body: bytes, agencies: Mapping[int, Agency]) -> FileResult:
+    """Validate and normalise every non-blank line of one bronze object (plain or gzip).
+
+    source_key is the object key (bronze/agency_id=<id>/dt=<day>/part-<n>.ndjson[.gz]); its dt
+    is the silver rows' dt. Raises DataError when the key names no partition, UnreadableFile
+    (naming the key) when the body is broken gzip.
+    """
+    _, day = partition_of(source_key)
+    source = relative_to_bronze(source_key)
+    try:
+        text = decompress(body)
+    except UnreadableFile as exc:
+        raise UnreadableFile(f"{source_key}: {exc}") from None
+    infos = agency_infos(agencies)
+    valid: list[ValidRow] = []
+    dead: list[DeadLetter] = []
+    rows_in = 0
+    for line_no, line in enumerate(text.split(b"\n"), start=1):
+        if line[:1] != b"{" and not line.strip(_BLANK):
+            continue
+        rows_in += 1
+        outcome = validate_line(line, line_no, day, infos)
+        if isinstance(outcome, Rejected):
+            dead.append(_dead_letter(source, line_no, line, outcome))
+        else:
+            valid.append(outcome)
+    return FileResult(source, day, rows_in, len(body), tuple(valid), tuple(dead))
+
+
+@attrs.frozen
+class FileBatch:
+    """What one bronze file yields, column by column: its valid rows (VALID_SCHEMA), its dead
+    letters and its counts."""
+
+    source: str  # the key relative to bronze/, as dead-letter and silver rows name it
+    dt: str  # the file's partition date, which every silver row from it carries
+    rows_in: int  # non-blank lines
+    bytes_in: int  # stored bytes (compressed if gzip)
+    valid: pa.Table
+    dead_letters: tuple[DeadLetter, ...]
+
+    def valid_keys(self) -> Iterator[tuple[str, int, int]]:
+        """(record_id, updated_at in epoch microseconds, line) of every valid row."""
+        columns = (self.valid[name].to_pylist() for name in ("record_id", "_updated_us", "_line"))
+        return zip(*columns, strict=True)
+
+
+def transform_batch(
+    source_key: str,
+    body: bytes,
+    agencies: Mapping[int, Agency],
+    agency_id: int | None = None,
+    *,
+    etag: str | None = None,
+) -> FileBatch:
+    """transform_file's outcome, column by column. With agency_id, a valid row naming another
+    agency becomes a dead letter of reason agency_mismatch (a one-agency run writes only its own).
+    A body that cannot be read at all is one file-level dead letter (unreadable_batch).
+    """
+    _, day = partition_of(source_key)
+    source = relative_to_bronze(source_key)
+    try:
+        text = decompress(body)
+    except UnreadableFile as exc:
+        return unreadable_batch(source, day, len(body), etag, str(exc))
+    infos = agency_infos(agencies)
+    lines = text.split(b"\n")
+    numbers = [n for n, line in enumerate(lines, 1) if line[:1] == b"{" or line.strip(_BLANK)]
+    kept = [lines[n - 1] for n in numbers] if len(numbers) != len(lines) else lines
+    table, accepted = _validate_columns(_parse(kept), infos)
+    line_numbers = pa.array(numbers, pa.int64())
+    table = table.append_column("_line", pc.take(line_numbers, table["_index"])).drop_columns(
+        "_index"
+    )
+    table = table.append_column("dt", pa.repeat(dt.date.fromisoformat(day), table.num_rows))
+    rows: list[ValidRow] = []
+    dead: list[DeadLetter] = []
+    for index in pc.indices_nonzero(pc.invert(accepted)).to_pylist():
+        outcome = validate_line(kept[index], numbers[index], day, infos)
+        if isinstance(outcome, Rejected):
+            dead.append(_dead_letter(source, numbers[index], kept[index], outcome))
+        else:
+            rows.append(outcome)
+    valid = table.select(VALID_SCHEMA.names).cast(VALID_SCHEMA)
+    if rows:
+        checked = valid_table(
+            [row.silver for row in rows],
+            [row.updated_us for row in rows],
+            [row.line_no for row in rows],
+            day,
+        )
+        valid = pa.concat_tables([valid, checked])
+    batch = FileBatch(source, day, len(numbers), len(body), valid, tuple(dead))
+    return batch if agency_id is None else _own_agency(batch, lines, agency_id)
+
+
+def _parse(lines: Sequence[bytes]) -> list[Any]:
+    """orjson's value of each line; None where orjson refuses it (validate_line decides those)."""
+    try:
+        return list(map(orjson.loads, lines))
+    except orjson.JSONDecodeError:
+        return [_loads(line) for line in lines]
+
+
+def _loads(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _validate_columns(objects: list[Any], infos: Mapping[int, AgencyInfo]) -> Any:
+    ids = sorted(infos)
+    return validate_objects(
+        objects,
+        ids,
+        [infos[i].name for i in ids],
+        [infos[i].state for i in ids],
+        {i: infos[i].zone for i in ids},
+    )
+
+
+def unreadable_batch(
+    source: str, day: str, bytes_in: int, etag: str | None, error: str
+) -> FileBatch:
+    """The FileBatch of a file that cannot be read: it counts as one input row and one dead
+    letter (its lines are unknown), so rows_in = out + duplicate + dead-letter still holds and
+    the dead-letter table holds exactly the rows the counts name. Fixing the file in bronze gives
+    it a new etag, and the next run reads it again (the fold ledger sees it changed: a rebuild).
+    """
+    detail = (
+        f"{source}: {DeadLetterReason.UNREADABLE_FILE} (etag {etag}, {bytes_in} bytes): {error}"
+    )
+    dead = DeadLetter(
+        reason=DeadLetterReason.UNREADABLE_FILE, source=source, raw="", detail=detail, line=None
+    )
+    return FileBatch(source, day, 1, bytes_in, VALID_SCHEMA.empty_table(), (dead,))
+
+
+def _own_agency(batch: FileBatch, lines: Sequence[bytes], agency_id: int) -> FileBatch:
+    own = pc.equal(batch.valid["agency_id"], agency_id)
+    if pc.all(own).as_py():
+        return batch
+    others = batch.valid.filter(pc.invert(own))
+    dead = [
+        DeadLetter(
+            reason=DeadLetterReason.AGENCY_MISMATCH,
+            source=batch.source,
+            raw=_text(lines[line - 1]),
+            detail=f"{batch.source}:{line}: {DeadLetterReason.AGENCY_MISMATCH} {other}",
+            line=line,
+        )
+        for line, other in zip(
+            others["_line"].to_pylist(), others["agency_id"].to_pylist(), strict=True
+        )
+    ]
+    return attrs.evolve(
+        batch, valid=batch.valid.filter(own), dead_letters=batch.dead_letters + tuple(dead)
+    )
+
+
+def _dead_letter(source: str, line_no: int, line: bytes, rejected: Rejected) -> DeadLetter:
+    detail = f"{source}:{line_no}: {rejected.reason}"
+    if rejected.value:
+        detail += f" {rejected.value[:200]}"
+    try:
+        raw, exact = line.decode("utf-8"), None
+    except UnicodeDecodeError:
+        # raw shows the line with U+FFFD, which cannot be encoded back: keep its bytes too.
+        raw, exact = line.decode("utf-8", errors="replace"), line
+    return DeadLetter(
+        reason=rejected.reason,
+        source=source,
+        raw=raw,
+        detail=detail,
+        line=line_no,
+        raw_bytes=exact,
+    )
+
+
+def _text(line: bytes) -> str:
+    # A valid row's line: orjson and the standard parser accept only UTF-8, so this is exact.
+    return line.decode("utf-8", errors="replace")
