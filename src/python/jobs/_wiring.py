@@ -24,7 +24,7 @@ from etl_core.runner import JobBody, RunWiring, run_job, usage_error
 from etl_core.settings import CommonSettings, settings_from_args
 from etl_core.version import code_version
 
-__all__ = ["Planned", "main", "run", "wiring"]
+__all__ = ["Planned", "main", "parser", "run", "wiring"]
 
 S = TypeVar("S", bound=CommonSettings)
 
@@ -38,6 +38,26 @@ class Planned:
     parameters: Mapping[str, Any] = attrs.field(factory=dict)
     lease_scope: str | None = None
     settings: CommonSettings | None = None
+
+
+def parser(
+    job: str,
+    description: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    *,
+    epilog: str | None = None,
+) -> argparse.ArgumentParser:
+    """The `data-pipeline <job>` parser: the job's docstring as its description, the flags its
+    configuration module adds (data_pipeline/<package>/configuration.py), an epilog kept as
+    written."""
+    extra: dict[str, Any] = {}
+    if epilog is not None:
+        extra = {"epilog": epilog, "formatter_class": argparse.RawDescriptionHelpFormatter}
+    parser = argparse.ArgumentParser(
+        prog=f"data-pipeline {job}", description=description, allow_abbrev=False, **extra
+    )
+    add_arguments(parser)
+    return parser
 
 
 def main(

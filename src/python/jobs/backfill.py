@@ -11,6 +11,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from data_pipeline.bronze_to_silver.configuration import (
+    BronzeToSilverSettings,
+    add_promote_arguments,
+)
 from etl_core.adapters.every_history import every_history
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
@@ -21,8 +25,6 @@ from opentelemetry import trace
 
 from jobs import _wiring
 from jobs._agency_ids import parse_agencies
-from jobs._promote_args import add_promote_arguments
-from jobs.bronze_to_silver import BronzeToSilverSettings
 
 if TYPE_CHECKING:
     from data_pipeline.backfill.run import BackfillOptions

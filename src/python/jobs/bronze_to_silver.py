@@ -6,27 +6,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import os
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from data_pipeline.bronze_to_silver.configuration import (
+    EMPTY_EMBEDDED_STORE,
+    BronzeToSilverSettings,
+    add_arguments,
+)
 from etl_core.adapters.every_history import every_history
 from etl_core.adapters.object_stores import store_location
-from etl_core.dates import date_flag
 from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.settings import (
-    DEFAULT_STORE_URL,
-    add_common_arguments,
-)
+from etl_core.settings import DEFAULT_STORE_URL
 from etl_core.urls import redact
 
 from jobs import _wiring
-from jobs._promote_args import PromoteSettings, add_promote_arguments
 
 if TYPE_CHECKING:
     from data_pipeline.bronze_to_silver.run import PromoteOptions
@@ -34,109 +32,25 @@ if TYPE_CHECKING:
 NAME = "bronze_to_silver"
 
 
-@attrs.frozen(kw_only=True)
-class BronzeToSilverSettings(PromoteSettings):
-    """Job options; `bronze` defaults to the store itself."""
-
-    date_from: dt.date | None = None
-    date_to: dt.date | None = None
-    reprocess: bool = False
-
-    def promote_options(self) -> PromoteOptions:
-        """The pass these settings spell (a backfill's: each agency's)."""
-        return attrs.evolve(
-            super().promote_options(),
-            first=self.date_from,
-            last=self.date_to,
-            reprocess=self.reprocess,
-        )
-
-    def problems(self) -> Iterator[tuple[str, str]]:
-        yield from super().problems()
-        first, last = self.date_from, self.date_to
-        if first is not None and last is not None and first > last:
-            yield "date_from", f"--from {first} is after --to {last}"
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"data-pipeline {NAME}", description=__doc__, allow_abbrev=False
-    )
-    add = parser.add_argument
-    add(
-        "--from",
-        dest="date_from",
-        type=date_flag,
-        metavar="YYYY-MM-DD",
-        help="fold in only new bronze of dt >= this (merges still span all of silver)",
-    )
-    add(
-        "--to",
-        dest="date_to",
-        type=date_flag,
-        metavar="YYYY-MM-DD",
-        help="fold in only new bronze of dt <= this",
-    )
-    add(
-        "--reprocess",
-        action="store_true",
-        default=None,
-        help="rebuild the agency's silver and dead letters from its whole bronze",
-    )
-    add(
-        "--demo",
-        action="store_true",
-        help="if the store holds no agencies file and no bronze, first generate the reference "
-        "data set (WORKLOAD.md) into it; without store settings, the embedded local store. "
-        "Never done unless asked",
-    )
-    add_promote_arguments(
-        parser, workers_help="transform processes (default: CPU count; 1 = inline, no pool)"
-    )
-    add_common_arguments(parser, agency_required=True)
-    return parser
-
-
 def entrypoint(argv: list[str]) -> int:
-    return _wiring.main(
-        NAME, argv, _parser(), BronzeToSilverSettings, _plan, histories=every_history
-    )
+    parser = _wiring.parser(NAME, __doc__, add_arguments)
+    return _wiring.main(NAME, argv, parser, BronzeToSilverSettings, _plan, histories=every_history)
 
 
 def _plan(settings: BronzeToSilverSettings, args: argparse.Namespace) -> _wiring.Planned:
     assert settings.agency_id is not None  # agency_required
-    if not args.demo and _reads_an_empty_embedded_store(settings):
-        raise ConfigError(_EMPTY_EMBEDDED_STORE)
+    if not args.demo and settings.reads_embedded_store() and _embedded_store_is_empty(settings):
+        raise ConfigError(EMPTY_EMBEDDED_STORE)
     options = settings.promote_options()
 
     async def body(ctx: RunContext) -> JobOutcome:
         return await bronze_to_silver(ctx, settings, options, demo=args.demo)
 
-    parameters = {
-        "from": settings.date_from,
-        "to": settings.date_to,
-        "reprocess": settings.reprocess,
-        "workers": settings.workers,
-        "batch_files": settings.batch_files,
-        "bronze": redact(settings.bronze or settings.store_url),
-        "agencies_key": settings.agencies_key,
-        "demo": args.demo,
-    }
-    return _wiring.Planned(body=body, parameters=parameters)
+    return _wiring.Planned(body=body, parameters=settings.parameters(demo=args.demo))
 
 
-_EMPTY_EMBEDDED_STORE = (
-    f"the embedded local store {DEFAULT_STORE_URL} holds no agencies file and no bronze: point "
-    "--store (or ETL_STORE_URL) at your store, or pass --demo to generate the reference data set "
-    "into the embedded store first"
-)
-
-
-def _reads_an_empty_embedded_store(settings: BronzeToSilverSettings) -> bool:
-    """Bronze is the embedded default store, and it is empty: a run would find nothing, because
-    nobody configured a store (demo data is generated only on --demo)."""
-    if settings.store_url != DEFAULT_STORE_URL or settings.bronze not in (None, DEFAULT_STORE_URL):
-        return False
+def _embedded_store_is_empty(settings: BronzeToSilverSettings) -> bool:
+    """A run would find nothing there (demo data is generated only on --demo)."""
     from data_pipeline.workload.demo_seed import is_empty
     from etl_core.adapters.object_stores import open_object_store
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
+from data_pipeline.bronze_to_silver.configuration import PromoteSettings, add_promote_arguments
 from etl_core.adapters.every_history import every_history
 from etl_core.errors import ConfigError, ObjectNotFound
 from etl_core.process_exit import exit_with
@@ -21,7 +22,6 @@ from etl_core.settings import add_common_arguments
 from etl_core.urls import SecretUrl, redact
 
 from jobs import _wiring
-from jobs._promote_args import PromoteSettings, add_promote_arguments
 
 if TYPE_CHECKING:
     from data_pipeline.bronze_to_silver.corrections import Correction

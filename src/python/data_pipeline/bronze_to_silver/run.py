@@ -54,8 +54,8 @@ __all__ = ["JOB", "PromoteOptions", "promote"]
 @attrs.frozen(kw_only=True)
 class PromoteOptions:
     """What of the run's agency (ctx.agency_id) to promote, and how. Built once from a job's
-    settings (jobs/_promote_args) and carried whole by backfill and replay, which only change
-    what differs per agency or per pass (attrs.evolve)."""
+    settings (configuration.py) and carried whole by backfill and replay, which only change what
+    differs per agency or per pass (attrs.evolve)."""
 
     first: dt.date | None = None  # fold only new bronze of dt >= first
     last: dt.date | None = None
