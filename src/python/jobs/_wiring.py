@@ -24,7 +24,7 @@ from etl_core.runner import JobBody, RunWiring, run_job, usage_error
 from etl_core.settings import CommonSettings, settings_from_args
 from etl_core.version import code_version
 
-__all__ = ["Planned", "main", "parser", "run", "wiring"]
+__all__ = ["Planned", "main", "parser", "print_line", "run", "wiring"]
 
 S = TypeVar("S", bound=CommonSettings)
 
@@ -119,6 +119,14 @@ def run(
         parameters=parameters,
         lease_scope=lease_scope,
     )
+
+
+def print_line(text: str) -> None:
+    """Print text to stdout now, ending the progress line first (a job's plan or table)."""
+    from etl_core import logs
+
+    logs.end_progress()
+    print(text, flush=True)
 
 
 def _install_tracing(service_name: str) -> None:

@@ -16,6 +16,7 @@ from data_pipeline.bronze_to_silver.configuration import (
     add_promote_arguments,
 )
 from etl_core.adapters.every_history import every_history
+from etl_core.agency_list import parse_agencies
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
 from etl_core.setting_checks import at_least
@@ -24,7 +25,6 @@ from etl_core.urls import redact
 from opentelemetry import trace
 
 from jobs import _wiring
-from jobs._agency_ids import parse_agencies
 
 if TYPE_CHECKING:
     from data_pipeline.backfill.run import BackfillOptions
