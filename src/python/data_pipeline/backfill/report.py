@@ -98,3 +98,15 @@ def _summary_row(
         status,
         run_id,
     )
+
+
+def run_summary(report: BackfillReport, plans: Sequence[AgencyPlan]) -> dict[str, object]:
+    """The backfill run's summary: agencies, partitions folded in or current, child runs."""
+    child_runs = [r.run_id for r in report.results if r.run_id is not None]
+    return {
+        "agencies": len(plans),
+        "partitions": f"{sum(r.folded for r in report.results)} folded in, "
+        f"{sum(r.current for r in report.results)} already current "
+        f"of {sum(len(p.days) for p in plans)} in range",
+        "child runs": ", ".join(child_runs) if len(child_runs) <= 5 else f"{len(child_runs)}",
+    }
