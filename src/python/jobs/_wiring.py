@@ -46,15 +46,16 @@ def parser(
     add_arguments: Callable[[argparse.ArgumentParser], None],
     *,
     epilog: str | None = None,
+    prog: str | None = None,
 ) -> argparse.ArgumentParser:
     """The `data-pipeline <job>` parser: the job's docstring as its description, the flags its
     configuration module adds (data_pipeline/<package>/configuration.py), an epilog kept as
-    written."""
+    written; prog: `data-pipeline <job>` unless given (a console script's name)."""
     extra: dict[str, Any] = {}
     if epilog is not None:
         extra = {"epilog": epilog, "formatter_class": argparse.RawDescriptionHelpFormatter}
     parser = argparse.ArgumentParser(
-        prog=f"data-pipeline {job}", description=description, allow_abbrev=False, **extra
+        prog=prog or f"data-pipeline {job}", description=description, allow_abbrev=False, **extra
     )
     add_arguments(parser)
     return parser

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from data_pipeline.copy import configuration
+from data_pipeline.copy.configuration import store_url
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
 from etl_core.testing.history_readback import recorded
 
@@ -176,9 +178,9 @@ def test_agency_is_required(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bucket_names_become_s3_urls() -> None:
-    assert get_s3_files.store_url("docs") == "s3://docs"
-    assert get_s3_files.store_url("docs/in/box") == "s3://docs/in/box"
-    assert get_s3_files.store_url("file:///srv/docs") == "file:///srv/docs"
+    assert store_url("docs") == "s3://docs"
+    assert store_url("docs/in/box") == "s3://docs/in/box"
+    assert store_url("file:///srv/docs") == "file:///srv/docs"
 
 
 def test_console_main_reads_sys_argv_under_its_own_name(
@@ -204,7 +206,7 @@ def test_manifest_lists_every_listed_object(tmp_path: Path, argv: list[str]) -> 
 def test_the_cheap_default_template_matches_the_plans() -> None:
     from data_pipeline.copy.plan import DEFAULT_TEMPLATE
 
-    assert get_s3_files.DEFAULT_TEMPLATE == DEFAULT_TEMPLATE
+    assert configuration.DEFAULT_TEMPLATE == DEFAULT_TEMPLATE
 
 
 def test_the_umbrella_runs_its_default_job_from_the_images_entrypoint_form(
