@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Set
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 import attrs
+from data_pipeline.workload.configuration import GenerateSettings, add_arguments
 from etl_core.adapters.adapter_choice import Adapters
-from etl_core.errors import ConfigError
 from etl_core.model import Counts
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.setting_checks import at_least, between
-from etl_core.settings import CommonSettings, add_common_arguments
 from etl_core.store_views import DelegatingObjectStore
-from etl_core.urls import parse_store_url, redact
+from etl_core.urls import redact
 
 from jobs import _wiring
 
@@ -27,68 +24,13 @@ if TYPE_CHECKING:
 NAME = "generate"
 
 
-@attrs.frozen(kw_only=True)
-class GenerateSettings(CommonSettings):
-    """Generator options (WORKLOAD.md); `out` defaults to the configured store."""
-
-    records: int = attrs.field(default=100_000, validator=at_least(0))
-    files: int = attrs.field(default=20, validator=at_least(1))
-    bad_rate: float = attrs.field(default=0.01, validator=between(0, 1))
-    dup_rate: float = attrs.field(default=0.05, validator=between(0, 1))
-    seed: int = 7
-    out: str | None = None
-    gzip: bool = False
-    agencies: int = attrs.field(default=20, validator=at_least(1))
-    parts_per_day: int = attrs.field(default=1, validator=at_least(1))
-
-    def problems(self) -> Iterator[tuple[str, str]]:
-        yield from super().problems()
-        if self.out is not None:
-            try:
-                parse_store_url(self.out)
-            except ConfigError as exc:
-                yield "out", str(exc)
-
-    def embedded_defaults_used(self, configured: Set[str]) -> Iterator[str]:
-        # --out, when given, is the store written to.
-        extra = {"store_url"} if "out" in configured else set()
-        yield from super().embedded_defaults_used(configured | extra)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"data-pipeline {NAME}", description=__doc__, allow_abbrev=False
-    )
-    parser.add_argument("--records", type=int, help="total rows (default 100000)")
-    parser.add_argument("--files", type=int, help="bronze files (default 20)")
-    parser.add_argument("--bad-rate", dest="bad_rate", type=float, help="default 0.01")
-    parser.add_argument("--dup-rate", dest="dup_rate", type=float, help="default 0.05")
-    parser.add_argument("--seed", type=int, help="default 7")
-    parser.add_argument("--out", metavar="URL", help="object store URL (default: --store)")
-    parser.add_argument("--gzip", action="store_true", default=None, help="write .ndjson.gz")
-    parser.add_argument("--agencies", type=int, help="default 20")
-    parser.add_argument("--parts-per-day", dest="parts_per_day", type=int, help="default 1")
-    add_common_arguments(parser, agency_required=False)
-    return parser
-
-
 def entrypoint(argv: list[str]) -> int:
-    return _wiring.main(NAME, argv, _parser(), GenerateSettings, _plan, histories=_histories)
+    parser = _wiring.parser(NAME, __doc__, add_arguments)
+    return _wiring.main(NAME, argv, parser, GenerateSettings, _plan, histories=_histories)
 
 
 def _plan(settings: GenerateSettings, args: argparse.Namespace) -> _wiring.Planned:
-    from data_pipeline.workload.generate import WorkloadOptions  # not at import: `list` stays cheap
-
-    options = WorkloadOptions(
-        records=settings.records,
-        files=settings.files,
-        bad_rate=settings.bad_rate,
-        dup_rate=settings.dup_rate,
-        seed=settings.seed,
-        gzip=settings.gzip,
-        agencies=settings.agencies,
-        parts_per_day=settings.parts_per_day,
-    )
+    options = settings.workload_options()
     out = settings.out or settings.store_url
 
     async def body(ctx: RunContext) -> JobOutcome:
