@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from data_pipeline.ingest.configuration import IngestSettings
 from data_pipeline.ingest.pull import IngestState, dump_state
 from etl_core.model import RunRecord, RunStatus
 from etl_core.testing.history_readback import recorded
@@ -67,7 +68,7 @@ def test_a_second_run_writes_nothing(tmp_path: Path, lake: Path) -> None:
 
 
 def test_without_dt_an_unfinished_pull_is_resumed(tmp_path: Path, lake: Path) -> None:
-    settings = ingest_api.IngestSettings(agency_id=5, source_url=str(lake))
+    settings = IngestSettings(agency_id=5, source_url=str(lake))
     checkpoint = (
         tmp_path / f"out/_checkpoints/ingest_api/agency_id=5/source={settings.source_id}"
         "/dt=2023-12-31.json"
@@ -89,13 +90,13 @@ def test_a_dry_run_writes_nothing(tmp_path: Path, lake: Path) -> None:
 
 def test_the_source_id_ignores_credentials_but_not_what_is_read() -> None:
     def source_id(url: str, *, auth_env: str | None = None, records_path: str = "data") -> str:
-        settings = ingest_api.IngestSettings(
+        settings = IngestSettings(
             agency_id=1, source_url=url, auth_env=auth_env, records_path=records_path
         )
         return settings.source_id
 
     base = source_id("https://api.example.com/r?token=one")
-    since = ingest_api.IngestSettings(
+    since = IngestSettings(
         agency_id=1, source_url="https://api.example.com/r?token=one", since_param="updated_since"
     )
     assert since.source_id != base  # another way of reading: its own pull state
@@ -103,7 +104,7 @@ def test_the_source_id_ignores_credentials_but_not_what_is_read() -> None:
     assert source_id("https://api.example.com/r?token=one", auth_env="OTHER") == base
     assert source_id("https://api.example.com/r?token=one", records_path="items") != base
     assert source_id("https://api.example.com/s") != base
-    named = ingest_api.IngestSettings(
+    named = IngestSettings(
         agency_id=1, source_url="https://api.example.com/r?token=one", page_param="after"
     )
     assert named.source_id != base  # the API's own names: another way of reading
