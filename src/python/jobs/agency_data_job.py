@@ -12,23 +12,18 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from data_pipeline.export.configuration import AGENCIES_KEY, AgencyDataSettings, add_arguments
 from etl_core.adapters.every_history import every_history
 from etl_core.adapters.every_source import every_source
 from etl_core.adapters.object_stores import store_location
-from etl_core.adapters.record_sources import (
-    RecordSourceSettings,
-    add_source_arguments,
-    check_source,
-)
-from etl_core.errors import ConfigError
+from etl_core.adapters.record_sources import check_source
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.settings import add_common_arguments
-from etl_core.urls import SecretUrl, parse_source_url, parse_store_url, redact
+from etl_core.urls import redact
 
 from jobs import _wiring
 
@@ -37,63 +32,11 @@ if TYPE_CHECKING:
     from etl_core.ports import ObjectStore
 
 NAME = "agency_data_job"
-FORMATS = ("csv", "ndjson")
-AGENCIES_KEY = "agencies.csv"
-SILVER_SOURCE = "silver and dead-letter tables of the store"
-
-
-@attrs.frozen(kw_only=True)
-class AgencyDataSettings(RecordSourceSettings):
-    """Source settings plus the artifact formats and where agencies.csv is.
-
-    No source: the store's silver and dead-letter tables (already enriched: no agencies file).
-    No agencies: agencies.csv beside the bronze of a store source, else at the root of the
-    destination store.
-    """
-
-    format: str = ",".join(FORMATS)
-    agencies_url: SecretUrl | None = attrs.field(
-        default=None, converter=attrs.converters.optional(SecretUrl)
-    )
-
-    @property
-    def formats(self) -> tuple[str, ...]:
-        """The requested formats, in FORMATS order."""
-        asked = {item.strip().lower() for item in self.format.split(",") if item.strip()}
-        return tuple(name for name in FORMATS if name in asked)
-
-    def problems(self) -> Iterator[tuple[str, str]]:
-        yield from super().problems()
-        asked = {item.strip().lower() for item in self.format.split(",") if item.strip()}
-        if not asked or asked - set(FORMATS):
-            yield "format", f"expected a comma-separated subset of {','.join(FORMATS)}"
-        if self.agencies_url is not None and self.source_url is None:
-            yield "agencies_url", "only with --source: silver rows are enriched already"
-        elif self.agencies_url is not None:
-            try:
-                _split_object_url(self.agencies_url)
-            except ConfigError as exc:
-                yield "agencies_url", str(exc)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"data-pipeline {NAME}", description=__doc__, allow_abbrev=False
-    )
-    parser.add_argument(
-        "--format", metavar="LIST", help="artifacts to write: csv, ndjson or both (default)"
-    )
-    parser.add_argument(
-        "--agencies", "--agencies-url", dest="agencies_url", metavar="URL",
-        help="with --source: agencies.csv to enrich from (path, file:// or s3:// URL of the file)",
-    )  # fmt: skip
-    add_source_arguments(parser, batch_help="records per batch read (default 1000)")
-    add_common_arguments(parser, agency_required=True)
-    return parser
 
 
 def entrypoint(argv: list[str]) -> int:
-    return _wiring.main(NAME, argv, _parser(), AgencyDataSettings, _plan, histories=every_history)
+    parser = _wiring.parser(NAME, __doc__, add_arguments)
+    return _wiring.main(NAME, argv, parser, AgencyDataSettings, _plan, histories=every_history)
 
 
 def _plan(settings: AgencyDataSettings, args: argparse.Namespace) -> _wiring.Planned:
@@ -105,8 +48,7 @@ def _plan(settings: AgencyDataSettings, args: argparse.Namespace) -> _wiring.Pla
     async def body(ctx: RunContext) -> JobOutcome:
         return await agency_data_job(ctx, settings)
 
-    source = redact(settings.source_url) if settings.source_url else SILVER_SOURCE
-    return _wiring.Planned(body=body, parameters={"source": source})
+    return _wiring.Planned(body=body, parameters={"source": settings.source_label()})
 
 
 async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobOutcome:
@@ -163,15 +105,7 @@ async def _agencies(
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.errors import DataError, ObjectNotFound
 
-    if settings.agencies_url is not None:
-        directory, key = _split_object_url(settings.agencies_url)
-        shown = redact(settings.agencies_url)
-    elif settings.source_url is not None and parse_source_url(settings.source_url).kind == "store":
-        directory, key = settings.source_url, AGENCIES_KEY
-        shown = f"{redact(directory).rstrip('/')}/{key}"
-    else:
-        directory, key = None, AGENCIES_KEY
-        shown = f"{redact(settings.store_url).rstrip('/')}/{key}"
+    directory, key, shown = settings.agencies_location()
     if directory is not None:  # read-only: a dry-run view never writes
         store = await stack.enter_async_context(open_object_store(directory, dry_run=True))
     try:
@@ -195,17 +129,6 @@ async def _known_to_the_store(store: ObjectStore, settings: AgencyDataSettings) 
     except ObjectNotFound:
         return
     require_known(settings.agency_id, parse_agencies(body, source=shown), shown)
-
-
-def _split_object_url(url: str) -> tuple[str, str]:
-    """(store URL, key) of the URL of one object: its directory and file name."""
-    directory, slash, key = url.rstrip().rpartition("/")
-    if not slash:
-        directory = "."
-    if not key:
-        raise ConfigError(f"{redact(url)!r} names no file (expected .../agencies.csv)")
-    parse_store_url(directory or "/")
-    return directory or "/", key
 
 
 JOB = (
