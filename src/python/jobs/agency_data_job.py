@@ -65,6 +65,7 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
             open_object_store(settings.store_url, dry_run=ctx.dry_run)
         )
         if settings.source_url is None:
+            from data_pipeline.export.agencies_file import require_listed
             from data_pipeline.export.from_tables import NothingInSilver, export_silver
             from etl_core.adapters.delta_tables import SILVER, open_tables
 
@@ -75,8 +76,9 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
             export = ExportOptions(settings.agency_id, settings.formats, source_label=label)
             try:
                 outcome = await export_silver(ctx, tables, store, export)
-            except NothingInSilver:
-                await _known_to_the_store(store, settings)  # an unknown agency says so
+            except NothingInSilver:  # an unknown agency says so
+                shown = f"{store_location(settings.store_url, '').rstrip('/')}/{AGENCIES_KEY}"
+                await require_listed(store, settings.agency_id, AGENCIES_KEY, shown)
                 raise
         else:
             source = await stack.enter_async_context(
@@ -101,34 +103,13 @@ async def _agencies(
     stack: contextlib.AsyncExitStack, settings: AgencyDataSettings, store: ObjectStore
 ) -> tuple[Mapping[int, Agency], str]:
     """agency_id -> Agency from the configured file, a store source's, or the store's own."""
-    from data_pipeline.silver.agencies import parse_agencies
+    from data_pipeline.export.agencies_file import read_agencies
     from etl_core.adapters.object_stores import open_object_store
-    from etl_core.errors import DataError, ObjectNotFound
 
     directory, key, shown = settings.agencies_location()
     if directory is not None:  # read-only: a dry-run view never writes
         store = await stack.enter_async_context(open_object_store(directory, dry_run=True))
-    try:
-        body = await store.get(key)
-    except ObjectNotFound:
-        raise DataError(f"agencies file {shown} not found (pass --agencies URL)") from None
-    return parse_agencies(body, source=shown), shown
-
-
-async def _known_to_the_store(store: ObjectStore, settings: AgencyDataSettings) -> None:
-    """Raise UnknownAgency if the store's agencies file (bronze_to_silver's reference data)
-    does not list the agency; nothing if it does or there is no such file."""
-    from data_pipeline.bronze_to_silver.presence import require_known
-    from data_pipeline.silver.agencies import parse_agencies
-    from etl_core.errors import ObjectNotFound
-
-    assert settings.agency_id is not None
-    shown = f"{store_location(settings.store_url, '').rstrip('/')}/{AGENCIES_KEY}"
-    try:
-        body = await store.get(AGENCIES_KEY)
-    except ObjectNotFound:
-        return
-    require_known(settings.agency_id, parse_agencies(body, source=shown), shown)
+    return await read_agencies(store, key, shown), shown
 
 
 JOB = (
