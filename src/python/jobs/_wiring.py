@@ -9,10 +9,11 @@ decides its PEX's contents); the runner and the business logic get values, never
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from etl_core import failpoints
@@ -24,7 +25,10 @@ from etl_core.runner import JobBody, RunWiring, run_job, usage_error
 from etl_core.settings import CommonSettings, settings_from_args
 from etl_core.version import code_version
 
-__all__ = ["Planned", "main", "parser", "print_line", "run", "wiring"]
+if TYPE_CHECKING:
+    from etl_core.ports import ObjectStore
+
+__all__ = ["Planned", "main", "parser", "print_line", "run", "store_and_bronze", "wiring"]
 
 S = TypeVar("S", bound=CommonSettings)
 
@@ -120,6 +124,19 @@ def run(
         parameters=parameters,
         lease_scope=lease_scope,
     )
+
+
+async def store_and_bronze(
+    stack: contextlib.AsyncExitStack, store_url: str, bronze_url: str | None, *, dry_run: bool
+) -> tuple[ObjectStore, ObjectStore]:
+    """The store (a no-write view in a dry run) and bronze: the store itself, or --bronze opened
+    as a dry-run view, so that whatever happens the job cannot write to it."""
+    from etl_core.adapters.object_stores import open_object_store
+
+    store = await stack.enter_async_context(open_object_store(store_url, dry_run=dry_run))
+    if bronze_url is None or bronze_url == store_url:
+        return store, store
+    return store, await stack.enter_async_context(open_object_store(bronze_url, dry_run=True))
 
 
 def print_line(text: str) -> None:

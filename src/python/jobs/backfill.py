@@ -47,19 +47,13 @@ async def backfill(
     from data_pipeline.backfill.report import plan_table, run_summary, summary_table
     from data_pipeline.backfill.run import run_backfill
     from etl_core.adapters.delta_tables import Tables, open_tables
-    from etl_core.adapters.object_stores import open_object_store
     from etl_core.failpoints import FailpointObjectStore
 
     started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
-        store = await stack.enter_async_context(
-            open_object_store(settings.store_url, dry_run=ctx.dry_run)
+        store, bronze = await _wiring.store_and_bronze(
+            stack, settings.store_url, settings.bronze, dry_run=ctx.dry_run
         )
-        bronze = store
-        if settings.bronze is not None and settings.bronze != settings.store_url:
-            bronze = await stack.enter_async_context(
-                open_object_store(settings.bronze, dry_run=True)  # never written
-            )
         tables_store = FailpointObjectStore(store, "bronze_to_silver.store")
 
         def tables(run_id: str) -> Tables:

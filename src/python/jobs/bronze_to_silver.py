@@ -72,21 +72,14 @@ async def bronze_to_silver(
     from data_pipeline.bronze_to_silver.run import promote
     from data_pipeline.workload.demo_seed import is_empty, seed_reference_workload
     from etl_core.adapters.delta_tables import open_tables
-    from etl_core.adapters.object_stores import open_object_store
     from etl_core.failpoints import FailpointObjectStore
 
     summary: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
-        store = await stack.enter_async_context(
-            open_object_store(settings.store_url, dry_run=ctx.dry_run)
+        store, bronze = await _wiring.store_and_bronze(
+            stack, settings.store_url, settings.bronze, dry_run=ctx.dry_run
         )
-        bronze = store
-        if settings.bronze is not None and settings.bronze != settings.store_url:
-            # A dry-run view: whatever happens, the job cannot write to bronze.
-            bronze = await stack.enter_async_context(
-                open_object_store(settings.bronze, dry_run=True)
-            )
-        elif demo and await is_empty(store, options.agencies_key):
+        if bronze is store and demo and await is_empty(store, options.agencies_key):
             summary["generated"] = await seed_reference_workload(
                 ctx, store, redact(settings.store_url)
             )

@@ -72,17 +72,11 @@ async def replay_dead_letters(
     """Wire the stores (bronze opened read-only) and the tables, and replay."""
     from data_pipeline.replay.run import replay
     from etl_core.adapters.delta_tables import open_tables
-    from etl_core.adapters.object_stores import open_object_store
 
     async with contextlib.AsyncExitStack() as stack:
-        store = await stack.enter_async_context(
-            open_object_store(settings.store_url, dry_run=ctx.dry_run)
+        store, bronze = await _wiring.store_and_bronze(
+            stack, settings.store_url, settings.bronze, dry_run=ctx.dry_run
         )
-        bronze = store
-        if settings.bronze is not None and settings.bronze != settings.store_url:
-            bronze = await stack.enter_async_context(
-                open_object_store(settings.bronze, dry_run=True)  # never written
-            )
         tables = open_tables(
             settings.store_url,
             store,
