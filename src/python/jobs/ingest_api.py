@@ -55,34 +55,18 @@ def _sources() -> Adapters:
 async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
     """Wire the store, read the pull state, pick the dt, open the source asking for what is
     new, ingest."""
-    from data_pipeline.ingest.pull import (
-        IngestOptions,
-        ingest,
-        load_pull_state,
-        pending_day,
-        read_from,
-    )
-    from etl_core import clock
+    from data_pipeline.ingest.pull import ingest, load_pull_state, read_from
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.adapters.record_sources import open_record_source
 
     assert settings.agency_id is not None
     assert settings.source_url is not None
-    source_id = settings.source_id
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(
             open_object_store(settings.store_url, dry_run=ctx.dry_run)
         )
-        state = await load_pull_state(store, settings.agency_id, source_id)
-        day = (
-            settings.dt.isoformat()
-            if settings.dt is not None
-            else pending_day(state) or clock.now().date().isoformat()
-        )
-        since_field = settings.since_field if settings.since_param else None
-        options = IngestOptions(
-            settings.agency_id, day, source_id, settings.batch_size, since_field=since_field
-        )
+        state = await load_pull_state(store, settings.agency_id, settings.source_id)
+        options = settings.ingest_options(state)
         _, since = read_from(state, options)
         source_options = attrs.evolve(
             settings.source_options(), since_param=settings.since_param, since=since
@@ -93,7 +77,7 @@ async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
         outcome = await ingest(ctx, source, store, options, state)
     summary = {
         "source": redact(settings.source_url),
-        "dt": day,
+        "dt": options.day,
         **outcome.summary,
         "store": redact(settings.store_url),
         "run_id": ctx.run_id,

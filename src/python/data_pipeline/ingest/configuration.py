@@ -9,12 +9,16 @@ import hashlib
 import re
 from collections.abc import Iterator
 from datetime import date
+from typing import TYPE_CHECKING
 
 import attrs
 from etl_core.errors import ConfigError
 from etl_core.settings import add_common_arguments
 from etl_core.source_settings import RecordSourceSettings, add_source_arguments
 from etl_core.urls import parse_source_url, redact
+
+if TYPE_CHECKING:
+    from data_pipeline.ingest.pull import IngestOptions, IngestState
 
 _QUERY_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 
@@ -62,6 +66,27 @@ class IngestSettings(RecordSourceSettings):
             parts += ["names", *names]
         identity = "|".join(str(part) for part in parts)
         return hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+    def ingest_options(self, state: IngestState) -> IngestOptions:
+        """The ingestion these settings spell from the pull state: its dt is --dt, else the
+        unfinished pull's, else today (UTC)."""
+        from etl_core import clock
+
+        from data_pipeline.ingest.pull import (
+            IngestOptions,  # not at import: `list` stays cheap
+            pending_day,
+        )
+
+        assert self.agency_id is not None  # agency_required
+        day = (
+            self.dt.isoformat()
+            if self.dt is not None
+            else pending_day(state) or clock.now().date().isoformat()
+        )
+        since_field = self.since_field if self.since_param else None
+        return IngestOptions(
+            self.agency_id, day, self.source_id, self.batch_size, since_field=since_field
+        )
 
 
 def _source_kind(url: str | None) -> str | None:
