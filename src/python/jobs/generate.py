@@ -7,13 +7,10 @@ import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-import attrs
 from data_pipeline.workload.configuration import GenerateSettings, add_arguments
 from etl_core.adapters.adapter_choice import Adapters
-from etl_core.model import Counts
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.store_views import DelegatingObjectStore
 from etl_core.urls import redact
 
 from jobs import _wiring
@@ -59,43 +56,14 @@ def _histories() -> Adapters:
 
 async def generate(ctx: RunContext, options: WorkloadOptions, out: str) -> JobOutcome:
     """Write the workload to out (nothing in a dry run); counts, manifest key and expectations."""
-    from data_pipeline.workload.generate import MANIFEST_KEY, write_workload
+    from data_pipeline.workload.run import workload_outcome, write_reported
     from etl_core.adapters.object_stores import DryRunObjectStore, open_object_store
 
     async with open_object_store(out, dry_run=ctx.dry_run) as store:
-        with ctx.span("write_workload", records=options.records, files=options.files):
-            manifest = await write_workload(_Progress(store, ctx, options.files + 2), options)
+        manifest = await write_reported(ctx, store, options)
         not_written = len(store.written) if isinstance(store, DryRunObjectStore) else 0
-    rows = int(manifest["input_rows"])
-    summary: dict[str, object] = {
-        "out": redact(out),
-        "manifest": MANIFEST_KEY,
-        "expected silver rows": manifest.get("silver_rows"),
-        "expected duplicates": manifest.get("duplicates"),
-        "expected dead-letter rows": manifest.get("dead_letter_rows"),
-    }
-    if ctx.dry_run:
-        summary["objects not written (dry run)"] = not_written
-    return JobOutcome(
-        # Every generated row is written: rows_in == rows_out keeps the audit invariant.
-        counts=Counts(rows_in=rows, rows_out=rows, bytes_out=int(manifest["input_bytes"])),
-        artifacts=(MANIFEST_KEY,),
-        summary=summary,
-    )
-
-
-@attrs.define
-class _Progress(DelegatingObjectStore):
-    """Delegates to the store, updating the progress line as objects are written."""
-
-    ctx: RunContext
-    total: int  # bronze files + agencies.csv + manifest.json
-    written: int = 0
-
-    async def put(self, key: str, body: bytes) -> None:
-        await self.store.put(key, body)
-        self.written += 1
-        self.ctx.progress(f"generate: {self.written}/{self.total} objects written")
+    shown = not_written if ctx.dry_run else None
+    return workload_outcome(manifest, out=redact(out), not_written=shown)
 
 
 JOB = (entrypoint, "Generate the reference workload (bronze files + manifest) into a store")
