@@ -7,16 +7,14 @@ import asyncio
 import contextlib
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 from data_pipeline.replay.configuration import EPILOG, ReplaySettings, add_arguments
 from etl_core.adapters.every_history import every_history
-from etl_core.errors import ConfigError, ObjectNotFound
+from etl_core.adapters.object_stores import read_location
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
-from etl_core.urls import redact
 
 from jobs import _wiring
 
@@ -45,25 +43,6 @@ def _plan(settings: ReplaySettings, args: argparse.Namespace) -> _wiring.Planned
 
     parameters = settings.parameters(options)
     return _wiring.Planned(body=body, parameters=parameters, settings=settings)
-
-
-async def read_location(location: str) -> bytes:
-    """A local file, or the object a store URL names (file:// or s3://). Raises ConfigError."""
-    if "://" not in location:
-        try:
-            return Path(location).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"{location}: cannot read: {exc.strerror or exc}") from None
-    from etl_core.adapters.object_stores import open_object_store
-
-    base, _, key = location.rpartition("/")
-    if not key or base.endswith(":/"):
-        raise ConfigError(f"{redact(location)}: names no object")
-    try:
-        async with open_object_store(base) as store:
-            return await store.get(key)
-    except ObjectNotFound:
-        raise ConfigError(f"{redact(location)}: no such object") from None
 
 
 async def replay_dead_letters(

@@ -11,6 +11,7 @@ import pytest
 from data_pipeline.replay.track import note_key
 from data_pipeline.workload.generate import WorkloadOptions, iter_workload_files
 from deltalake import DeltaTable
+from etl_core.adapters.object_stores import read_location
 from etl_core.errors import ConfigError
 from etl_core.model import PartitionRecord, RunRecord, RunStatus
 from etl_core.testing.history_readback import recorded
@@ -191,11 +192,11 @@ def test_a_correction_of_no_dead_letter_row_is_a_usage_error_and_writes_nothing(
 def test_corrections_are_read_from_a_store_url(tmp_path: Path) -> None:
     (tmp_path / "fix.ndjson").write_bytes(b"{}\n")
 
-    body = asyncio.run(replay_dead_letters.read_location(f"file://{tmp_path}/fix.ndjson"))
+    body = asyncio.run(read_location(f"file://{tmp_path}/fix.ndjson"))
 
     assert body == b"{}\n"
     with pytest.raises(ConfigError, match="names no object"):
-        asyncio.run(replay_dead_letters.read_location("file:///"))
+        asyncio.run(read_location("file:///"))
 
 
 def test_the_job_is_discovered() -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import attrs
 
 from etl_core import s3_limits
 from etl_core.adapters.adapter_choice import Adapters, choose_adapter
-from etl_core.errors import ObjectNotFound, ObjectStoreError
+from etl_core.errors import ConfigError, ObjectNotFound, ObjectStoreError
 from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore
 from etl_core.urls import StoreUrl, parse_store_url, redact
@@ -23,6 +24,7 @@ __all__ = [
     "DryRunObjectStore",
     "every_store",
     "open_object_store",
+    "read_location",
     "store_location",
 ]
 
@@ -103,6 +105,23 @@ def store_location(url: str, key_prefix: str) -> str:
     if parsed.kind == "file" and parsed.path is not None:
         return str(parsed.path.absolute() / key_prefix) + "/"
     return f"{redact(url).rstrip('/')}/{key_prefix}"
+
+
+async def read_location(location: str) -> bytes:
+    """A local file, or the object a store URL names (file:// or s3://). Raises ConfigError."""
+    if "://" not in location:
+        try:
+            return Path(location).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{location}: cannot read: {exc.strerror or exc}") from None
+    base, _, key = location.rpartition("/")
+    if not key or base.endswith(":/"):
+        raise ConfigError(f"{redact(location)}: names no object")
+    try:
+        async with open_object_store(base) as store:
+            return await store.get(key)
+    except ObjectNotFound:
+        raise ConfigError(f"{redact(location)}: no such object") from None
 
 
 @attrs.define
