@@ -16,5 +16,8 @@ Packages, in the order data flows through them (docs/internals.md draws it):
 - `workload`: the deterministic reference data set (and the `--demo` seed).
 - `runs`: a run inside a run (backfill's and replay's child runs) and work under a lease.
 
-Business logic never imports a driver: it works through the ports of `etl_core.ports`.
+Each package that a job runs has a `configuration.py`: that job's settings and flags (dlt's
+layout); the job module in src/python/jobs only wires adapters to it. Business logic never
+imports a driver or an adapter (data_pipeline/BUILD forbids it): it works through the ports of
+`etl_core.ports`.
 """

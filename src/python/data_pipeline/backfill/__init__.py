@@ -4,4 +4,5 @@ Flow: `plan` lists the bronze in range and each agency's fold ledger, and says w
 has to do -> `run` folds the agencies (several at once, sharing one worker pool), each as a child
 run of the backfill (runs.child_runs) doing bronze_to_silver.run -> `report` prints the plan and
 the per-agency summary with a total.
+`configuration`: backfill's settings and flags.
 """

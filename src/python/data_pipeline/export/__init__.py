@@ -4,4 +4,6 @@
   CSV and NDJSON artifacts (agency_data_job).
 - `from_tables`: the same artifacts from the silver and dead-letter tables' committed rows.
 - `csv_format`: silver rows as RFC 4180 CSV.
+- `agencies_file`: the agencies file an export from a record source enriches with.
+- `configuration`: agency_data_job's settings and flags.
 """

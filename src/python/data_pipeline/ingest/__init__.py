@@ -5,4 +5,5 @@ in since mode) -> reads pages from the source -> `records` validates each record
 transform's own line validator and turns it into a bronze line -> parts are written once
 (store.put_once) and the checkpoint is saved after each part, so a crash re-fetches at most one
 page.
+`configuration`: ingest_api's settings and flags.
 """
