@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -20,7 +20,14 @@ from etl_core.ports import LeaseStore
 from etl_core.run_context import JobBody, JobOutcome, LeaseLost, RunContext, check_counts
 from etl_core.settings import CommonSettings
 
-__all__ = ["Recording", "describe", "heartbeat_interval", "lease_held", "recorded_run"]
+__all__ = [
+    "Recording",
+    "describe",
+    "heartbeat_interval",
+    "lease_held",
+    "recorded_run",
+    "running_record",
+]
 
 T = TypeVar("T")
 
@@ -55,6 +62,30 @@ async def recorded_run(ctx: RunContext, record: RunRecord | None) -> AsyncIterat
     finally:
         if leases is not None and name is not None:
             await _release(ctx, leases, name)
+
+
+def running_record(
+    ctx: RunContext,
+    parameters: Mapping[str, Any],
+    *,
+    trace_id: str | None,
+    host: str | None,
+    code_version: str | None,
+) -> RunRecord:
+    """The row of ctx's run, starting now: its identity and parameters, status running."""
+    now = clock.now()
+    return RunRecord(
+        run_id=ctx.run_id,
+        job=ctx.job,
+        status=RunStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        agency_id=ctx.agency_id,
+        parameters=dict(parameters),
+        trace_id=trace_id,
+        host=host,
+        code_version=code_version,
+    )
 
 
 @attrs.define

@@ -24,9 +24,15 @@ from etl_core.errors import (
     ExitCode,
     RunNotFound,
 )
-from etl_core.model import Counts, RunRecord, RunStatus
+from etl_core.model import Counts, RunStatus
 from etl_core.ports import RunHistory, RunHistoryAccess
-from etl_core.recorded_run import Recording, describe, lease_held, recorded_run
+from etl_core.recorded_run import (
+    Recording,
+    describe,
+    lease_held,
+    recorded_run,
+    running_record,
+)
 from etl_core.run_context import (
     JobBody,
     JobOutcome,
@@ -174,7 +180,14 @@ class _Run:
         async with contextlib.AsyncExitStack() as stack:
             try:
                 ctx = await self._setup(stack)
-                run = await stack.enter_async_context(recorded_run(ctx, self._record(trace_id)))
+                record = running_record(
+                    ctx,
+                    self.parameters,
+                    trace_id=trace_id,
+                    host=socket.gethostname(),
+                    code_version=self.wiring.code_version,
+                )
+                run = await stack.enter_async_context(recorded_run(ctx, record))
             except Exception as exc:
                 # Nothing recorded: a bad URL, an unreachable history, or a held lease.
                 return self._report_error(root, exc)
@@ -213,21 +226,6 @@ class _Run:
             await self._attempt_id(history, log)
         return attrs.evolve(
             ctx, run_id=self.run_id, history=history, leases=history, lease_name=self.lease_name
-        )
-
-    def _record(self, trace_id: str | None) -> RunRecord:
-        now = clock.now()
-        return RunRecord(
-            run_id=self.run_id,
-            job=self.job,
-            status=RunStatus.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            agency_id=self.settings.agency_id,
-            parameters=self.parameters,
-            trace_id=trace_id,
-            host=socket.gethostname(),
-            code_version=self.wiring.code_version,
         )
 
     async def _attempt_id(self, history: RunHistory, log: logging.Logger) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import attrs
 from etl_core import clock, telemetry
 from etl_core.errors import RunNotFound
-from etl_core.model import PartitionRecord, RunRecord, RunStatus
-from etl_core.recorded_run import describe, recorded_run
+from etl_core.model import PartitionRecord, RunRecord
+from etl_core.recorded_run import describe, recorded_run, running_record
 from etl_core.runner import JobOutcome, RunContext
 
 from data_pipeline.runs.leased import agency_lease
@@ -109,16 +109,6 @@ async def _record(parent: RunContext, ctx: RunContext, parameters: Mapping[str, 
     with contextlib.suppress(RunNotFound):
         parent_row = await parent.history.get_run(parent.run_id)
         host, version = parent_row.host or host, parent_row.code_version
-    now = clock.now()
-    return RunRecord(
-        run_id=ctx.run_id,
-        job=ctx.job,
-        status=RunStatus.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        agency_id=ctx.agency_id,
-        parameters=dict(parameters),
-        trace_id=telemetry.current_ids()[0],
-        host=host,
-        code_version=version,
+    return running_record(
+        ctx, parameters, trace_id=telemetry.current_ids()[0], host=host, code_version=version
     )
