@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-__all__ = ["aligned", "markdown"]
+__all__ = ["aligned", "byte_size", "markdown"]
 
 
 def aligned(
@@ -40,3 +40,13 @@ def markdown(
     rule = ["---:" if name in right else "---" for name in header]
     table = [tuple(header), tuple(rule), *rows]
     return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table)
+
+
+def byte_size(value: int) -> str:
+    """A byte count as a cell: `512 B`, `1.5 kB`, `2.0 MB`, up to GB (decimal units)."""
+    size = float(value)
+    for unit in ("B", "kB", "MB"):
+        if size < 1000:
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"

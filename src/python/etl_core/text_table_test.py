@@ -29,3 +29,13 @@ def test_no_rows_is_the_header_alone() -> None:
 def test_markdown_escapes_pipes_and_marks_right_aligned_columns() -> None:
     table = text_table.markdown(("name", "rows"), [("a|b", "3")], right={"rows"})
     assert table.splitlines() == ["| name | rows |", "| --- | ---: |", "| a\\|b | 3 |"]
+
+
+def test_byte_size_uses_decimal_units_up_to_gb() -> None:
+    assert text_table.byte_size(0) == "0 B"
+    assert text_table.byte_size(999) == "999 B"
+    assert text_table.byte_size(1000) == "1.0 kB"
+    assert text_table.byte_size(617_000) == "617.0 kB"
+    assert text_table.byte_size(2_500_000) == "2.5 MB"
+    assert text_table.byte_size(3_000_000_000) == "3.0 GB"
+    assert text_table.byte_size(4_000_000_000_000) == "4000.0 GB"

@@ -374,8 +374,8 @@ def _row(run: RunRecord, now: dt.datetime, stale_after: dt.timedelta) -> tuple[s
         f"{counts.rows_dead_letter:,}",
         f"{counts.rows_inserted:,}",
         f"{counts.rows_updated:,}",
-        _bytes(counts.bytes_in),
-        _bytes(counts.bytes_out),
+        text_table.byte_size(counts.bytes_in),
+        text_table.byte_size(counts.bytes_out),
         error if len(error) <= 60 else error[:57] + "...",
     )
 
@@ -389,15 +389,6 @@ def _duration(value: dt.timedelta | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _bytes(value: int) -> str:
-    size = float(value)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{value} B"  # not reached
 
 
 if __name__ == "__main__":

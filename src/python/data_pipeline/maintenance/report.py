@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 
 from etl_core.model import PartitionStatus
+from etl_core.text_table import byte_size
 
 from data_pipeline.maintenance.run import (
     AgencyStep,
@@ -41,13 +42,13 @@ def _compaction(steps: list[AgencyStep], dry_run: bool) -> list[str]:
         if dry_run:
             parts.append(
                 f"would compact {agencies}: {len(removed):,} files "
-                f"({_size(sum(f.size for f in removed))}) in {partitions:,} partitions"
+                f"({byte_size(sum(f.size for f in removed))}) in {partitions:,} partitions"
             )
         else:
             parts.append(
                 f"{agencies} compacted: {len(removed):,} -> {len(added):,} files "
-                f"({_size(sum(f.size for f in removed))} -> {_size(sum(f.size for f in added))})"
-                f" in {partitions:,} partitions"
+                f"({byte_size(sum(f.size for f in removed))} -> "
+                f"{byte_size(sum(f.size for f in added))}) in {partitions:,} partitions"
             )
     others = collections.Counter(s.status for s in steps if s not in done)
     parts += [f"{_agencies(n)} {status}" for status, n in sorted(others.items())]
@@ -68,12 +69,3 @@ def _table(step: TableStep, dry_run: bool, retention_hours: int) -> list[str]:
 
 def _agencies(count: int) -> str:
     return f"{count:,} agenc{'y' if count == 1 else 'ies'}"
-
-
-def _size(value: int) -> str:
-    size = float(value)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
