@@ -33,6 +33,7 @@ __all__ = [
     "end_progress",
     "level_from_env",
     "print_summary",
+    "print_text",
     "show_progress",
 ]
 
@@ -222,6 +223,12 @@ def end_progress() -> None:
     if handler is not None:
         handler.end()
         handler.progress_logged_at = 0.0
+
+
+def print_text(text: str) -> None:
+    """Print text to stdout now, ending the progress line first (a job's plan or table)."""
+    end_progress()
+    print(text, flush=True)
 
 
 def print_summary(header: str, counts: Counts, fields: Mapping[str, object]) -> None:

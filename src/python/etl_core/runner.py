@@ -282,7 +282,9 @@ class _Run:
             if outcome.artifacts:
                 fields["artifacts"] = ", ".join(outcome.artifacts)
             fields.update(outcome.summary)
-        fields.update(trace_id=trace_id, error=None if error is None else describe(error))
+        fields.update(
+            run_id=self.run_id, trace_id=trace_id, error=None if error is None else describe(error)
+        )
         _log.info(
             "run finished",
             extra={"status": status.value, "duration_s": round(elapsed, 3), **attrs.asdict(counts)},

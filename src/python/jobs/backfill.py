@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import time
 from typing import TYPE_CHECKING
 
 from data_pipeline.backfill.configuration import EPILOG, BackfillSettings, add_arguments
 from etl_core.adapters.every_history import every_history
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
-from opentelemetry import trace
 
 from jobs import _wiring
 
 if TYPE_CHECKING:
     from data_pipeline.backfill.run import BackfillOptions
+    from etl_core.ports import SilverTables
 
 NAME = "backfill"
 
@@ -41,52 +39,25 @@ def _plan(settings: BackfillSettings, args: argparse.Namespace) -> _wiring.Plann
 async def backfill(
     ctx: RunContext, settings: BackfillSettings, options: BackfillOptions
 ) -> JobOutcome:
-    """Open the stores (bronze read-only) and the tables, plan, print the plan, run, print the
-    summary table."""
-    from data_pipeline.backfill.plan import bronze_agencies, plan_backfill
-    from data_pipeline.backfill.report import plan_table, run_summary, summary_table
-    from data_pipeline.backfill.run import run_backfill
-    from etl_core.adapters.delta_tables import Tables, open_tables
+    """Open the stores (bronze read-only) and the tables each child run commits to, and backfill
+    (data_pipeline.backfill.command)."""
+    from data_pipeline.backfill import command
     from etl_core.failpoints import FailpointObjectStore
 
-    started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
         store, bronze = await _wiring.store_and_bronze(
             stack, settings.store_url, settings.bronze, dry_run=ctx.dry_run
         )
         tables_store = FailpointObjectStore(store, "bronze_to_silver.store")
 
-        def tables(run_id: str) -> Tables:
-            return open_tables(
-                settings.store_url, tables_store, os.environ, dry_run=ctx.dry_run,
-                run_id=run_id, rows_per_file=settings.rows_per_file,
+        def tables(run_id: str) -> SilverTables:
+            return _wiring.tables(
+                ctx, settings.store_url, tables_store, rows_per_file=settings.rows_per_file,
+                run_id=run_id,
             )  # fmt: skip
 
-        root = trace.get_current_span()  # the run's own span (run_job's)
-        with ctx.span("plan") as span:
-            ids = settings.agency_ids() or await bronze_agencies(bronze)
-            # A run of many agencies: its own spans carry them all (each child's, its own).
-            for named in (root, span):
-                named.set_attribute("agency_ids", list(ids))
-            plans = await plan_backfill(
-                store, bronze, tables(ctx.run_id).silver, ids, first=options.first,
-                last=options.last, agencies_key=options.promote.agencies_key,
-                reprocess=options.promote.reprocess,
-            )  # fmt: skip
-        mode = " (dry run: nothing is written)" if ctx.dry_run else ""
-        plan = f"backfill plan {options.first}..{options.last}{mode}\n{plan_table(plans)}"
-        _wiring.print_line(plan)
-        with ctx.span("run", agencies=len(plans), max_parallel=options.max_parallel,
-                      agency_ids=list(ids)):  # fmt: skip
-            report = await run_backfill(ctx, store, bronze, tables, plans, options)
-    seconds = time.monotonic() - started
-    _wiring.print_line(f"backfill summary{mode}\n{summary_table(report, seconds=seconds)}")
-    error = report.error()
-    if error is not None:
-        ctx.recorded = report.counts  # the failed run's row still shows what was done
-        raise error
-    summary = {**run_summary(report, plans), "run_id": ctx.run_id}
-    return JobOutcome(counts=report.counts, summary=summary)
+        ids = settings.agency_ids()
+        return await command.backfill(ctx, store, bronze, tables, ids, options)
 
 
 JOB = (entrypoint, "Backfill bronze -> silver over a date range for many agencies (resumable)")

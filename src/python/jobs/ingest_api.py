@@ -55,7 +55,7 @@ def _sources() -> Adapters:
 async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
     """Wire the store, read the pull state, pick the dt, open the source asking for what is
     new, ingest."""
-    from data_pipeline.ingest.pull import ingest, load_pull_state, read_from
+    from data_pipeline.ingest.pull import ingest, load_pull_state
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.adapters.record_sources import open_record_source
 
@@ -67,24 +67,13 @@ async def ingest_api(ctx: RunContext, settings: IngestSettings) -> JobOutcome:
         )
         state = await load_pull_state(store, settings.agency_id, settings.source_id)
         options = settings.ingest_options(state)
-        _, since = read_from(state, options)
-        source_options = attrs.evolve(
-            settings.source_options(), since_param=settings.since_param, since=since
-        )
+        source_options = settings.pull_source_options(state, options)
         source = await stack.enter_async_context(
             open_record_source(settings.source_url, _sources(), source_options)
         )
         outcome = await ingest(ctx, source, store, options, state)
-    summary = {
-        "source": redact(settings.source_url),
-        "dt": options.day,
-        **outcome.summary,
-        "store": redact(settings.store_url),
-        "run_id": ctx.run_id,
-    }
-    if ctx.dry_run:
-        summary["note"] = "dry run: no part or checkpoint was written"
-    return attrs.evolve(outcome, summary=summary)
+    shown = {"source": redact(settings.source_url), **outcome.summary}
+    return attrs.evolve(outcome, summary={**shown, "store": redact(settings.store_url)})
 
 
 JOB = (

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from data_pipeline.maintenance.configuration import EPILOG, MaintainSettings, add_arguments
+from etl_core import logs
 from etl_core.adapters.every_history import every_history
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
@@ -49,16 +50,14 @@ async def maintain(
     lines = summary(report, dry_run=ctx.dry_run, retention_hours=options.retention_hours)
     error = report.error()
     if error is not None:  # the runner prints no summary for a failed run: show what was done
-        _wiring.print_line("\n".join(f"{table}: {line}" for table, line in lines.items()))
+        logs.print_text("\n".join(f"{table}: {line}" for table, line in lines.items()))
         raise error
     checkpoints = tuple(
         f"checkpoint:{step.table}@v{step.checkpoint}"
         for step in report.tables
         if step.checkpoint is not None
     )
-    return JobOutcome(
-        counts=report.counts, artifacts=checkpoints, summary={**lines, "run_id": ctx.run_id}
-    )
+    return JobOutcome(counts=report.counts, artifacts=checkpoints, summary=lines)
 
 
 JOB = (entrypoint, "Compact, vacuum and checkpoint the silver and dead-letter Delta tables")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -50,25 +49,15 @@ async def replay_dead_letters(
 ) -> JobOutcome:
     """Wire the stores (bronze opened read-only) and the tables, and replay."""
     from data_pipeline.replay.run import replay
-    from etl_core.adapters.delta_tables import open_tables
 
     async with contextlib.AsyncExitStack() as stack:
         store, bronze = await _wiring.store_and_bronze(
             stack, settings.store_url, settings.bronze, dry_run=ctx.dry_run
         )
-        tables = open_tables(
-            settings.store_url,
-            store,
-            os.environ,
-            dry_run=ctx.dry_run,
-            run_id=ctx.run_id,
-            rows_per_file=settings.rows_per_file,
+        tables = _wiring.tables(
+            ctx, settings.store_url, store, rows_per_file=settings.rows_per_file
         )
-        outcome = await replay(ctx, store, bronze, tables, options)
-    summary = {**outcome.summary, "run_id": ctx.run_id}
-    if ctx.dry_run:
-        summary["note"] = "dry run: no correction, silver or dead-letter row was written"
-    return attrs.evolve(outcome, summary=summary)
+        return await replay(ctx, store, bronze, tables, options)
 
 
 JOB = (entrypoint, "Replay dead-letter rows (optionally corrected) into silver, exactly once")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import attrs
 from etl_core.errors import DataError, ObjectNotFound
 from etl_core.ports import ObjectStore
 
@@ -18,6 +19,19 @@ async def read_agencies(store: ObjectStore, key: str, shown: str) -> Mapping[int
     except ObjectNotFound:
         raise DataError(f"agencies file {shown} not found (pass --agencies URL)") from None
     return parse_agencies(body, source=shown)
+
+
+@attrs.frozen
+class AgenciesFile:
+    """Where an export's agencies file is: the store holding it, its key, its name in errors."""
+
+    store: ObjectStore
+    key: str
+    shown: str
+
+    async def read(self) -> Mapping[int, Agency]:
+        """agency_id -> Agency. Raises DataError if there is no such file or it is malformed."""
+        return await read_agencies(self.store, self.key, self.shown)
 
 
 async def require_listed(store: ObjectStore, agency_id: int, key: str, shown: str) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import attrs
 from etl_core.errors import ConfigError
 from etl_core.settings import add_common_arguments
-from etl_core.source_settings import RecordSourceSettings, add_source_arguments
+from etl_core.source_settings import RecordSourceSettings, SourceOptions, add_source_arguments
 from etl_core.urls import parse_source_url, redact
 
 if TYPE_CHECKING:
@@ -87,6 +87,14 @@ class IngestSettings(RecordSourceSettings):
         return IngestOptions(
             self.agency_id, day, self.source_id, self.batch_size, since_field=since_field
         )
+
+    def pull_source_options(self, state: IngestState, options: IngestOptions) -> SourceOptions:
+        """How to open the source for this pull: asking an HTTP API for what changed since the
+        state's high-water mark (with --since-param), or from the start."""
+        from data_pipeline.ingest.pull import read_from  # not at import: `list` stays cheap
+
+        _, since = read_from(state, options)
+        return attrs.evolve(self.source_options(), since_param=self.since_param, since=since)
 
 
 def _source_kind(url: str | None) -> str | None:

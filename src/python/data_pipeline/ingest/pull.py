@@ -175,6 +175,7 @@ async def ingest(
         await run.finish(cursor)
     partition = partition_path(options.agency_id, options.day)
     summary: dict[str, Any] = {
+        "dt": options.day,
         "bronze": f"{BRONZE_PREFIX}{partition}/part-{options.source_id}-*.ndjson",
         "parts written": len(run.parts),
         "parts already there (resumed)": run.recovered,
@@ -185,6 +186,8 @@ async def ingest(
     if options.since_field is not None:
         summary["changed since"] = f"{options.since_field} >= {since}" if since else "(all)"
         summary["already landed (skipped)"] = run.skipped
+    if ctx.dry_run:
+        summary["note"] = "dry run: no part or checkpoint was written"
     counts = run.counts + Counts(rows_in=run.skipped, rows_duplicate=run.skipped)
     return JobOutcome(counts=counts, artifacts=tuple(run.parts), summary=summary)
 

@@ -180,6 +180,8 @@ async def _replay(
             await store.put(note, note_body(tallies, ctx.run_id))
     total = await _record(ctx, inner, _fingerprint(ledger), tallies, agency_id, note)
     summary.update(_outcome(tallies, total))
+    if ctx.dry_run:
+        summary["note"] = "dry run: no correction, silver or dead-letter row was written"
     artifacts = tuple(key for key in (saved, note) if key is not None)
     return JobOutcome(counts=total, artifacts=artifacts, summary=summary)
 
