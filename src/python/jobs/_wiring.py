@@ -21,22 +21,19 @@ from etl_core.adapters.adapter_choice import Adapters
 from etl_core.adapters.run_histories import RunHistoryAt
 from etl_core.errors import ConfigError
 from etl_core.process_memory import limit_malloc_arenas
-from etl_core.runner import JobBody, RunContext, RunWiring, run_job, usage_error
-from etl_core.settings import DEFAULT_STORE_URL, CommonSettings, settings_from_args
+from etl_core.runner import JobBody, RunWiring, run_job, usage_error
+from etl_core.settings import CommonSettings, settings_from_args
 from etl_core.version import code_version
 
 if TYPE_CHECKING:
-    from etl_core.adapters.delta_tables import Tables
     from etl_core.ports import ObjectStore
 
 __all__ = [
     "Planned",
-    "embedded_store_is_empty",
     "main",
     "parser",
     "run",
     "store_and_bronze",
-    "tables",
     "wiring",
 ]
 
@@ -147,44 +144,6 @@ async def store_and_bronze(
     if bronze_url is None or bronze_url == store_url:
         return store, store
     return store, await stack.enter_async_context(open_object_store(bronze_url, dry_run=True))
-
-
-def embedded_store_is_empty(agencies_key: str) -> bool:
-    """The embedded default store holds nothing a run could read (demo data is generated only on
-    --demo)."""
-    import asyncio
-
-    from data_pipeline.workload.demo_seed import is_empty
-    from etl_core.adapters.object_stores import open_object_store
-
-    async def check() -> bool:
-        async with open_object_store(DEFAULT_STORE_URL, dry_run=True) as store:
-            return await is_empty(store, agencies_key)
-
-    return asyncio.run(check())
-
-
-def tables(
-    ctx: RunContext,
-    store_url: str,
-    store: ObjectStore,
-    *,
-    rows_per_file: int | None = None,
-    run_id: str | None = None,
-) -> Tables:
-    """The store's silver and dead-letter Delta tables, their files written through store, their
-    commits stamped with run_id (default: ctx's); credentials from this process's environment."""
-    from etl_core.adapters.delta_silver_table import DEFAULT_ROWS_PER_FILE
-    from etl_core.adapters.delta_tables import open_tables
-
-    return open_tables(
-        store_url,
-        store,
-        os.environ,
-        dry_run=ctx.dry_run,
-        run_id=run_id or ctx.run_id,
-        rows_per_file=rows_per_file or DEFAULT_ROWS_PER_FILE,
-    )
 
 
 def _install_tracing(service_name: str) -> None:

@@ -55,6 +55,8 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
     from etl_core.adapters.object_stores import open_object_store
     from etl_core.adapters.record_sources import open_record_source
 
+    from jobs import _tables
+
     assert settings.agency_id is not None  # load_settings insists (agency_required)
     where = functools.partial(store_location, settings.store_url)
     async with contextlib.AsyncExitStack() as stack:
@@ -63,7 +65,7 @@ async def agency_data_job(ctx: RunContext, settings: AgencyDataSettings) -> JobO
         )
         if settings.source_url is None:
             export = ExportOptions(settings.agency_id, settings.formats, where(SILVER))
-            tables = _wiring.tables(ctx, settings.store_url, store)
+            tables = _tables.tables(ctx, settings.store_url, store)
             return await command.export_from_tables(ctx, tables, store, export, where)
         source = await stack.enter_async_context(
             open_record_source(settings.source_url, every_source(), settings.source_options())

@@ -44,6 +44,8 @@ async def backfill(
     from data_pipeline.backfill import command
     from etl_core.failpoints import FailpointObjectStore
 
+    from jobs import _tables
+
     async with contextlib.AsyncExitStack() as stack:
         store, bronze = await _wiring.store_and_bronze(
             stack, settings.store_url, settings.bronze, dry_run=ctx.dry_run
@@ -51,7 +53,7 @@ async def backfill(
         tables_store = FailpointObjectStore(store, "bronze_to_silver.store")
 
         def tables(run_id: str) -> SilverTables:
-            return _wiring.tables(
+            return _tables.tables(
                 ctx, settings.store_url, tables_store, rows_per_file=settings.rows_per_file,
                 run_id=run_id,
             )  # fmt: skip

@@ -9,14 +9,9 @@ import sys
 from typing import TYPE_CHECKING
 
 import attrs
-from data_pipeline.bronze_to_silver.configuration import (
-    EMPTY_EMBEDDED_STORE,
-    BronzeToSilverSettings,
-    add_arguments,
-)
+from data_pipeline.bronze_to_silver.configuration import BronzeToSilverSettings, add_arguments
 from etl_core.adapters.every_history import every_history
 from etl_core.adapters.object_stores import store_location
-from etl_core.errors import ConfigError
 from etl_core.process_exit import exit_with
 from etl_core.runner import JobOutcome, RunContext
 from etl_core.urls import redact
@@ -35,13 +30,10 @@ def entrypoint(argv: list[str]) -> int:
 
 
 def _plan(settings: BronzeToSilverSettings, args: argparse.Namespace) -> _wiring.Planned:
+    from jobs._embedded_store import require_input
+
     assert settings.agency_id is not None  # agency_required
-    if (
-        not args.demo
-        and settings.reads_embedded_store()
-        and _wiring.embedded_store_is_empty(settings.agencies_key)
-    ):
-        raise ConfigError(EMPTY_EMBEDDED_STORE)
+    require_input(settings, demo=args.demo)
     options = settings.promote_options()
 
     async def body(ctx: RunContext) -> JobOutcome:
@@ -62,6 +54,8 @@ async def bronze_to_silver(
     from data_pipeline.workload.demo_seed import is_empty, seed_reference_workload
     from etl_core.failpoints import FailpointObjectStore
 
+    from jobs import _tables
+
     seeded: dict[str, str] = {}
     async with contextlib.AsyncExitStack() as stack:
         store, bronze = await _wiring.store_and_bronze(
@@ -71,7 +65,7 @@ async def bronze_to_silver(
             shown = redact(settings.store_url)
             seeded["generated"] = await seed_reference_workload(ctx, store, shown)
         tables_store = FailpointObjectStore(store, "bronze_to_silver.store")
-        tables = _wiring.tables(
+        tables = _tables.tables(
             ctx, settings.store_url, tables_store, rows_per_file=settings.rows_per_file
         )
         outcome = await promote(ctx, store, bronze, tables, options)

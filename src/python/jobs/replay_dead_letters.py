@@ -50,11 +50,13 @@ async def replay_dead_letters(
     """Wire the stores (bronze opened read-only) and the tables, and replay."""
     from data_pipeline.replay.run import replay
 
+    from jobs import _tables
+
     async with contextlib.AsyncExitStack() as stack:
         store, bronze = await _wiring.store_and_bronze(
             stack, settings.store_url, settings.bronze, dry_run=ctx.dry_run
         )
-        tables = _wiring.tables(
+        tables = _tables.tables(
             ctx, settings.store_url, store, rows_per_file=settings.rows_per_file
         )
         return await replay(ctx, store, bronze, tables, options)
