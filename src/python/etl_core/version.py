@@ -1,8 +1,10 @@
 """The code version runs record and `data-pipeline --version` prints.
 
-ETL_CODE_VERSION when set (images and CI pass the commit they were built from); else the release
-below, plus `git describe` of the checkout when running from one (`0.1.0+6ebf79a-dirty`). A PEX
-or an image holds no .git, so there it is the release alone unless ETL_CODE_VERSION says more.
+ETL_CODE_VERSION when set (a deployment may name its own); else the release below plus the commit
+the code was built from: ETL_GIT_COMMIT, which every job image sets from its GIT_COMMIT build
+argument (`0.1.0+6ebf79a1c2d3`), or `git describe` of the checkout when running from one
+(`0.1.0+6ebf79a-dirty`). A PEX run outside an image holds no .git and no ETL_GIT_COMMIT: there it
+is the release alone.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ _REPO_ROOT: Final = Path(__file__).resolve().parents[3]  # src/python/etl_core/v
 
 
 def code_version(env: Mapping[str, str]) -> str:
-    """ETL_CODE_VERSION, else RELEASE[+git describe of this checkout]."""
+    """ETL_CODE_VERSION, else RELEASE[+the image's commit or git describe of this checkout]."""
     explicit = env.get("ETL_CODE_VERSION", "").strip()
     if explicit:
         return explicit
+    commit = env.get("ETL_GIT_COMMIT", "").strip()
+    if commit and commit != "unknown":  # the Dockerfile's default when no commit was passed
+        return f"{RELEASE}+{commit[:12]}"
     described = git_describe(_REPO_ROOT)
     return f"{RELEASE}+{described}" if described else RELEASE
 

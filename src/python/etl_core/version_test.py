@@ -12,6 +12,15 @@ def test_etl_code_version_wins() -> None:
     assert version.code_version({"ETL_CODE_VERSION": " 2.0.1+abc "}) == "2.0.1+abc"
 
 
+def test_an_images_commit_follows_the_release() -> None:
+    commit = "6ebf79a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7"
+    assert version.code_version({"ETL_GIT_COMMIT": commit}) == f"{version.RELEASE}+6ebf79a1c2d3"
+    assert version.code_version({"ETL_GIT_COMMIT": commit, "ETL_CODE_VERSION": "x"}) == "x"
+    unknown = version.code_version({"ETL_GIT_COMMIT": "unknown"})  # built without GIT_COMMIT
+    assert "unknown" not in unknown
+    assert unknown.startswith(version.RELEASE)
+
+
 def test_without_it_the_release_is_named_never_dev() -> None:
     found = version.code_version({})
 

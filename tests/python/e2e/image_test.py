@@ -89,6 +89,7 @@ def test_image_is_small_and_configured_to_run_the_job_as_nobody(
     assert config["Labels"]["org.opencontainers.image.revision"] == "image-test"
     assert not [e for e in config["Env"] if "KEY" in e or "SECRET" in e or "TOKEN" in e]
     assert "ETL_EMBEDDED_DEFAULTS=off" in config["Env"]
+    assert "ETL_GIT_COMMIT=image-test" in config["Env"]  # runs record code_version 0.1.0+image-test
 
 
 def test_help_runs_in_a_locked_down_container(image: BuiltImage, podman: list[str]) -> None:
