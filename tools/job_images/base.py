@@ -99,7 +99,19 @@ def base_rootfs(cache: Path | None = None) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not tarball.exists():
             _make_rootfs_tarball(tarball)
+            prune(cache, keep=tarball)
     return tarball
+
+
+def prune(cache: Path, *, keep: Path) -> list[Path]:
+    """Remove the rootfs tarballs of older recipes (and partial ones a killed build left) from
+    cache: each is ~60 MB and no build uses it again. The removed paths."""
+    removed = []
+    for path in sorted([*cache.glob("*.tar"), *cache.glob("*.partial")]):
+        if path != keep:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _make_rootfs_tarball(tarball: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from job_images.base import recipe_key
+from job_images.base import base_rootfs, prune, recipe_key
 from job_images.build import DOCKERFILE, build_images, job_stages
 
 _ENTRYPOINTS = re.compile(r"^FROM job AS (\S+)\nENTRYPOINT (\[.*\])$", re.MULTILINE)
@@ -31,3 +31,15 @@ def test_a_pex_without_a_stage_is_refused_naming_it(tmp_path: Path) -> None:
 def test_the_base_recipe_names_its_cached_rootfs() -> None:
     assert recipe_key() == recipe_key()
     assert re.fullmatch(r"bookworm-[0-9a-f]{12}", recipe_key())
+
+
+def test_a_new_recipe_prunes_the_rootfs_of_older_ones_and_partial_ones(tmp_path: Path) -> None:
+    current = tmp_path / f"{recipe_key()}.tar"
+    old, partial = tmp_path / "bookworm-000000000000.tar", tmp_path / "bookworm-1.partial"
+    for path in (current, old, partial):
+        path.write_bytes(b"rootfs")
+    (tmp_path / ".lock").touch()
+
+    assert prune(tmp_path, keep=current) == [old, partial]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", current.name]
+    assert base_rootfs(tmp_path) == current  # cached: nothing made, nothing else removed
