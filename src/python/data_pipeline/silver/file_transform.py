@@ -8,8 +8,6 @@ ValidRow tuples (records.py and the agency export fold those).
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import Any
@@ -18,11 +16,11 @@ import attrs
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from etl_core.errors import DataError
 from etl_core.model import DeadLetter
 
 from data_pipeline.silver.agencies import Agency
 from data_pipeline.silver.arrow import VALID_SCHEMA, valid_table
+from data_pipeline.silver.bronze_body import UnreadableFile, decompress
 from data_pipeline.silver.columnar import validate_objects
 from data_pipeline.silver.reasons import DeadLetterReason
 from data_pipeline.silver.validate import (
@@ -34,7 +32,6 @@ from data_pipeline.silver.validate import (
 )
 from data_pipeline.store.layout import partition_of, relative_to_bronze
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _BLANK = b" \t\r\n"
 
 
@@ -68,24 +65,6 @@ def _unpickle_file_result(
     # tuple.__new__ builds each row in C; ValidRow(...) would run a Python __new__ per row.
     rows = tuple(map(tuple.__new__, repeat(ValidRow), zip(*columns, strict=True)))
     return FileResult(source, dt, rows_in, bytes_in, rows, dead_letters)
-
-
-class UnreadableFile(DataError):
-    """A bronze object whose body cannot be read as NDJSON at all: gzip that ends early, carries
-    trailing garbage or fails its checksum. The message is the decoder's error."""
-
-
-def decompress(body: bytes) -> bytes:
-    """The NDJSON text of a bronze object, gunzipped when it is gzip (by magic, not by name).
-
-    Raises UnreadableFile when the gzip is broken anywhere: a file is read whole or not at all.
-    """
-    if body[:2] != _GZIP_MAGIC:
-        return body
-    try:
-        return gzip.decompress(body)
-    except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise UnreadableFile(f"{type(exc).__name__}: {exc}") from None
 
 
 def transform_file(source_key: str, body: bytes, agencies: Mapping[int, Agency]) -> FileResult:
