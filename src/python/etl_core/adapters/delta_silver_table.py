@@ -3,6 +3,7 @@ and rewriting only the data files that hold a replaced row."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -56,19 +57,24 @@ class DeltaSilverTable:
         if table is None:
             table = await self.files.create(rows.schema)
         adds, rewritten, written = [], 0, 0
-        kept = (
-            []
-            if replace
-            else await arrow.rewrite(self.files, removes, updated_keys, agency_id, version)
-        )
+        # The rewritten files and the winners' files at once: Parquet encoding releases the GIL,
+        # so the two use both cores of a small fold (one new day: ~0.05 s each). A failure of
+        # either cancels the other (TaskGroup).
+        async with asyncio.TaskGroup() as group:
+            rewriting = group.create_task(
+                _no_files()
+                if replace
+                else arrow.rewrite(self.files, removes, updated_keys, agency_id, version)
+            )
+            writing = group.create_task(
+                arrow.write_rows(self.files, agency_id, version, winners, self.rows_per_file)
+            )
+        kept, new = rewriting.result(), writing.result()
         for action, size, count in kept:
             adds.append(action)
             written += size
             rewritten += count
-        written_rows = await arrow.write_rows(
-            self.files, agency_id, version, winners, self.rows_per_file
-        )
-        for action, size in written_rows:
+        for action, size in new:
             adds.append(action)
             written += size
         await self.files.commit(table, agency_id, version, adds, removes, rows.schema, self.run_id)
@@ -85,3 +91,7 @@ class DeltaSilverTable:
     async def read(self, agency_id: int | None = None) -> Any:
         """The committed rows of one agency (or all); None if no table yet."""
         return await self.files.read(agency_id)
+
+
+async def _no_files() -> list[tuple[Any, int, int]]:
+    return []
