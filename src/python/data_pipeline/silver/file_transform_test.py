@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import pickle
@@ -224,3 +225,16 @@ def test_results_without_valid_rows_survive_pickling() -> None:
     result = transform_file(KEY, b"{\n\n", AGENCIES)
 
     assert pickle.loads(pickle.dumps(result)) == result
+
+
+def test_the_transform_leaves_garbage_collection_as_it_found_it() -> None:
+    body = _body(_record("A1"), b"{not json")
+    assert gc.isenabled()
+    transform_batch(KEY, body, AGENCIES)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        transform_batch(KEY, body, AGENCIES)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
