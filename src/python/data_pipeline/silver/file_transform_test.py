@@ -13,9 +13,9 @@ import pytest
 from etl_core.errors import DataError
 
 from data_pipeline.silver.agencies import Agency
+from data_pipeline.silver.bronze_body import UnreadableFile
 from data_pipeline.silver.file_transform import (
     FileResult,
-    UnreadableFile,
     transform_batch,
     transform_file,
 )
