@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import multiprocessing
 import os
 import signal
 import threading
@@ -75,6 +74,8 @@ class TransformPool:
     _executor: concurrent.futures.ProcessPoolExecutor | None = None
 
     async def __aenter__(self) -> TransformPool:
+        import multiprocessing  # here: a run that needs no pool (most) does not load it
+
         self._executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=self.workers,
             # spawn: not fork (this process has threads), nor forkserver (its socket needs a
