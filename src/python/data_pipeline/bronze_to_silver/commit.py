@@ -7,20 +7,20 @@ import asyncio
 import collections
 import datetime as dt
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
-import pyarrow as pa
 from etl_core.errors import InvariantViolation
 from etl_core.failpoints import failpoint
 from etl_core.model import Counts, DeadLetter, ObjectInfo, PartitionRecord, PartitionStatus
 from etl_core.ports import ObjectStore, SilverTables
 from etl_core.runner import RunContext
 
-from data_pipeline.bronze_to_silver.accounting import Accounting
 from data_pipeline.bronze_to_silver.ledger import FoldLedger, save_ledger
 from data_pipeline.bronze_to_silver.plan import Plan
-from data_pipeline.silver.arrow import dead_letter_batch, silver_from_valid
+
+if TYPE_CHECKING:
+    from data_pipeline.bronze_to_silver.accounting import Accounting
 
 JOB: Final = "bronze_to_silver"
 # 64 MB of bronze (~200k rows) a fold: one agency of 1M rows stays near 600 MB at peak (the
@@ -78,6 +78,11 @@ async def commit_fold(
 
     Raises InvariantViolation if the fold's rows do not add up.
     """
+    # Arrow is imported by the folds that need it, not with this module (see run.promote).
+    import pyarrow as pa
+
+    from data_pipeline.silver.arrow import dead_letter_batch, silver_from_valid
+
     agency_id = plan.agency_id
     kept_per_day = await asyncio.to_thread(accounting.kept_per_day)
     silver = silver_from_valid(accounting.deduper.survivors(), ctx.run_id)

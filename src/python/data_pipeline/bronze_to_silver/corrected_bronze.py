@@ -12,7 +12,7 @@ from etl_core.ports import ObjectStore
 from etl_core.store_views import ReadOnlyObjectStore
 
 from data_pipeline.bronze_to_silver.corrections import bytes_key, load_corrections
-from data_pipeline.silver.file_transform import UnreadableFile, decompress
+from data_pipeline.silver.bronze_body import UnreadableFile, decompress
 
 
 @attrs.define

@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import attrs
 from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore
 
 from data_pipeline.silver.agencies import Agency
-from data_pipeline.silver.file_transform import FileBatch, transform_batch
+
+if TYPE_CHECKING:
+    from data_pipeline.silver.file_transform import FileBatch
 
 __all__ = [
     "FileTransformer",
@@ -43,6 +45,9 @@ def transform_for_agency(
 ) -> FileBatch:
     """transform_batch, with valid rows of another agency moved to dead letters (and an
     unreadable body one dead letter naming etag)."""
+    # Imported here, not with this module: a run with nothing new to fold imports no Arrow.
+    from data_pipeline.silver.file_transform import transform_batch
+
     return transform_batch(key, body, agencies, agency_id, etag=etag)
 
 
@@ -69,6 +74,8 @@ class TransformPool:
     _executor: concurrent.futures.ProcessPoolExecutor | None = None
 
     async def __aenter__(self) -> TransformPool:
+        import multiprocessing  # here: a run that needs no pool (most) does not load it
+
         self._executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=self.workers,
             # spawn: not fork (this process has threads), nor forkserver (its socket needs a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import pickle
@@ -12,9 +13,9 @@ import pytest
 from etl_core.errors import DataError
 
 from data_pipeline.silver.agencies import Agency
+from data_pipeline.silver.bronze_body import UnreadableFile
 from data_pipeline.silver.file_transform import (
     FileResult,
-    UnreadableFile,
     transform_batch,
     transform_file,
 )
@@ -224,3 +225,16 @@ def test_results_without_valid_rows_survive_pickling() -> None:
     result = transform_file(KEY, b"{\n\n", AGENCIES)
 
     assert pickle.loads(pickle.dumps(result)) == result
+
+
+def test_the_transform_leaves_garbage_collection_as_it_found_it() -> None:
+    body = _body(_record("A1"), b"{not json")
+    assert gc.isenabled()
+    transform_batch(KEY, body, AGENCIES)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        transform_batch(KEY, body, AGENCIES)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -9,9 +9,9 @@ from etl_core.errors import ObjectNotFound
 from etl_core.ports import ObjectStore
 from etl_core.runner import RunContext
 
-from data_pipeline.workload.generate import AGENCIES_KEY, WorkloadOptions, write_workload
-
-DEMO_WORKLOAD = WorkloadOptions(records=20_000, files=60, seed=7)
+# generate.AGENCIES_KEY. The generator (its rows, time zones and names) is imported only to seed:
+# bronze_to_silver imports this module on every run, and seeds only on --demo.
+AGENCIES_KEY = "agencies.csv"
 
 
 async def is_empty(store: ObjectStore, agencies_key: str = AGENCIES_KEY) -> bool:
@@ -29,7 +29,9 @@ async def is_empty(store: ObjectStore, agencies_key: str = AGENCIES_KEY) -> bool
 async def seed_reference_workload(ctx: RunContext, store: ObjectStore, store_url: str) -> str:
     """Write DEMO_WORKLOAD into store (in memory on a dry run); returns what it did. store_url is
     only shown: pass it redacted."""
-    options = DEMO_WORKLOAD
+    from data_pipeline.workload.generate import WorkloadOptions, write_workload
+
+    options = WorkloadOptions(records=20_000, files=60, seed=7)
     what = (
         f"the reference workload ({options.records:,} records, {options.files} files,"
         f" seed {options.seed}) into the empty store {store_url} (--demo)"

@@ -17,3 +17,9 @@ async def test_agencies_file_or_any_bronze_object_means_not_empty() -> None:
     assert not await is_empty(
         FakeObjectStore(objects={"ref/agencies.csv": b""}), agencies_key="ref/agencies.csv"
     )
+
+
+def test_the_agencies_key_is_the_generators() -> None:
+    from data_pipeline.workload import demo_seed, generate
+
+    assert demo_seed.AGENCIES_KEY == generate.AGENCIES_KEY

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,28 @@ def test_a_source_adapter_left_out_is_reported_when_the_settings_are_checked(
     with pytest.raises(ConfigError, match=r"record source 'https://api\.example\.com/r' needs"):
         check_source("https://api.example.com/r", SourceOptions(), sources=shipped)
     assert check_source(str(tmp_path), SourceOptions(), sources=shipped) == "store"
+
+
+def test_only_the_adapter_a_url_names_is_imported() -> None:
+    # A fresh interpreter: this test process has imported every adapter already.
+    probe = (
+        "import sys\n"
+        "from etl_core.adapters.every_history import every_history\n"
+        "from etl_core.adapters.object_stores import every_store\n"
+        "stores, histories = every_store(), every_history()\n"
+        "assert list(stores) == ['file', 's3'] and len(histories) == 2\n"
+        "stores['file'], histories['sqlite']\n"
+        "print(sorted(name for name in sys.modules if name.startswith('etl_core.adapters.')\n"
+        "      and name.rsplit('.', 1)[1] in {'local_object_store', 's3_object_store',\n"
+        "      'sqlite_run_history', 'pg_run_history'}))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    imported = "['etl_core.adapters.local_object_store', 'etl_core.adapters.sqlite_run_history']"
+    assert done.stdout.strip() == imported

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from etl_core.adapters.delta_files import DeltaFiles, without_partition_columns
 from etl_core.errors import TableError
@@ -32,6 +30,10 @@ class DeltaDeadLetterTable:
 
     async def write(self, agency_id: int, version: int, rows: Any, *, replace: bool = False) -> int:
         """See DeadLetterTable.write."""
+        # Arrow, imported here: a run with nothing new never writes (delta_files' docstring).
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         if not isinstance(rows, pa.Table):
             raise TypeError(f"dead-letter rows must be a pyarrow.Table, got {type(rows).__name__}")
         if rows.num_rows and pc.any(pc.not_equal(rows["agency_id"], agency_id)).as_py():

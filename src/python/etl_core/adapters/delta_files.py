@@ -6,6 +6,9 @@ Data files are written by us, not by delta-rs' writer, so that a merge rewrites 
 that hold a replaced key (delta-rs 1.6 merges are copy-on-write over every file its predicate
 reaches). The commit itself is delta-rs': one JSON log entry, put with a conditional write on
 local disk and on S3, so a reader sees all of a commit or none of it.
+
+Arrow is imported by the methods that read or write rows, not with this module: opening a table
+and reading an agency's fold version (all a run with nothing new does) need none.
 """
 
 from __future__ import annotations
@@ -16,13 +19,10 @@ import io
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake import Field as DeltaField
 from deltalake import Schema as DeltaSchema
@@ -32,6 +32,9 @@ from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Tra
 from etl_core.errors import TableConflict, TableError
 from etl_core.failpoints import failpoint
 from etl_core.ports import ObjectStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PARTITION_BY = ("agency_id", "dt")
 _STATS_MAX_KEY = 64  # longer record_ids get no bounds (a truncated max would not be an upper bound)
@@ -155,6 +158,9 @@ class DeltaFiles:
         return await asyncio.to_thread(self._agency_files, table, agency_id)
 
     def _agency_files(self, table: DeltaTable, agency_id: int) -> list[DataFile]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         actions = pa.table(table.get_add_actions(flatten=True))
         if actions.num_rows == 0:
             return []
@@ -181,6 +187,8 @@ class DeltaFiles:
         self, files: Iterable[DataFile], columns: Sequence[str] | None = None
     ) -> list[pa.Table]:
         """Read data files through the store (partition columns are not in them)."""
+        import pyarrow.parquet as pq
+
         limit = asyncio.Semaphore(_CONCURRENCY)
 
         async def one(file: DataFile) -> pa.Table:
@@ -197,6 +205,8 @@ class DeltaFiles:
     ) -> tuple[AddAction, int]:
         """Write rows (without partition columns) as one Parquet file of partition
         agency_id/dt=day; returns its add action and size. The name carries the fold version."""
+        import pyarrow.compute as pc
+
         body = await asyncio.to_thread(_parquet, rows)
         path = f"agency_id={agency_id}/dt={day}/part-{version:010d}-{uuid.uuid4().hex}.parquet"
         await self.store.put(f"{self.prefix}/{path}", body)
@@ -293,6 +303,8 @@ class DeltaFiles:
             ) from exc
 
     async def read(self, agency_id: int | None) -> pa.Table | None:
+        import pyarrow as pa
+
         table = await self.load()
         if table is None:
             return None
@@ -315,6 +327,8 @@ class DeltaFiles:
             ) from exc
 
     def _read_fold(self, table: DeltaTable, agency_id: int, fold: int) -> pa.Table:
+        import pyarrow as pa
+
         app = self.app_id(agency_id)
 
         def fold_at(version: int) -> int:
@@ -342,6 +356,8 @@ class DeltaFiles:
 
 
 def _parquet(rows: pa.Table) -> bytes:
+    import pyarrow.parquet as pq
+
     sink = io.BytesIO()
     pq.write_table(rows, sink, compression="zstd", compression_level=1)
     return sink.getvalue()

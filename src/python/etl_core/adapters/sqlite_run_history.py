@@ -444,17 +444,23 @@ async def open_sqlite_run_history(
 
 
 def _connect(name: str, busy_timeout: float) -> sqlite3.Connection:
-    import stamina  # here, not at the top: a job's --help never opens a history
-
     if name != ":memory:":
         Path(name).parent.mkdir(parents=True, exist_ok=True)
     # Processes opening a brand-new file at the same moment: switching it to WAL can fail with
     # "database is locked" at once, without waiting for the busy timeout. Retry until it expires,
-    # every 50 ms (stamina; its default jitter and growth are for remote services).
+    # every 50 ms (stamina; its default jitter and growth are for remote services). The first
+    # attempt almost always opens it: stamina (~20 ms to import) is loaded only to retry.
+    try:
+        return _open(name, busy_timeout)
+    except sqlite3.OperationalError as exc:
+        if busy_timeout <= 0 or not _is_locked(exc):
+            raise
+    import stamina
+
     retries = stamina.retry_context(
         on=_locked,
-        attempts=None if busy_timeout > 0 else 1,
-        timeout=busy_timeout if busy_timeout > 0 else None,
+        attempts=None,
+        timeout=busy_timeout,
         wait_initial=0.05,
         wait_max=0.05,
         wait_jitter=0.0,

@@ -1,0 +1,152 @@
+"""The Arrow side of a silver merge (DeltaSilverTable.merge): which incoming rows win, which
+stored files hold a key they replace, and those files rewritten and the winners written sorted.
+
+Apart from delta_silver_table so that opening the tables and reading an agency's fold version
+(all a run with nothing new does) imports no Arrow: the merge imports this module.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from etl_core.adapters.delta_files import DataFile, DeltaFiles, without_partition_columns
+from etl_core.errors import TableError
+
+_ORDER = ("updated_at", "_source", "_line")  # which version of a key is newer, in this order
+_STORED = ["record_id", "updated_at__stored", "_source__stored", "_line__stored", "_file"]
+
+
+async def decide(
+    files: DeltaFiles, rows: pa.Table, stored: list[DataFile]
+) -> tuple[
+    pa.Table,
+    list[DataFile],
+    pa.Array,
+    dict[dt.date, int],
+    dict[dt.date, int],
+    dict[dt.date, int],
+]:
+    """Split incoming rows into winners (new keys and newer versions) and older ones; also
+    the stored files that hold a key a winner replaces, and those keys."""
+    keys = sorted(rows["record_id"].to_pylist())
+    candidates = [f for f in stored if f.may_hold(keys, bisect.bisect_left)]
+    current = await _current(files, candidates, pa.array(keys, pa.string()))
+    if current.num_rows == 0:
+        return rows, [], pa.array([], pa.string()), per_day(rows), {}, {}
+    slim = rows.select(["record_id", "dt", *_ORDER])
+    joined = slim.append_column("_row", pa.array(range(rows.num_rows), pa.int64())).join(
+        current, keys="record_id", join_type="left outer", right_suffix="__stored"
+    )
+    stored_at = joined["updated_at__stored"]
+    matched = pc.is_valid(stored_at)
+    newer = pc.or_kleene(
+        pc.greater(joined["updated_at"], stored_at),
+        pc.and_kleene(
+            pc.equal(joined["updated_at"], stored_at),
+            pc.or_kleene(
+                pc.greater(joined["_source"], joined["_source__stored"]),
+                pc.and_kleene(
+                    pc.equal(joined["_source"], joined["_source__stored"]),
+                    pc.greater(joined["_line"], joined["_line__stored"]),
+                ),
+            ),
+        ),
+    )
+    newer = pc.fill_null(newer, False)
+    wins = pc.or_(pc.invert(matched), newer)
+    winner_rows = pc.sort_indices(joined.filter(wins)["_row"])
+    winner_index = pc.take(joined.filter(wins)["_row"], winner_rows)
+    winners = rows.take(winner_index)
+    updates = joined.filter(pc.and_(matched, newer))
+    losers = joined.filter(pc.invert(wins))
+    inserts = joined.filter(pc.invert(matched))
+    holding = [candidates[i] for i in sorted(set(updates["_file"].to_pylist()))]
+    return (
+        winners,
+        holding,
+        updates["record_id"].combine_chunks(),
+        per_day(inserts),
+        per_day(updates),
+        per_day(losers),
+    )
+
+
+async def _current(files: DeltaFiles, candidates: list[DataFile], keys: pa.Array) -> pa.Table:
+    """The stored (record_id, updated_at, _source, _line) of those keys, with the index in
+    candidates of the file holding each (`_file`)."""
+    tables = await files.read_files(candidates, ["record_id", *_ORDER])
+    found = [
+        hits.append_column("_file", pa.repeat(pa.scalar(index, pa.int64()), hits.num_rows))
+        for index, table in enumerate(tables)
+        if (hits := table.filter(pc.is_in(table["record_id"], value_set=keys))).num_rows
+    ]
+    if not found:
+        return pa.table(
+            {
+                "record_id": pa.array([], pa.string()),
+                "updated_at": pa.array([], pa.timestamp("us", tz="UTC")),
+                "_source": pa.array([], pa.string()),
+                "_line": pa.array([], pa.int64()),
+                "_file": pa.array([], pa.int64()),
+            }
+        ).rename_columns(_STORED)
+    current = pa.concat_tables(found)
+    if len(pc.unique(current["record_id"])) != current.num_rows:
+        raise TableError("silver table: a record_id is stored twice for one agency")
+    return current.rename_columns(_STORED)
+
+
+async def rewrite(
+    delta: DeltaFiles, files: list[DataFile], replaced: pa.Array, agency_id: int, version: int
+) -> list[tuple[Any, int, int]]:
+    """Each file without the replaced keys, written anew (nothing if no row is left). A few
+    files at a time: memory holds a group of files, not every file a fold touches."""
+    out: list[tuple[Any, int, int]] = []
+    for start in range(0, len(files), _REWRITE_GROUP):
+        group = files[start : start + _REWRITE_GROUP]
+        for file, data in zip(group, await delta.read_files(group), strict=True):
+            left = data.filter(pc.invert(pc.is_in(data["record_id"], value_set=replaced)))
+            del data
+            if left.num_rows:
+                action, size = await delta.write_file(agency_id, file.day, version, left)
+                out.append((action, size, left.num_rows))
+    return out
+
+
+async def write_rows(
+    files: DeltaFiles, agency_id: int, version: int, rows: pa.Table, rows_per_file: int
+) -> list[Any]:
+    """rows by dt partition, sorted by record_id, in files of at most rows_per_file."""
+    out = []
+    days = rows["dt"]
+    for day in pc.unique(days).to_pylist():
+        part = rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+        part = without_partition_columns(part).sort_by("record_id")
+        for start in range(0, part.num_rows, rows_per_file):
+            chunk = part.slice(start, rows_per_file)
+            out.append(await files.write_file(agency_id, day.isoformat(), version, chunk))
+    return out
+
+
+_REWRITE_GROUP = 8  # files read at once when rewriting: as many as delta_files reads in parallel
+
+
+def check_rows(rows: Any, agency_id: int) -> None:
+    if not isinstance(rows, pa.Table):
+        raise TypeError(f"silver rows must be a pyarrow.Table, got {type(rows).__name__}")
+    if rows.num_rows and pc.any(pc.not_equal(rows["agency_id"], agency_id)).as_py():
+        raise TableError(f"silver merge for agency {agency_id} holds rows of another agency")
+    if len(pc.unique(rows["record_id"])) != rows.num_rows:
+        raise TableError(f"silver merge for agency {agency_id}: record_ids are not unique")
+
+
+def per_day(rows: pa.Table) -> dict[dt.date, int]:
+    if rows.num_rows == 0:
+        return {}
+    counts = pc.value_counts(rows["dt"]).to_pylist()
+    return dict(sorted((entry["values"], entry["counts"]) for entry in counts))
