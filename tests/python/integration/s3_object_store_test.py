@@ -316,6 +316,24 @@ async def test_without_retries_the_same_resets_fail(store, bucket, proxy):
     assert proxy.count() == 2
 
 
+async def test_an_attempt_cut_short_by_the_budget_names_the_error_that_came_before(
+    store, bucket, proxy
+):
+    await store.put("k", b"v")
+    proxy.inject(Fault("status"), Fault("stall"))  # 503 SlowDown, then a request that never ends
+    backoff = Backoff(attempts=5, base_s=0.0, budget_s=2.0)  # retry at once; cut at 2 s
+    async with open_s3_object_store(
+        bucket, "base/dir", endpoint_url=proxy.url, backoff=backoff
+    ) as s:
+        with pytest.raises(TemporaryFailure, match="after 2 attempts") as caught:
+            await s.get("k")
+
+    # Not a bare "TimeoutError": what went wrong before the budget ran out, and that it did.
+    assert "SlowDown" in str(caught.value)
+    assert "the retry budget ran out during the last attempt" in str(caught.value)
+    assert proxy.count() == 2
+
+
 async def test_a_refusing_endpoint_is_retried_for_the_budget_then_is_an_outage(bucket):
     budget = 1.5
     limits = S3Limits(retry_budget_s=budget, connect_timeout_s=1.0, read_timeout_s=1.0)

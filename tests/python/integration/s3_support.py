@@ -26,7 +26,8 @@ def _always(_: web.Request) -> bool:
 class Fault:
     """One injected failure: `status` answers with an S3 error document instead of forwarding;
     `reset` drops the connection before forwarding; `reset_after` forwards (the request takes
-    effect upstream) and then drops the connection; `truncate` sends half of the body and drops."""
+    effect upstream) and then drops the connection; `truncate` sends half of the body and drops;
+    `stall` answers nothing until the proxy stops (a request that never ends)."""
 
     action: str
     status: int = 503
@@ -46,6 +47,7 @@ class FaultProxy:
     max_in_flight: int = 0
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
+    _stopping: asyncio.Event = attrs.Factory(asyncio.Event)
 
     def inject(self, *faults: Fault) -> None:
         self.faults.extend(faults)
@@ -65,6 +67,7 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        self._stopping.set()  # stalled requests end now, not at the server's shutdown timeout
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
@@ -95,6 +98,10 @@ class FaultProxy:
             )
             return web.Response(status=fault.status, text=document, content_type="application/xml")
         if fault is not None and fault.action == "reset":
+            return _drop(request)
+        if fault is not None and fault.action == "stall":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=300)
             return _drop(request)
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP}

@@ -323,6 +323,7 @@ class S3ObjectStore:
         budget = self.backoff.budget_s
         started: float | None = None
         number = 0
+        earlier: BaseException | None = None  # the previous attempt's error
         while True:
             number += 1
             try:
@@ -342,15 +343,28 @@ class S3ObjectStore:
                     or number >= self.backoff.attempts
                     or not self.backoff.within_budget(elapsed, delay)
                 ):
-                    error = self._error(op, key, exc, number, elapsed)
+                    cut = isinstance(exc, TimeoutError) and budget is not None and elapsed >= budget
+                    error = self._error(
+                        op, key, exc, number, elapsed, earlier=earlier if cut else None
+                    )
                     if isinstance(error, ObjectNotFound):
                         raise error from None
                     raise error from exc
+                earlier = exc
             await self.backoff.sleep(delay)
 
     def _error(
-        self, op: str, key: str, exc: BaseException, attempts: int, elapsed: float = 0.0
+        self,
+        op: str,
+        key: str,
+        exc: BaseException,
+        attempts: int,
+        elapsed: float = 0.0,
+        *,
+        earlier: BaseException | None = None,
     ) -> Exception:
+        """The error a failed request raises. earlier: the previous attempt's error, named
+        instead of a bare TimeoutError when the retry budget cut the last attempt short."""
         if isinstance(exc, ClientError):
             if code(exc) == "NoSuchBucket":
                 return ObjectStoreError(
@@ -361,7 +375,10 @@ class S3ObjectStore:
             if code(exc) == "PreconditionFailed" and op == "get":
                 return ObjectStoreError(f"s3 get {self._url(key)}: object changed while streaming")
         tries = f" after {attempts} attempts in {elapsed:.1f}s" if attempts > 1 else ""
-        message = f"s3 {op} {self._url(key)} failed{tries}: {describe(exc)}"
+        cause = describe(exc)
+        if earlier is not None:
+            cause = f"{describe(earlier)} (the retry budget ran out during the last attempt)"
+        message = f"s3 {op} {self._url(key)} failed{tries}: {cause}"
         if classify(exc) == Kind.FATAL:
             return ObjectStoreError(message)
         return TemporaryFailure(message)  # an outage or throttling that outlasted the retries
