@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from etl_core.errors import ConfigError
+from etl_core.testing.fresh_interpreter import run_fresh
 
 from jobs import registry
 
@@ -111,11 +111,4 @@ def test_importing_every_job_module_is_cheap() -> None:
         """
     )
     src = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
-    )
-    assert result.stdout.strip() == ""
+    assert run_fresh(script, source_root=src, env={"PATH": "/usr/bin:/bin"}) == ""

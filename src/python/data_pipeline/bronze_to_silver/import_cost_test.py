@@ -4,12 +4,10 @@ such run's start-up)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import etl_core.adapters.delta_tables  # noqa: F401
+from etl_core.testing.fresh_interpreter import run_fresh
 
 # Imported here only so that Pants puts them (and what they import) in this test's sandbox: the
 # probe below imports them again in a fresh interpreter, which is what is measured.
@@ -26,12 +24,4 @@ def test_promote_and_the_delta_tables_import_no_arrow_until_a_fold_needs_it() ->
         "print(sorted(name for name in sys.modules if name.split('.')[0] in heavy))\n"
     )
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])},
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert run_fresh(probe, source_root=root) == "[]"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from etl_core.adapters.object_stores import open_object_store
 from etl_core.adapters.record_sources import SourceOptions, check_source
 from etl_core.adapters.run_histories import HISTORY_MODULES, open_run_history
 from etl_core.errors import ConfigError, ExitCode
+from etl_core.testing.fresh_interpreter import run_fresh
 
 
 def test_the_adapter_of_the_urls_kind_is_chosen() -> None:
@@ -77,12 +75,5 @@ def test_only_the_adapter_a_url_names_is_imported() -> None:
         "      'sqlite_run_history', 'pg_run_history'}))\n"
     )
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
     imported = "['etl_core.adapters.local_object_store', 'etl_core.adapters.sqlite_run_history']"
-    assert done.stdout.strip() == imported
+    assert run_fresh(probe, source_root=root) == imported
