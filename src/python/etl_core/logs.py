@@ -233,7 +233,6 @@ def print_text(text: str) -> None:
 
 def print_summary(header: str, counts: Counts, fields: Mapping[str, object]) -> None:
     """The end-of-run summary on stdout: header, counts, then `key: value` for set fields."""
-    end_progress()
     lines = [
         header,
         f"  rows: in {counts.rows_in:,}  out {counts.rows_out:,}  "
@@ -245,4 +244,4 @@ def print_summary(header: str, counts: Counts, fields: Mapping[str, object]) -> 
             f"  silver: inserted {counts.rows_inserted:,}  updated {counts.rows_updated:,}"
         )
     lines.extend(f"  {key}: {value}" for key, value in fields.items() if value is not None)
-    print("\n".join(lines), flush=True)
+    print_text("\n".join(lines))

@@ -28,14 +28,7 @@ from etl_core.version import code_version
 if TYPE_CHECKING:
     from etl_core.ports import ObjectStore
 
-__all__ = [
-    "Planned",
-    "main",
-    "parser",
-    "run",
-    "store_and_bronze",
-    "wiring",
-]
+__all__ = ["Planned", "main", "parser", "run", "store_and_bronze", "wiring"]
 
 S = TypeVar("S", bound=CommonSettings)
 
