@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import os
 import signal
 import threading
@@ -17,6 +18,7 @@ import attrs
 from etl_core.model import ObjectInfo
 from etl_core.ports import ObjectStore
 
+from data_pipeline.bronze_to_silver.priority_gate import PriorityGate
 from data_pipeline.silver.agencies import Agency
 
 if TYPE_CHECKING:
@@ -72,6 +74,17 @@ class TransformPool:
 
     workers: int
     _executor: concurrent.futures.ProcessPoolExecutor | None = None
+    # Files handed to the executor at once: one running and one queued per worker, so a worker
+    # never waits for the parent's next dispatch. Earlier tickets are dispatched first.
+    _gate: PriorityGate = attrs.field(init=False)
+    _tickets: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._gate = PriorityGate(2 * max(1, self.workers))
+
+    def ticket(self) -> int:
+        """A priority for one caller's files: callers that took theirs earlier go first."""
+        return next(self._tickets)
 
     async def __aenter__(self) -> TransformPool:
         import multiprocessing  # here: a run that needs no pool (most) does not load it
@@ -105,14 +118,18 @@ class TransformPool:
         agencies: Mapping[int, Agency],
         agency_id: int,
         etag: str | None = None,
+        *,
+        priority: int = 0,
     ) -> FileBatch:
-        """transform_for_agency in a worker process."""
+        """transform_for_agency in a worker process, dispatched in priority order (lowest
+        first: see ticket)."""
         if self._executor is None:
             raise RuntimeError("TransformPool used outside `async with`")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, transform_for_agency, key, body, agencies, agency_id, etag
-        )
+        async with self._gate.held(priority):
+            return await loop.run_in_executor(
+                self._executor, transform_for_agency, key, body, agencies, agency_id, etag
+            )
 
 
 @attrs.define
@@ -128,12 +145,16 @@ class FileTransformer:
     pool: TransformPool | None = None
     _own: TransformPool | None = None
     _thread: concurrent.futures.ThreadPoolExecutor | None = None
+    _priority: int = 0
 
     async def __aenter__(self) -> FileTransformer:
         if self.pool is None and self.workers > 1:
             self._own = await TransformPool(self.workers).__aenter__()
         elif self.pool is None:
             self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        pool = self.pool or self._own
+        if pool is not None:
+            self._priority = pool.ticket()
         return self
 
     async def __aexit__(
@@ -179,7 +200,9 @@ class FileTransformer:
         body = await store.get(key)
         pool = self.pool or self._own
         if pool is not None:
-            return await pool.transform(key, body, self.agencies, self.agency_id, etag)
+            return await pool.transform(
+                key, body, self.agencies, self.agency_id, etag, priority=self._priority
+            )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._thread, transform_for_agency, key, body, self.agencies, self.agency_id, etag

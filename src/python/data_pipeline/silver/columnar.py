@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import pyarrow as pa
@@ -57,6 +57,12 @@ _LOCAL_FILLER: Final = "01/01/1970 00:00"
 _TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
 _TAGS: Final = pa.list_(pa.string())
 _EMPTY: Final[dict[str, Any]] = {}
+_TOP_LEVEL: Final = (
+    "record_id", "agency_id", "occurred_at", "updated_at", "record_type", "status", "location",
+    "amount", "officer", "tags",
+)  # fmt: skip
+# How many leading rows _fields looks at for the key order most rows share.
+_ORDER_PROBE: Final = 16
 
 
 def validate_objects(
@@ -76,7 +82,7 @@ def validate_objects(
     is_object = [isinstance(value, dict) for value in objects]
     if not all(is_object):
         objects = [value if isinstance(value, dict) else {} for value in objects]
-    get = _getter(objects)
+    get = _fields(objects, _TOP_LEVEL)
 
     record_id = pc.utf8_trim(_strings(get("record_id")), WHITESPACE)
     ok = _all(pa.array(is_object, pa.bool_()), pc.greater(pc.utf8_length(record_id), 0))
@@ -94,7 +100,7 @@ def validate_objects(
 
     raw_locations = get("location")
     is_location = [isinstance(value, dict) for value in raw_locations]
-    locations = _getter(_objects(raw_locations))
+    locations = _fields(_objects(raw_locations), ("lat", "lon"))
     lat_ok, lat = _number(locations("lat"), strip_commas=False)
     lon_ok, lon = _number(locations("lon"), strip_commas=False)
     ok = _all(
@@ -109,7 +115,7 @@ def validate_objects(
     amount_ok, amount = _number(amount_raw, strip_commas=True)
     ok = _all(ok, pc.or_(amount_ok, pa.array([value is None for value in amount_raw], pa.bool_())))
 
-    officers = _getter(_objects(get("officer")))
+    officers = _fields(_objects(get("officer")), ("badge", "name"))
     officer_badge = _badge(_strings(officers("badge")))
     last, first = _officer_names(_strings(officers("name")))
 
@@ -141,6 +147,30 @@ def _names(position: pa.Array, values: Sequence[str]) -> pa.Array:
     """The agency's name (or state) of each row, dictionary-encoded: an index a row."""
     index = pc.cast(position, pa.int32())
     return pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string()))
+
+
+def _fields(
+    objects: Sequence[dict[str, Any]], names: Sequence[str]
+) -> Callable[[str], Sequence[Any]]:
+    """A function giving the value of a field (one of names) in every object, None where absent.
+
+    Rows one producer wrote share one key order: their values are transposed in C, a column at
+    a time, and only rows in another order (or with other keys) are read key by key. A file with
+    no row holding every name in its first rows is read key by key throughout.
+    """
+    wanted = set(names)
+    order = next((tuple(row) for row in objects[:_ORDER_PROBE] if wanted <= row.keys()), None)
+    if order is None:
+        return _getter(objects)
+    same = list(map(order.__eq__, map(tuple, objects)))
+    rows: Iterable[Iterable[Any]] = map(dict.values, objects)
+    if not all(same):
+        rows = [
+            row.values() if in_order else tuple(map(row.get, order))
+            for row, in_order in zip(objects, same, strict=True)
+        ]
+    columns = dict(zip(order, zip(*rows, strict=True), strict=True))
+    return columns.__getitem__
 
 
 def _getter(objects: Sequence[dict[str, Any]]) -> Callable[[str], list[Any]]:

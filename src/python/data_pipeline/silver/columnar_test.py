@@ -11,6 +11,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from data_pipeline.silver import columnar
 from data_pipeline.silver.agencies import Agency
 from data_pipeline.silver.arrow import valid_table
 from data_pipeline.silver.columnar import validate_objects
@@ -351,6 +352,45 @@ def test_the_columnar_path_equals_the_per_row_reference_on_mostly_valid_lines(
     lines: list[bytes],
 ) -> None:
     _assert_same(b"\n".join(lines) + b"\n")
+
+
+def _reordered(record: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """record's fields (and its officer's and location's) in any order, maybe with extra keys."""
+    nested = {
+        name: _reordered(value) if isinstance(value, dict) else st.just(value)
+        for name, value in record.items()
+    }
+    extra = st.dictionaries(st.sampled_from(["note", "Record_ID", "x"]), st.integers(), max_size=2)
+    return st.tuples(st.fixed_dictionaries(nested), extra).flatmap(
+        lambda both: st.permutations([*both[0].items(), *both[1].items()]).map(dict)
+    )
+
+
+# Most rows in the order of the file's first row (the fast transposition), the rest shuffled.
+ONE_ORDER_LINES = st.lists(
+    st.one_of(
+        NEAR_VALID.map(_line), NEAR_VALID.map(_line), NEAR_VALID.flatmap(_reordered).map(_line)
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ONE_ORDER_LINES)
+def test_rows_in_another_key_order_or_with_extra_keys_are_read_as_the_reference_reads_them(
+    lines: list[bytes],
+) -> None:
+    _assert_same(b"\n".join(lines) + b"\n")
+
+
+def test_fields_reads_every_row_as_dict_get_does_whatever_its_key_order() -> None:
+    first = {"a": 1, "b": "x", "c": None}
+    rows = [first, {"c": 3, "a": 2, "b": "y"}, {"a": 4}, {}, {"b": 5, "a": 6, "c": 7, "d": 8}]
+    get = columnar._fields(rows, ("a", "b", "c"))
+    for name in "abc":
+        assert list(get(name)) == [row.get(name) for row in rows]
+    assert columnar._fields([{"a": 1}], ("a", "b"))("b") == [None]  # no row holds every name
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

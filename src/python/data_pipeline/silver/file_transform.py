@@ -182,18 +182,20 @@ def _cycle_collection_paused() -> Iterator[None]:
 
 
 def _parse(lines: Sequence[bytes]) -> list[Any]:
-    """orjson's value of each line; None where orjson refuses it (validate_line decides those)."""
-    try:
-        return list(map(orjson.loads, lines))
-    except orjson.JSONDecodeError:
-        return [_loads(line) for line in lines]
+    """orjson's value of each line; None where orjson refuses it (validate_line decides those).
 
-
-def _loads(line: bytes) -> Any:
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
+    Lines are parsed by map in C; a refused line stops the map after the values before it were
+    appended, so it is marked None and the map goes on from the next line.
+    """
+    values: list[Any] = []
+    remaining = iter(lines)
+    while True:
+        try:
+            values.extend(map(orjson.loads, remaining))
+        except orjson.JSONDecodeError:
+            values.append(None)
+        else:
+            return values
 
 
 def _validate_columns(objects: list[Any], infos: Mapping[int, AgencyInfo]) -> Any:

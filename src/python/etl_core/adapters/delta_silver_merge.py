@@ -33,6 +33,8 @@ async def decide(
 ]:
     """Split incoming rows into winners (new keys and newer versions) and older ones; also
     the stored files that hold a key a winner replaces, and those keys."""
+    if not stored:  # a first build of these partitions: every row is new
+        return rows, [], pa.array([], pa.string()), per_day(rows), {}, {}
     keys = sorted(rows["record_id"].to_pylist())
     candidates = [f for f in stored if f.may_hold(keys, bisect.bisect_left)]
     current = await _current(files, candidates, pa.array(keys, pa.string()))
@@ -126,11 +128,20 @@ async def write_rows(
     days = rows["dt"]
     for day in pc.unique(days).to_pylist():
         part = rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
-        part = without_partition_columns(part).sort_by("record_id")
+        part = without_partition_columns(part)
+        if not _sorted(part["record_id"]):  # the dedupe's survivors come sorted already
+            part = part.sort_by("record_id")
         for start in range(0, part.num_rows, rows_per_file):
             chunk = part.slice(start, rows_per_file)
             out.append(await files.write_file(agency_id, day.isoformat(), version, chunk))
     return out
+
+
+def _sorted(keys: pa.ChunkedArray) -> bool:
+    if len(keys) < 2:
+        return True
+    ordered = pc.less_equal(keys.slice(0, len(keys) - 1), keys.slice(1))
+    return bool(pc.all(ordered).as_py())
 
 
 _REWRITE_GROUP = 8  # files read at once when rewriting: as many as delta_files reads in parallel
