@@ -385,8 +385,14 @@ def test_rows_in_another_key_order_or_with_extra_keys_are_read_as_the_reference_
 
 
 def test_fields_reads_every_row_as_dict_get_does_whatever_its_key_order() -> None:
-    first = {"a": 1, "b": "x", "c": None}
-    rows = [first, {"c": 3, "a": 2, "b": "y"}, {"a": 4}, {}, {"b": 5, "a": 6, "c": 7, "d": 8}]
+    first: dict[str, Any] = {"a": 1, "b": "x", "c": None}
+    rows: list[dict[str, Any]] = [
+        first,
+        {"c": 3, "a": 2, "b": "y"},
+        {"a": 4},
+        {},
+        {"b": 5, "a": 6, "c": 7, "d": 8},
+    ]
     get = columnar._fields(rows, ("a", "b", "c"))
     for name in "abc":
         assert list(get(name)) == [row.get(name) for row in rows]
