@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from data_pipeline.silver.field_columns import FieldColumns, ObjectFields
 from data_pipeline.silver.normalise import officer_name, tags
 from data_pipeline.silver.schema import RECORD_TYPES, STATUSES, WHITESPACE
 from data_pipeline.silver.timeparse import MAX_EPOCH, MIN_EPOCH, iso_day_number, local_day
@@ -56,13 +56,6 @@ _ISO_FILLER: Final = "1970-01-01T00:00:00Z"
 _LOCAL_FILLER: Final = "01/01/1970 00:00"
 _TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
 _TAGS: Final = pa.list_(pa.string())
-_EMPTY: Final[dict[str, Any]] = {}
-_TOP_LEVEL: Final = (
-    "record_id", "agency_id", "occurred_at", "updated_at", "record_type", "status", "location",
-    "amount", "officer", "tags",
-)  # fmt: skip
-# How many leading rows _fields looks at for the key order most rows share.
-_ORDER_PROBE: Final = 16
 
 
 def validate_objects(
@@ -72,52 +65,56 @@ def validate_objects(
     states: Sequence[str],
     zones: Mapping[int, dt.tzinfo],
 ) -> tuple[pa.Table, pa.Array]:
-    """(the accepted rows' silver values, the accepted mask over objects).
+    """validate_fields of parsed lines (anything orjson returned)."""
+    return validate_fields(ObjectFields.of(objects), agency_ids, names, states, zones)
 
-    objects are the parsed lines (anything orjson returned); agency_ids/names/states list the
-    agencies of agencies.csv side by side, zones maps their ids to time zones. The table has the
-    silver data columns but dt, plus `_updated_us` (updated_at in epoch microseconds, the dedupe
-    order) and `_index` (the row's index in objects). Rows not accepted are left for the reference.
+
+def validate_fields(
+    fields: FieldColumns,
+    agency_ids: Sequence[int],
+    names: Sequence[str],
+    states: Sequence[str],
+    zones: Mapping[int, dt.tzinfo],
+) -> tuple[pa.Table, pa.Array]:
+    """(the accepted rows' silver values, the accepted mask over the rows).
+
+    fields gives the rows' fields column by column (ObjectFields: from parsed objects;
+    ScannedFields: from the native scanner); agency_ids/names/states list the agencies of
+    agencies.csv side by side, zones maps their ids to time zones. The table has the silver data
+    columns but dt, plus `_updated_us` (updated_at in epoch microseconds, the dedupe order) and
+    `_index` (the row's index in fields). Rows not accepted are left for the reference.
     """
-    is_object = [isinstance(value, dict) for value in objects]
-    if not all(is_object):
-        objects = [value if isinstance(value, dict) else {} for value in objects]
-    get = _fields(objects, _TOP_LEVEL)
+    record_id = pc.utf8_trim(fields.strings("record_id"), WHITESPACE)
+    ok = _all(fields.is_object(), pc.greater(pc.utf8_length(record_id), 0))
 
-    record_id = pc.utf8_trim(_strings(get("record_id")), WHITESPACE)
-    ok = _all(pa.array(is_object, pa.bool_()), pc.greater(pc.utf8_length(record_id), 0))
-
-    agency = _ints(get("agency_id"))
+    agency = fields.ints("agency_id")
     known = pa.array(agency_ids, pa.int64())
     position = pc.index_in(agency, known)
     ok = _all(ok, pc.is_valid(position))
 
-    occurred_ok, occurred = _occurred(get("occurred_at"), agency, zones)
-    updated_ok, updated_seconds, updated_micros = _iso(_strings(get("updated_at")))
-    record_type = _enum(_strings(get("record_type")), RECORD_TYPES)
-    status = _enum(_strings(get("status")), STATUSES)
+    occurred_ok, occurred = _occurred(
+        fields.ints("occurred_at"), fields.strings("occurred_at"), agency, zones
+    )
+    updated_ok, updated_seconds, updated_micros = _iso(fields.strings("updated_at"))
+    record_type = _enum(fields.strings("record_type"), RECORD_TYPES)
+    status = _enum(fields.strings("status"), STATUSES)
     ok = _all(ok, occurred_ok, updated_ok, pc.is_valid(record_type), pc.is_valid(status))
 
-    raw_locations = get("location")
-    is_location = [isinstance(value, dict) for value in raw_locations]
-    locations = _fields(_objects(raw_locations), ("lat", "lon"))
-    lat_ok, lat = _number(locations("lat"), strip_commas=False)
-    lon_ok, lon = _number(locations("lon"), strip_commas=False)
+    lat_ok, lat = _number(*fields.number("location.lat"), strip_commas=False)
+    lon_ok, lon = _number(*fields.number("location.lon"), strip_commas=False)
     ok = _all(
         ok,
-        pa.array(is_location, pa.bool_()),
+        fields.is_object_at("location"),
         lat_ok,
         lon_ok,
         pc.fill_null(pc.and_(pc.greater_equal(lat, -90.0), pc.less_equal(lat, 90.0)), False),
         pc.fill_null(pc.and_(pc.greater_equal(lon, -180.0), pc.less_equal(lon, 180.0)), False),
     )
-    amount_raw = get("amount")
-    amount_ok, amount = _number(amount_raw, strip_commas=True)
-    ok = _all(ok, pc.or_(amount_ok, pa.array([value is None for value in amount_raw], pa.bool_())))
+    amount_ok, amount = _number(*fields.number("amount"), strip_commas=True)
+    ok = _all(ok, pc.or_(amount_ok, fields.is_null("amount")))
 
-    officers = _fields(_objects(get("officer")), ("badge", "name"))
-    officer_badge = _badge(_strings(officers("badge")))
-    last, first = _officer_names(_strings(officers("name")))
+    officer_badge = _badge(fields.strings("officer.badge"))
+    last, first = _officer_names(fields.strings("officer.name"))
 
     table = pa.table(
         {
@@ -135,9 +132,9 @@ def validate_objects(
             "lat": lat,
             "lon": lon,
             "amount": pc.if_else(amount_ok, amount, pa.scalar(None, pa.float64())),
-            "tags": _tags(get("tags")),
+            "tags": _tags(fields.raw_tags()),
             "_updated_us": pc.add(pc.multiply(updated_seconds, 1_000_000), updated_micros),
-            "_index": pa.array(range(len(objects)), pa.int64()),
+            "_index": pa.array(range(fields.rows), pa.int64()),
         }
     )
     return table.filter(ok), ok
@@ -149,42 +146,6 @@ def _names(position: pa.Array, values: Sequence[str]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string()))
 
 
-def _fields(
-    objects: Sequence[dict[str, Any]], names: Sequence[str]
-) -> Callable[[str], Sequence[Any]]:
-    """A function giving the value of a field (one of names) in every object, None where absent.
-
-    Rows one producer wrote share one key order: their values are transposed in C, a column at
-    a time, and only rows in another order (or with other keys) are read key by key. A file with
-    no row holding every name in its first rows is read key by key throughout.
-    """
-    wanted = set(names)
-    order = next((tuple(row) for row in objects[:_ORDER_PROBE] if wanted <= row.keys()), None)
-    if order is None:
-        return _getter(objects)
-    same = list(map(order.__eq__, map(tuple, objects)))
-    rows: Iterable[Iterable[Any]] = map(dict.values, objects)
-    if not all(same):
-        rows = [
-            row.values() if in_order else tuple(map(row.get, order))
-            for row, in_order in zip(objects, same, strict=True)
-        ]
-    columns = dict(zip(order, zip(*rows, strict=True), strict=True))
-    return columns.__getitem__
-
-
-def _getter(objects: Sequence[dict[str, Any]]) -> Callable[[str], list[Any]]:
-    def get(name: str) -> list[Any]:
-        return list(map(dict.get, objects, itertools.repeat(name)))
-
-    return get
-
-
-def _objects(values: Sequence[Any]) -> list[dict[str, Any]]:
-    """values with anything but a JSON object replaced by an empty one (its fields: None)."""
-    return [value if isinstance(value, dict) else _EMPTY for value in values]
-
-
 def _all(first: pa.Array, *rest: pa.Array) -> pa.Array:
     """Where every mask is true; a null counts as false, so the result has no nulls."""
     result = pc.fill_null(first, False)
@@ -193,60 +154,19 @@ def _all(first: pa.Array, *rest: pa.Array) -> pa.Array:
     return result
 
 
-def _strings(values: Sequence[Any]) -> pa.Array:
-    """The JSON strings among values; null for anything else (null, numbers, objects...)."""
-    return _strings_only(values)[0]
-
-
-def _strings_only(values: Sequence[Any]) -> tuple[pa.Array, bool]:
-    """(_strings(values), whether every value is a string or null)."""
-    try:
-        return pa.array(values, pa.string()), True
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        strings = [value if isinstance(value, str) else None for value in values]
-        return pa.array(strings, pa.string()), False
-
-
-def _ints(values: Sequence[Any]) -> pa.Array:
-    """The JSON ints among values (not bools) that fit int64; null for anything else."""
-    ints = [value if type(value) is int else None for value in values]  # noqa: E721 (not bool)
-    try:
-        return pa.array(ints, pa.int64())
-    except (OverflowError, pa.ArrowInvalid):
-        return pa.array([value if _fits(value) else None for value in ints], pa.int64())
-
-
-def _fits(value: int | None) -> bool:
-    return value is not None and -(2**63) <= value < 2**63
-
-
-def _floats(values: Sequence[Any]) -> pa.Array:
-    """The JSON numbers among values (int or float, not bool) as float64; null for the rest and
-    for ints beyond float range."""
-    numbers = [v if type(v) is float or type(v) is int else None for v in values]  # noqa: E721
-    try:
-        return pa.array(numbers, pa.float64())
-    except (OverflowError, pa.ArrowInvalid):
-        return pa.array([_float(value) for value in numbers], pa.float64())
-
-
-def _float(value: float | int | None) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except OverflowError:
-        return None
-
-
-def _number(values: Sequence[Any], *, strip_commas: bool) -> tuple[pa.Array, pa.Array]:
-    """(ok, the finite float) of JSON numbers and decimal strings (trimmed; "," removed first
-    when strip_commas); ok is false (never null) where the value is neither."""
-    strings, only_strings = _strings_only(values)
+def _number(
+    strings: pa.Array, numbers: pa.Array | None, *, strip_commas: bool
+) -> tuple[pa.Array, pa.Array]:
+    """(ok, the finite float) of JSON numbers (numbers: float64, null elsewhere; None when no
+    row holds one) and decimal strings (trimmed; "," removed first when strip_commas); ok is
+    false (never null) where the value is neither."""
     text = pc.utf8_trim(strings, WHITESPACE)
     if strip_commas:
         text = pc.replace_substring(text, ",", "")
     decimal = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
     parsed = pc.cast(pc.if_else(decimal, text, "0"), pa.float64())
-    numbers = pa.nulls(len(values), pa.float64()) if only_strings else _floats(values)
+    if numbers is None:
+        numbers = pa.nulls(len(strings), pa.float64())
     value = pc.if_else(decimal, parsed, numbers)
     ok = pc.fill_null(pc.is_finite(value), False)
     return ok, value
@@ -339,14 +259,12 @@ def _learn_local_day(key: str, zones: Mapping[int, dt.tzinfo]) -> tuple[int, int
 
 
 def _occurred(
-    values: Sequence[Any], agency: pa.Array, zones: Mapping[int, dt.tzinfo]
+    number: pa.Array, text: pa.Array, agency: pa.Array, zones: Mapping[int, dt.tzinfo]
 ) -> tuple[pa.Array, pa.Array]:
     """(ok, epoch seconds) of occurred_at in the forms of timeparse.parse_occurred_at, tried in
     its order: a JSON int; an ASCII-digit string; a 16-character string with "/" third, as a
     local time only; the ISO form."""
-    number = _ints(values)
     number_ok = pc.fill_null(_in_range(number), False)
-    text = _strings(values)
     count = len(text)
     digits = pc.fill_null(pc.match_substring_regex(text, _DIGITS), False)
     digits_ok, epoch = _skipped(count)
@@ -424,18 +342,30 @@ def _officer_names(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     return last, first
 
 
-def _tags(values: Sequence[Any]) -> pa.Array:
+def _tags(raw: pa.ListArray | Sequence[Any]) -> pa.Array:
     """Each row's tags: string elements trimmed and lower-cased, order and duplicates kept; []
-    for anything that is not a list."""
+    for anything that is not a list. raw is a list<string> array (the scanner's: every element
+    a string) or the rows' JSON values."""
+    if isinstance(raw, pa.ListArray):
+        return _normalised_tags(raw)
     lists = None
     # pyarrow would take a string (or an object) as a sequence of its characters (or keys).
-    if all(isinstance(value, list) or value is None for value in values):
+    if all(isinstance(value, list) or value is None for value in raw):
         with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
-            lists = pa.array(values, _TAGS)
-    if lists is None or lists.offset != 0 or lists.values.null_count:
-        return pa.array([tags(value) for value in values], _TAGS)
-    elements = _distinct_map(lists.values, _tag, pa.string())
-    return pa.ListArray.from_arrays(lists.offsets, elements)
+            lists = pa.array(raw, _TAGS)
+    if lists is None or lists.values.null_count:
+        return pa.array([tags(value) for value in raw], _TAGS)
+    return _normalised_tags(lists)
+
+
+def _normalised_tags(lists: pa.ListArray) -> pa.Array:
+    """lists with each element normalised (once per distinct element); a null list is []."""
+    offsets = lists.offsets
+    start = offsets[0].as_py()
+    if start:
+        offsets = pc.subtract(offsets, start)
+    elements = _distinct_map(lists.flatten(), _tag, pa.string())
+    return pa.ListArray.from_arrays(offsets, elements)
 
 
 def _tag(value: str) -> str:

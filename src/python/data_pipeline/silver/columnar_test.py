@@ -11,7 +11,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_pipeline.silver import columnar
+from data_pipeline.silver import field_columns
 from data_pipeline.silver.agencies import Agency
 from data_pipeline.silver.arrow import valid_table
 from data_pipeline.silver.columnar import validate_objects
@@ -393,10 +393,10 @@ def test_fields_reads_every_row_as_dict_get_does_whatever_its_key_order() -> Non
         {},
         {"b": 5, "a": 6, "c": 7, "d": 8},
     ]
-    get = columnar._fields(rows, ("a", "b", "c"))
+    get = field_columns._fields(rows, ("a", "b", "c"))
     for name in "abc":
         assert list(get(name)) == [row.get(name) for row in rows]
-    assert columnar._fields([{"a": 1}], ("a", "b"))("b") == [None]  # no row holds every name
+    assert field_columns._fields([{"a": 1}], ("a", "b"))("b") == [None]  # no row holds every name
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

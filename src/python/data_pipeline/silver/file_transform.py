@@ -23,7 +23,9 @@ from etl_core.model import DeadLetter
 from data_pipeline.silver.agencies import Agency
 from data_pipeline.silver.arrow import VALID_SCHEMA, valid_table
 from data_pipeline.silver.bronze_body import UnreadableFile, decompress
-from data_pipeline.silver.columnar import validate_objects
+from data_pipeline.silver import native_scan
+from data_pipeline.silver.columnar import validate_fields
+from data_pipeline.silver.field_columns import FieldColumns, ObjectFields
 from data_pipeline.silver.reasons import DeadLetterReason
 from data_pipeline.silver.validate import (
     AgencyInfo,
@@ -137,23 +139,36 @@ def transform_batch(
     infos = agency_infos(agencies)
     lines = text.split(b"\n")
     numbers = [n for n, line in enumerate(lines, 1) if line[:1] == b"{" or line.strip(_BLANK)]
-    kept = [lines[n - 1] for n in numbers] if len(numbers) != len(lines) else lines
-    with _cycle_collection_paused():
-        table, accepted = _validate_columns(_parse(kept), infos)
-    line_numbers = pa.array(numbers, pa.int64())
-    table = table.append_column("_line", pc.take(line_numbers, table["_index"])).drop_columns(
-        "_index"
-    )
-    table = table.append_column("dt", pa.repeat(dt.date.fromisoformat(day), table.num_rows))
+    parts: list[pa.Table] = []
+    undecided: list[int] = []  # numbers of the lines validate_line decides
+    scanned = native_scan.scan(text)
+    others = numbers
+    if scanned is not None:  # its plain lines straight into columns, the rest through orjson
+        table, accepted = _validate_columns(scanned.fields, infos)
+        parts.append(_numbered(table, scanned.line_numbers))
+        undecided += _rejected(accepted, scanned.line_numbers)
+        plain = scanned.plain
+        others = [n for n in numbers if not plain[n - 1]]
+    if others:
+        with _cycle_collection_paused():
+            table, accepted = _validate_columns(ObjectFields.of(_parse(lines, others)), infos)
+        line_numbers = pa.array(others, pa.int64())
+        parts.append(_numbered(table, line_numbers))
+        undecided += _rejected(accepted, line_numbers)
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0] if parts else None
     rows: list[ValidRow] = []
     dead: list[DeadLetter] = []
-    for index in pc.indices_nonzero(pc.invert(accepted)).to_pylist():
-        outcome = validate_line(kept[index], numbers[index], day, infos)
+    for number in sorted(undecided):
+        outcome = validate_line(lines[number - 1], number, day, infos)
         if isinstance(outcome, Rejected):
-            dead.append(_dead_letter(source, numbers[index], kept[index], outcome))
+            dead.append(_dead_letter(source, number, lines[number - 1], outcome))
         else:
             rows.append(outcome)
-    valid = table.select(VALID_SCHEMA.names).cast(VALID_SCHEMA)
+    if table is None:
+        valid = VALID_SCHEMA.empty_table()
+    else:
+        table = table.append_column("dt", pa.repeat(dt.date.fromisoformat(day), table.num_rows))
+        valid = table.select(VALID_SCHEMA.names).cast(VALID_SCHEMA)
     if rows:
         checked = valid_table(
             [row.silver for row in rows],
@@ -181,14 +196,26 @@ def _cycle_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _parse(lines: Sequence[bytes]) -> list[Any]:
-    """orjson's value of each line; None where orjson refuses it (validate_line decides those).
+def _numbered(table: pa.Table, line_numbers: pa.Array) -> pa.Table:
+    """table's `_index` (into line_numbers) replaced by `_line`, the row's line number."""
+    lines = pc.take(line_numbers, table["_index"])
+    return table.append_column("_line", lines).drop_columns("_index")
+
+
+def _rejected(accepted: pa.Array, line_numbers: pa.Array) -> list[int]:
+    """The line numbers of the rows the kernels did not accept."""
+    return pc.take(line_numbers, pc.indices_nonzero(pc.invert(accepted))).to_pylist()
+
+
+def _parse(lines: Sequence[bytes], numbers: Sequence[int]) -> list[Any]:
+    """orjson's value of each numbered line (1-based numbers into lines, all of them or some);
+    None where orjson refuses it (validate_line decides those).
 
     Lines are parsed by map in C; a refused line stops the map after the values before it were
     appended, so it is marked None and the map goes on from the next line.
     """
     values: list[Any] = []
-    remaining = iter(lines)
+    remaining = iter(lines if len(numbers) == len(lines) else [lines[n - 1] for n in numbers])
     while True:
         try:
             values.extend(map(orjson.loads, remaining))
@@ -198,10 +225,12 @@ def _parse(lines: Sequence[bytes]) -> list[Any]:
             return values
 
 
-def _validate_columns(objects: list[Any], infos: Mapping[int, AgencyInfo]) -> Any:
+def _validate_columns(
+    fields: FieldColumns, infos: Mapping[int, AgencyInfo]
+) -> tuple[pa.Table, pa.Array]:
     ids = sorted(infos)
-    return validate_objects(
-        objects,
+    return validate_fields(
+        fields,
         ids,
         [infos[i].name for i in ids],
         [infos[i].state for i in ids],
