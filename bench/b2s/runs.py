@@ -16,7 +16,7 @@ import attrs
 from etl_core.adapters.delta_tables import storage_options, table_uri
 from etl_core.adapters.sqlite_run_history import open_sqlite_run_history
 
-from b2s import moto_s3
+from b2s import moto_s3, native
 from b2s.dataset import Dataset
 from b2s.measure import Usage, run_measured
 from b2s.readback import Readback, read_directory, read_tables
@@ -48,14 +48,15 @@ class Outcome:
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A minimal environment: no ETL_* or AWS_* settings of the caller leak into a run."""
+    """A minimal environment: no ETL_* or AWS_* settings of the caller leak into a run (but
+    the native scanner's library, where a checkout needs it named)."""
     base = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
         "PYTHONPATH": PYTHONPATH,
         "PYTHONHASHSEED": "0",
     }
-    return {**base, **(extra or {})}
+    return {**base, **native.scanner_env(), **(extra or {})}
 
 
 def run_job(

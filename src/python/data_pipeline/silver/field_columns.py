@@ -29,7 +29,8 @@ class FieldColumns(Protocol):
     object is absent."""
 
     @property
-    def rows(self) -> int: ...
+    def rows(self) -> int:
+        ...
 
     def is_object(self) -> pa.Array:
         """bool: the row is a JSON object (the other rows' fields are all absent)."""

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from etl_core.model import DeadLetter
 
+from data_pipeline.silver import native_scan
 from data_pipeline.silver.agencies import Agency
 from data_pipeline.silver.arrow import VALID_SCHEMA, valid_table
 from data_pipeline.silver.bronze_body import UnreadableFile, decompress
-from data_pipeline.silver import native_scan
 from data_pipeline.silver.columnar import validate_fields
 from data_pipeline.silver.field_columns import FieldColumns, ObjectFields
 from data_pipeline.silver.reasons import DeadLetterReason
@@ -204,7 +204,8 @@ def _numbered(table: pa.Table, line_numbers: pa.Array) -> pa.Table:
 
 def _rejected(accepted: pa.Array, line_numbers: pa.Array) -> list[int]:
     """The line numbers of the rows the kernels did not accept."""
-    return pc.take(line_numbers, pc.indices_nonzero(pc.invert(accepted))).to_pylist()
+    rejected: list[int] = pc.take(line_numbers, pc.indices_nonzero(pc.invert(accepted))).to_pylist()
+    return rejected
 
 
 def _parse(lines: Sequence[bytes], numbers: Sequence[int]) -> list[Any]:

@@ -150,7 +150,9 @@ def _scanned(out: _Scan) -> Scanned:
             _buffer(out.tag_data, out.tag_data_len),
         ],
     )
-    offsets = pa.Array.from_buffers(pa.int32(), lines + 1, [None, _buffer(out.tag_offsets, 4 * (lines + 1))])
+    offsets = pa.Array.from_buffers(
+        pa.int32(), lines + 1, [None, _buffer(out.tag_offsets, 4 * (lines + 1))]
+    )
     tags = pa.ListArray.from_arrays(offsets, values).filter(is_plain)
     numbers = pc.add(pc.indices_nonzero(is_plain), 1).cast(pa.int64())
     fields = ScannedFields(len(numbers), kinds, strings, ints, tags)
@@ -158,7 +160,7 @@ def _scanned(out: _Scan) -> Scanned:
 
 
 def _buffer(address: int | None, size: int) -> pa.Buffer:
-    return pa.py_buffer(ctypes.string_at(address, size) if size else b"")
+    return pa.py_buffer(ctypes.string_at(address, size) if size and address else b"")
 
 
 @functools.cache
