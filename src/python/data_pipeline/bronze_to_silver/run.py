@@ -19,6 +19,7 @@ and after it the re-run finds nothing new.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -207,24 +208,39 @@ async def _fold_all(
     options: PromoteOptions,
 ) -> JobOutcome:
     """Fold the chosen files in batches of about options.fold_bytes of bronze, each its own fold
-    version and commits, so memory stays bounded by a batch, not by the agency's history. A run
-    cut short keeps the batches it committed; the next run folds the rest."""
+    version and commits, so memory stays bounded by a batch (two while the next is transformed
+    as one commits), not by the agency's history. A run cut short keeps the batches it
+    committed; the next run folds the rest."""
     batches = split_by_bytes(choice.files, options.fold_bytes)
     folded = list(choice.kept)
     tally = RunTally()
-    for index, files in enumerate(batches):
-        version = choice.version + 1 + index
-        folded.extend(FoldedFile.of(info) for info in files)
-        ledger = FoldLedger(
-            plan.agency_id,
-            version,
-            agencies=FoldedFile.of(plan.agencies),
-            files=tuple(sorted(folded, key=_key)),
-            run_id=ctx.run_id,
-        )
-        accounting = await _transform(ctx, bronze, plan, files, options)
-        fold = Fold(version, tuple(files), choice.rebuild and index == 0, ledger)
-        tally.add(await commit_fold(ctx, store, tables, plan, fold, accounting))
+    # The next fold's files are transformed while this fold commits (else the workers idle
+    # through every commit): at most two folds' rows are held at once.
+    ahead: asyncio.Task[Accounting] | None = None
+    try:
+        for index, files in enumerate(batches):
+            version = choice.version + 1 + index
+            folded.extend(FoldedFile.of(info) for info in files)
+            ledger = FoldLedger(
+                plan.agency_id,
+                version,
+                agencies=FoldedFile.of(plan.agencies),
+                files=tuple(sorted(folded, key=_key)),
+                run_id=ctx.run_id,
+            )
+            if ahead is None:
+                accounting = await _transform(ctx, bronze, plan, files, options)
+            else:
+                accounting, ahead = await ahead, None
+            if index + 1 < len(batches):
+                following = _transform(ctx, bronze, plan, batches[index + 1], options)
+                ahead = asyncio.create_task(following)
+            fold = Fold(version, tuple(files), choice.rebuild and index == 0, ledger)
+            tally.add(await commit_fold(ctx, store, tables, plan, fold, accounting))
+    finally:
+        if ahead is not None:  # a commit failed: the fold after it is not wanted
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
     status = (
         PartitionStatus.DRY_RUN
         if ctx.dry_run

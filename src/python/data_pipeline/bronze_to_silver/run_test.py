@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import datetime as dt
 import gzip
 import json
@@ -410,6 +412,45 @@ async def test_the_folds_of_one_run_share_one_pool_of_workers(
 
     assert outcome.summary["outcome"].startswith("folded in 3 bronze files as folds 1-3:")
     assert started == [2]  # not one pool (two worker processes started) per fold
+    assert await _silver(tables) == _silver_of(_expected(bronze))
+
+
+@attrs.define
+class _MergeWaitsForTheNextFold:
+    """A FakeSilverTable whose first merge returns only once a file of a later fold has been
+    transformed: a run that transformed its folds one after the other would wait forever."""
+
+    inner: FakeSilverTable
+    next_fold_transformed: asyncio.Event = attrs.field(factory=asyncio.Event)
+    merges: int = 0
+
+    async def version(self, agency_id: int) -> int:
+        return await self.inner.version(agency_id)
+
+    async def read(self, agency_id: int | None = None) -> Any:
+        return await self.inner.read(agency_id)
+
+    async def merge(self, *args: Any, **kwargs: Any) -> Any:
+        self.merges += 1
+        if self.merges == 1:
+            await asyncio.wait_for(self.next_fold_transformed.wait(), 10)
+        return await self.inner.merge(*args, **kwargs)
+
+
+async def test_the_next_fold_is_transformed_while_a_fold_commits() -> None:
+    store, bronze, tables = FakeObjectStore(), _bronze(), FakeTables()
+    silver = _MergeWaitsForTheNextFold(tables.silver)
+    waiting = FakeTables(silver, tables.deadletter)  # type: ignore[arg-type]
+    transformed: list[str] = []
+
+    def on_file(batch: Any) -> None:
+        transformed.append(batch.source)
+        if len(transformed) == 2:  # fold 2's file (one file a fold), while fold 1 commits
+            silver.next_fold_transformed.set()
+
+    outcome = await _promote("r1", store, bronze, waiting, fold_bytes=1, on_file=on_file)
+
+    assert outcome.summary["outcome"].startswith("folded in 3 bronze files as folds 1-3:")
     assert await _silver(tables) == _silver_of(_expected(bronze))
 
 
