@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import zoneinfo
 from collections.abc import Mapping
@@ -60,10 +61,17 @@ class AgencyInfo:
 
 def agency_infos(agencies: Mapping[int, Agency]) -> dict[int, AgencyInfo]:
     """agency_id -> AgencyInfo. Raises zoneinfo.ZoneInfoNotFoundError for an unknown zone."""
-    return {
-        agency_id: AgencyInfo(agency.name, agency.state, zoneinfo.ZoneInfo(agency.timezone))
-        for agency_id, agency in agencies.items()
-    }
+    return dict(_infos(tuple(agencies.items())))
+
+
+@functools.lru_cache(maxsize=4)
+def _infos(agencies: tuple[tuple[int, Agency], ...]) -> tuple[tuple[int, AgencyInfo], ...]:
+    # Cached: every file of a run has the same agencies, and ZoneInfo keeps only 8 zones loaded
+    # (20 agencies' zones were read from disk again for every file).
+    return tuple(
+        (agency_id, AgencyInfo(agency.name, agency.state, zoneinfo.ZoneInfo(agency.timezone)))
+        for agency_id, agency in agencies
+    )
 
 
 def _refuse_constant(name: str) -> Any:
