@@ -93,9 +93,14 @@ def validate_fields(
     ok = _all(ok, pc.is_valid(position))
 
     occurred_ok, occurred = _occurred(
-        fields.ints("occurred_at"), fields.strings("occurred_at"), agency, zones
+        fields.ints("occurred_at"),
+        fields.strings("occurred_at"),
+        fields.iso("occurred_at"),
+        agency,
+        zones,
     )
-    updated_ok, updated_seconds, updated_micros = _iso(fields.strings("updated_at"))
+    updated = fields.iso("updated_at") or _iso(fields.strings("updated_at"))
+    updated_ok, updated_seconds, updated_micros = updated
     record_type = _enum(fields.strings("record_type"), RECORD_TYPES)
     status = _enum(fields.strings("status"), STATUSES)
     ok = _all(ok, occurred_ok, updated_ok, pc.is_valid(record_type), pc.is_valid(status))
@@ -259,11 +264,15 @@ def _learn_local_day(key: str, zones: Mapping[int, dt.tzinfo]) -> tuple[int, int
 
 
 def _occurred(
-    number: pa.Array, text: pa.Array, agency: pa.Array, zones: Mapping[int, dt.tzinfo]
+    number: pa.Array,
+    text: pa.Array,
+    iso: tuple[pa.Array, pa.Array, pa.Array] | None,
+    agency: pa.Array,
+    zones: Mapping[int, dt.tzinfo],
 ) -> tuple[pa.Array, pa.Array]:
     """(ok, epoch seconds) of occurred_at in the forms of timeparse.parse_occurred_at, tried in
     its order: a JSON int; an ASCII-digit string; a 16-character string with "/" third, as a
-    local time only; the ISO form."""
+    local time only; the ISO form (iso: the text's ISO reading when the source made it)."""
     number_ok = pc.fill_null(_in_range(number), False)
     count = len(text)
     digits = pc.fill_null(pc.match_substring_regex(text, _DIGITS), False)
@@ -285,9 +294,9 @@ def _occurred(
     local_ok, local = _skipped(count)
     if pc.any(local_shaped).as_py():
         local_ok, local = _local(text, agency, zones)
-    iso_ok, iso = _skipped(count)
+    iso_ok, iso_seconds = _skipped(count)
     if pc.any(pc.invert(_any_of(number_ok, digits, local_shaped))).as_py():
-        iso_ok, iso, _ = _iso(text)
+        iso_ok, iso_seconds, _ = iso or _iso(text)
     ok = pc.if_else(
         number_ok,
         True,
@@ -296,7 +305,7 @@ def _occurred(
     seconds = pc.if_else(
         number_ok,
         number,
-        pc.if_else(digits, epoch, pc.if_else(local_shaped, local, iso)),
+        pc.if_else(digits, epoch, pc.if_else(local_shaped, local, iso_seconds)),
     )
     return ok, seconds
 

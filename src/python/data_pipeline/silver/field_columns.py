@@ -55,6 +55,11 @@ class FieldColumns(Protocol):
         """The tags: a list<string> array when every row's are a list of strings (or absent or
         null: an empty list), else each row's JSON value."""
 
+    def iso(self, path: str) -> tuple[pa.Array, pa.Array, pa.Array] | None:
+        """(ok, epoch seconds, microseconds) of the strings in the ISO form, as
+        timeparse.parse_iso_us reads them, when this source has read them already; None: the
+        caller reads strings(path) with Arrow kernels."""
+
 
 @attrs.define
 class ObjectFields:
@@ -106,6 +111,9 @@ class ObjectFields:
 
     def raw_tags(self) -> Sequence[Any]:
         return self._get("tags")
+
+    def iso(self, path: str) -> None:
+        return None
 
 
 def _fields(

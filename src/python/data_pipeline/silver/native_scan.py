@@ -29,6 +29,7 @@ _FIELDS: Final = {
     "officer": 10, "officer.badge": 11, "officer.name": 12, "tags": 13,
 }  # fmt: skip
 _ABSENT, _NULL, _OBJECT = 0, 1, 4
+_ISO_FIELDS: Final = ("occurred_at", "updated_at")  # the scanner reads these as ISO instants too
 
 
 class _Column(ctypes.Structure):
@@ -40,6 +41,9 @@ class _Column(ctypes.Structure):
         ("ints", ctypes.c_void_p),
         ("string_valid", ctypes.c_void_p),
         ("int_valid", ctypes.c_void_p),
+        ("iso_seconds", ctypes.c_void_p),
+        ("iso_micros", ctypes.c_void_p),
+        ("iso_valid", ctypes.c_void_p),
     ]
 
 
@@ -66,6 +70,7 @@ class ScannedFields:
     _strings: dict[str, pa.Array]
     _ints: dict[str, pa.Array]
     _tags: pa.ListArray
+    _isos: dict[str, tuple[pa.Array, pa.Array]]  # path -> (epoch seconds, micros), null if not ISO
 
     def is_object(self) -> pa.Array:
         return pa.repeat(pa.scalar(True), self.rows)
@@ -89,6 +94,13 @@ class ScannedFields:
 
     def raw_tags(self) -> pa.ListArray:
         return self._tags
+
+    def iso(self, path: str) -> tuple[pa.Array, pa.Array, pa.Array] | None:
+        parsed = self._isos.get(path)
+        if parsed is None:
+            return None
+        seconds, micros = parsed
+        return pc.is_valid(seconds), seconds, micros
 
 
 @attrs.frozen
@@ -141,6 +153,17 @@ def _scanned(out: _Scan) -> Scanned:
             lines,
             [_buffer(column.int_valid, bitmap), _buffer(column.ints, 8 * lines)],
         ).filter(is_plain)
+    isos = {}
+    for path in _ISO_FIELDS:
+        column = out.columns[_FIELDS[path]]
+        valid = _buffer(column.iso_valid, bitmap)
+        seconds = pa.Array.from_buffers(
+            pa.int64(), lines, [valid, _buffer(column.iso_seconds, 8 * lines)]
+        )
+        micros = pa.Array.from_buffers(
+            pa.int64(), lines, [valid, _buffer(column.iso_micros, 8 * lines)]
+        )
+        isos[path] = (seconds.filter(is_plain), micros.filter(is_plain))
     values = pa.Array.from_buffers(
         pa.string(),
         out.tag_values,
@@ -155,7 +178,7 @@ def _scanned(out: _Scan) -> Scanned:
     )
     tags = pa.ListArray.from_arrays(offsets, values).filter(is_plain)
     numbers = pc.add(pc.indices_nonzero(is_plain), 1).cast(pa.int64())
-    fields = ScannedFields(len(numbers), kinds, strings, ints, tags)
+    fields = ScannedFields(len(numbers), kinds, strings, ints, tags, isos)
     return Scanned(plain, numbers, fields)
 
 

@@ -17,6 +17,7 @@ from data_pipeline.silver import native_scan
 from data_pipeline.silver.agencies import Agency
 from data_pipeline.silver.field_columns import ObjectFields
 from data_pipeline.silver.file_transform import transform_batch
+from data_pipeline.silver.timeparse import parse_iso_us
 
 KEY = "bronze/agency_id=1/dt=2024-03-10/part-0.ndjson"
 AGENCIES = {
@@ -244,3 +245,41 @@ def test_a_file_transforms_the_same_with_the_scanner_and_without_it(lines: list[
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = table.sort_by("_line").to_pylist()
     return rows
+
+
+def _two(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(lambda n: f"{n:02d}")
+
+
+# ISO-like text: each part usually valid, sometimes just out of range or misshapen.
+ISO_LIKE = st.builds(
+    lambda year, month, day, t, hour, minute, second, fraction, offset: (
+        f"{year}-{month}-{day}{t}{hour}:{minute}:{second}{fraction}{offset}"
+    ),
+    st.one_of(st.integers(0, 9999).map(lambda n: f"{n:04d}"), st.sampled_from(["1970", "+970"])),
+    _two(0, 13),
+    _two(0, 32),
+    st.sampled_from(["T", "T", "T", " ", "t"]),
+    _two(0, 24),
+    _two(0, 60),
+    _two(0, 60),
+    st.one_of(st.just(""), st.text(alphabet="0123456789", max_size=7).map(lambda d: "." + d)),
+    st.one_of(
+        st.sampled_from(["Z", "Z", "z", "", "+00:00", "-24:00", "+05:60", "+0530", "-05:00"]),
+        st.builds(lambda sign, h, m: f"{sign}{h}:{m}", st.sampled_from("+-"), _two(0, 23), _two(0, 59)),
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ISO_LIKE, min_size=1, max_size=20))
+def test_iso_instants_are_read_as_parse_iso_us_reads_them(texts: list[str]) -> None:
+    lines = [json.dumps({"updated_at": text, "occurred_at": text}).encode() for text in texts]
+    fields = _scan(b"\n".join(lines)).fields
+    expected = [parse_iso_us(text) for text in texts]
+    for path in ("updated_at", "occurred_at"):
+        parsed = fields.iso(path)
+        assert parsed is not None
+        ok, seconds, micros = (array.to_pylist() for array in parsed)
+        got = [s * 1_000_000 + m if good else None for good, s, m in zip(ok, seconds, micros, strict=True)]
+        assert got == expected, path

@@ -45,6 +45,8 @@ const OBJECT: u8 = 4;
 const ARRAY: u8 = 5;
 
 const MAX_DIGITS: usize = 18;
+// The fields whose strings the scanner also reads as ISO instants.
+const ISO_FIELDS: [usize; 2] = [OCCURRED_AT, UPDATED_AT];
 
 const RECORD_FIELDS: [(&[u8], usize); 10] = [
     (b"record_id", RECORD_ID),
@@ -59,6 +61,96 @@ const RECORD_FIELDS: [(&[u8], usize); 10] = [
     (b"tags", TAGS),
 ];
 
+
+const MIN_EPOCH: i64 = -62135596800; // 0001-01-01T00:00:00Z (timeparse.MIN_EPOCH)
+const MAX_EPOCH: i64 = 253402300799; // 9999-12-31T23:59:59Z (timeparse.MAX_EPOCH)
+
+fn two_digits(s: &[u8], at: usize) -> Option<i64> {
+    let (a, b) = (s[at], s[at + 1]);
+    (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+}
+
+/// "+HH:MM" / "-HH:MM" (HH <= 23, MM <= 59) in seconds east of UTC.
+fn offset(s: &[u8]) -> Option<i64> {
+    if s.len() != 6 || s[3] != b':' {
+        return None;
+    }
+    let sign = match s[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = (two_digits(s, 1)?, two_digits(s, 4)?);
+    (hours <= 23 && minutes <= 59).then_some(sign * (hours * 3600 + minutes * 60))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146097 + day_of_era - 719468
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// (epoch seconds, microseconds) of `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+HH:MM|-HH:MM)` as
+/// timeparse.parse_iso_us reads it: impossible fields refused, never rolled over, and instants
+/// outside 0001-01-01..9999-12-31 UTC refused.
+fn iso(s: &[u8]) -> Option<(i64, i64)> {
+    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || s[10] != b'T' || s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let year = two_digits(s, 0)? * 100 + two_digits(s, 2)?;
+    let (month, day) = (two_digits(s, 5)?, two_digits(s, 8)?);
+    let (hour, minute, second) = (two_digits(s, 11)?, two_digits(s, 14)?, two_digits(s, 17)?);
+    if year < 1 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let rest = &s[19..];
+    let (east, micros) = if rest == b"Z" {
+        (0, 0)
+    } else if let Some(east) = offset(rest) {
+        (east, 0)
+    } else {
+        if rest[0] != b'.' {
+            return None;
+        }
+        let (digits, east) = if rest[rest.len() - 1] == b'Z' {
+            (&rest[1..rest.len() - 1], 0)
+        } else if rest.len() >= 7 {
+            (&rest[1..rest.len() - 6], offset(&rest[rest.len() - 6..])?)
+        } else {
+            return None;
+        };
+        if digits.is_empty() || digits.len() > 6 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let mut micros = 0;
+        for index in 0..6 {
+            let digit = digits.get(index).map_or(0, |d| i64::from(d - b'0'));
+            micros = micros * 10 + digit;
+        }
+        (east, micros)
+    };
+    let clock = hour * 3600 + minute * 60 + second;
+    let seconds = days_from_civil(year, month, day) * 86400 + clock - east;
+    (MIN_EPOCH..=MAX_EPOCH).contains(&seconds).then_some((seconds, micros))
+}
+
 #[derive(Default)]
 struct Column {
     kind: Vec<u8>,
@@ -67,6 +159,10 @@ struct Column {
     ints: Vec<i64>,
     string_valid: Vec<u8>,
     int_valid: Vec<u8>,
+    // The ISO reading of the field's strings (only for ISO_FIELDS): valid where it is one.
+    iso_seconds: Vec<i64>,
+    iso_micros: Vec<i64>,
+    iso_valid: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -89,6 +185,9 @@ pub struct ColumnOut {
     ints: *const i64,
     string_valid: *const u8,
     int_valid: *const u8,
+    iso_seconds: *const i64,
+    iso_micros: *const i64,
+    iso_valid: *const u8,
 }
 
 /// The scan of a body: per line a status (1 plain, 0 for the Python path) and per field its
@@ -381,9 +480,13 @@ impl Scan {
         self.lines += 1;
         self.status.push(line.is_some() as u8);
         for (field, column) in self.columns.iter_mut().enumerate() {
+            let iso_field = ISO_FIELDS.contains(&field);
             if row & 7 == 0 {
                 column.string_valid.push(0);
                 column.int_valid.push(0);
+                if iso_field {
+                    column.iso_valid.push(0);
+                }
             }
             let value = line.map_or(Value::default(), |line| line.values[field]);
             column.kind.push(value.kind);
@@ -391,6 +494,19 @@ impl Scan {
                 let bytes = line.map_or(&[][..], |line| &line.scratch[value.start..value.end]);
                 column.data.extend_from_slice(bytes);
                 set_bit(&mut column.string_valid, row);
+            }
+            if iso_field {
+                let parsed = if value.kind == STRING {
+                    iso(line.map_or(&[][..], |line| &line.scratch[value.start..value.end]))
+                } else {
+                    None
+                };
+                let (seconds, micros) = parsed.unwrap_or((0, 0));
+                column.iso_seconds.push(seconds);
+                column.iso_micros.push(micros);
+                if parsed.is_some() {
+                    set_bit(&mut column.iso_valid, row);
+                }
             }
             column.offsets.push(column.data.len() as i32);
             column.ints.push(value.int);
@@ -443,6 +559,9 @@ fn column_out(column: &Column) -> ColumnOut {
         ints: column.ints.as_ptr(),
         string_valid: column.string_valid.as_ptr(),
         int_valid: column.int_valid.as_ptr(),
+        iso_seconds: column.iso_seconds.as_ptr(),
+        iso_micros: column.iso_micros.as_ptr(),
+        iso_valid: column.iso_valid.as_ptr(),
     }
 }
 
@@ -466,6 +585,9 @@ pub unsafe extern "C" fn bronze_scan(text: *const u8, len: usize, out: *mut Scan
         ints: std::ptr::null(),
         string_valid: std::ptr::null(),
         int_valid: std::ptr::null(),
+        iso_seconds: std::ptr::null(),
+        iso_micros: std::ptr::null(),
+        iso_valid: std::ptr::null(),
     });
     let mut result = ScanOut {
         lines: scan.lines,
