@@ -266,7 +266,9 @@ ISO_LIKE = st.builds(
     st.one_of(st.just(""), st.text(alphabet="0123456789", max_size=7).map(lambda d: "." + d)),
     st.one_of(
         st.sampled_from(["Z", "Z", "z", "", "+00:00", "-24:00", "+05:60", "+0530", "-05:00"]),
-        st.builds(lambda sign, h, m: f"{sign}{h}:{m}", st.sampled_from("+-"), _two(0, 23), _two(0, 59)),
+        st.builds(
+            lambda sign, h, m: f"{sign}{h}:{m}", st.sampled_from("+-"), _two(0, 23), _two(0, 59)
+        ),
     ),
 )
 
@@ -281,5 +283,8 @@ def test_iso_instants_are_read_as_parse_iso_us_reads_them(texts: list[str]) -> N
         parsed = fields.iso(path)
         assert parsed is not None
         ok, seconds, micros = (array.to_pylist() for array in parsed)
-        got = [s * 1_000_000 + m if good else None for good, s, m in zip(ok, seconds, micros, strict=True)]
+        got = [
+            s * 1_000_000 + m if good else None
+            for good, s, m in zip(ok, seconds, micros, strict=True)
+        ]
         assert got == expected, path
