@@ -30,7 +30,11 @@ def scanner_env() -> dict[str, str]:
         return {}
     source = SOURCE.read_bytes()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    library = cache / "etl-platform-bench" / f"libbronze_scan-{hashlib.sha256(source).hexdigest()[:16]}.so"
+    library = (
+        cache
+        / "etl-platform-bench"
+        / f"libbronze_scan-{hashlib.sha256(source).hexdigest()[:16]}.so"
+    )
     if not library.is_file():
         library.parent.mkdir(parents=True, exist_ok=True)
         partial = library.with_suffix(".partial")
