@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 LIBRARY_ENV: Final = "ETL_BRONZE_SCAN_LIBRARY"  # a path to the built library, if not beside this
 LIBRARY: Final = Path(__file__).parent / "native" / "libbronze_scan.so"
+ABI: Final = 2  # bronze_scan.rs's ABI: the ScanOut/ColumnOut layout _Scan/_Column mirror
 
 # The scanner's field numbers (bronze_scan.rs) and what a field held on a line.
 _FIELDS: Final = {
@@ -186,12 +187,28 @@ def _buffer(address: int | None, size: int) -> pa.Buffer:
     return pa.py_buffer(ctypes.string_at(address, size) if size and address else b"")
 
 
+class ScannerMismatch(RuntimeError):
+    """The library found was built from another version of bronze_scan.rs."""
+
+
 @functools.cache
 def _library() -> ctypes.CDLL | None:
     path = Path(os.environ.get(LIBRARY_ENV) or LIBRARY)
     if not path.is_file():
         return None
     library = ctypes.CDLL(str(path))
+    # A library of another layout would be read as garbage: refuse it, naming it.
+    try:
+        library.bronze_scan_abi.restype = ctypes.c_uint32
+        abi = library.bronze_scan_abi()
+    except AttributeError:
+        abi = None
+    if abi != ABI:
+        raise ScannerMismatch(
+            f"{path}: not a native bronze scanner of ABI {ABI} (found {abi}); rebuild it from "
+            "src/python/data_pipeline/silver/native/bronze_scan.rs (./pants export-codegen "
+            f"src/python/data_pipeline/silver/native:build) or unset {LIBRARY_ENV}"
+        )
     library.bronze_scan.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Scan)]
     library.bronze_scan.restype = ctypes.c_int
     library.bronze_scan_free.argtypes = [ctypes.c_void_p]

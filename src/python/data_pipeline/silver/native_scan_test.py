@@ -4,7 +4,9 @@ either with the per-row reference)."""
 
 from __future__ import annotations
 
+import ctypes.util
 import json
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -46,6 +48,22 @@ def test_the_scanner_is_built_and_loads() -> None:
     # `./pants export-codegen src/python/data_pipeline/silver/native:build` or names it in
     # ETL_BRONZE_SCAN_LIBRARY. Without it the transform is exact but slower: fail loudly here.
     assert native_scan._library() is not None, f"no scanner library at {native_scan.LIBRARY}"
+
+
+def test_a_library_of_another_layout_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    other = ctypes.util.find_library("c")  # any shared library without the scanner's ABI
+    assert other is not None
+    monkeypatch.setenv(native_scan.LIBRARY_ENV, _path_of(other))
+
+    with pytest.raises(native_scan.ScannerMismatch, match="not a native bronze scanner of ABI"):
+        native_scan.scan(b"{}")
+
+
+def _path_of(name: str) -> str:
+    for directory in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib"):
+        if (candidate := Path(directory) / name).is_file():
+            return str(candidate)
+    raise AssertionError(f"{name} not found")
 
 
 PLAIN = [

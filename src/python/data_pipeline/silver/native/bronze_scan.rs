@@ -565,6 +565,16 @@ fn column_out(column: &Column) -> ColumnOut {
     }
 }
 
+/// The layout of ScanOut and ColumnOut: native_scan.py refuses a library of another. Bump it
+/// with any change to either.
+const ABI: u32 = 2;
+
+/// ABI, for the loader to check before it reads a ScanOut.
+#[no_mangle]
+pub extern "C" fn bronze_scan_abi() -> u32 {
+    ABI
+}
+
 /// Scan `len` bytes at `text` into `*out`. Returns 0, or 1 when the body is too large for
 /// 32-bit offsets (the caller then takes the Python path). Free with bronze_scan_free.
 ///
