@@ -306,3 +306,29 @@ def test_iso_instants_are_read_as_parse_iso_us_reads_them(texts: list[str]) -> N
             for good, s, m in zip(ok, seconds, micros, strict=True)
         ]
         assert got == expected, path
+
+
+# Fragments of records and JSON syntax, glued at random: truncations, stray bytes, escapes.
+FRAGMENTS = st.sampled_from(
+    [
+        b"{", b"}", b"[", b"]", b",", b":", b'"', b"\\", b" ", b"\t", b"\r", b"\n", b"\x00",
+        b"\xc3", b"\xa9", b"\\u00", b"\\u0041", b"\\t", b"-", b"0", b"12", b"1.5", b"e9",
+        b"null", b"true", b'"record_id"', b'"agency_id"', b'"tags"', b'"officer"',
+        b'"location"', b'"badge"', b'"lat"', b'"updated_at"', b'"2024-02-29T23:59:59.5+05:30"',
+        b'"A1"', b'{"record_id":"A1","agency_id":1}',
+    ]
+)  # fmt: skip
+JUNK = st.lists(st.one_of(FRAGMENTS, st.binary(max_size=4)), max_size=24).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(JUNK, min_size=1, max_size=12))
+def test_any_bytes_are_scanned_without_harm_and_what_is_taken_is_json(parts: list[bytes]) -> None:
+    text = b"\n".join(parts)
+    scanned = _scan(text)
+    lines = text.split(b"\n")
+    assert len(scanned.plain) == len(lines)
+    plain = [line for line, flag in zip(lines, scanned.plain, strict=True) if flag]
+    for line in plain:
+        assert isinstance(orjson.loads(line), dict), line
+    _assert_decoded_as_orjson(plain, scanned.fields)
