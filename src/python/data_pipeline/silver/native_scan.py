@@ -29,7 +29,7 @@ _FIELDS: Final = {
     "status": 5, "location": 6, "location.lat": 7, "location.lon": 8, "amount": 9,
     "officer": 10, "officer.badge": 11, "officer.name": 12, "tags": 13,
 }  # fmt: skip
-_ABSENT, _NULL, _OBJECT = 0, 1, 4
+_NULL, _OBJECT = 1, 4
 _ISO_FIELDS: Final = ("occurred_at", "updated_at")  # the scanner reads these as ISO instants too
 
 
@@ -62,46 +62,105 @@ class _Scan(ctypes.Structure):
     ]
 
 
+class _Scanner:
+    """The scanner's own buffers of one scan, freed when the last Arrow buffer over them is."""
+
+    def __init__(self, library: ctypes.CDLL, out: _Scan) -> None:
+        self._library, self.out = library, out
+
+    def __del__(self) -> None:
+        self._library.bronze_scan_free(self.out.handle)
+
+    def buffer(self, address: int | None, size: int) -> pa.Buffer:
+        """size bytes at address, without a copy (they live as long as the buffer)."""
+        if not size or not address:
+            return pa.py_buffer(b"")
+        return pa.foreign_buffer(address, size, base=self)
+
+
 @attrs.frozen
 class ScannedFields:
-    """FieldColumns (field_columns.py) over the plain lines of a scan, in line order."""
+    """FieldColumns (field_columns.py) over the plain lines of a scan, in line order. Each
+    column is made from the scanner's buffers when asked for: a file's transform asks for about
+    a third of what the scanner fills."""
 
     rows: int
-    _kinds: dict[str, pa.Array]
-    _strings: dict[str, pa.Array]
-    _ints: dict[str, pa.Array]
-    _tags: pa.ListArray
-    _isos: dict[str, tuple[pa.Array, pa.Array]]  # path -> (epoch seconds, micros), null if not ISO
+    _scanner: _Scanner
+    _is_plain: pa.Array  # bool over all the body's lines
 
     def is_object(self) -> pa.Array:
         return pa.repeat(pa.scalar(True), self.rows)
 
     def strings(self, path: str) -> pa.Array:
-        return self._strings[path]
+        column = self._column(path)
+        buffers = [
+            self._bitmap(column.string_valid),
+            self._scanner.buffer(column.offsets, 4 * (self._lines + 1)),
+            self._scanner.buffer(column.data, column.data_len),
+        ]
+        return self._plain(pa.string(), buffers)
 
     def ints(self, path: str) -> pa.Array:
-        return self._ints[path]
+        column = self._column(path)
+        return self._plain(pa.int64(), [self._bitmap(column.int_valid), self._int64(column.ints)])
 
     def number(self, path: str) -> tuple[pa.Array, pa.Array | None]:
-        ints = self._ints[path]
+        ints = self.ints(path)
         numbers = None if ints.null_count == len(ints) else ints.cast(pa.float64(), safe=False)
-        return self._strings[path], numbers
+        return self.strings(path), numbers
 
     def is_null(self, path: str) -> pa.Array:
-        return pc.less_equal(self._kinds[path], _NULL)
+        return pc.less_equal(self._kinds(path), _NULL)
 
     def is_object_at(self, path: str) -> pa.Array:
-        return pc.equal(self._kinds[path], _OBJECT)
+        return pc.equal(self._kinds(path), _OBJECT)
 
     def raw_tags(self) -> pa.ListArray:
-        return self._tags
+        out, lines = self._scanner.out, self._lines
+        values = pa.Array.from_buffers(
+            pa.string(),
+            out.tag_values,
+            [
+                None,
+                self._scanner.buffer(out.tag_value_offsets, 4 * (out.tag_values + 1)),
+                self._scanner.buffer(out.tag_data, out.tag_data_len),
+            ],
+        )
+        offsets = pa.Array.from_buffers(
+            pa.int32(), lines + 1, [None, self._scanner.buffer(out.tag_offsets, 4 * (lines + 1))]
+        )
+        return pa.ListArray.from_arrays(offsets, values).filter(self._is_plain)
 
     def iso(self, path: str) -> tuple[pa.Array, pa.Array, pa.Array] | None:
-        parsed = self._isos.get(path)
-        if parsed is None:
+        if path not in _ISO_FIELDS:
             return None
-        seconds, micros = parsed
+        column = self._column(path)
+        valid = self._bitmap(column.iso_valid)
+        seconds = self._plain(pa.int64(), [valid, self._int64(column.iso_seconds)])
+        micros = self._plain(pa.int64(), [valid, self._int64(column.iso_micros)])
         return pc.is_valid(seconds), seconds, micros
+
+    @property
+    def _lines(self) -> int:
+        return int(self._scanner.out.lines)
+
+    def _column(self, path: str) -> _Column:
+        column: _Column = self._scanner.out.columns[_FIELDS[path]]
+        return column
+
+    def _kinds(self, path: str) -> pa.Array:
+        kinds = self._scanner.buffer(self._column(path).kind, self._lines)
+        return self._plain(pa.uint8(), [None, kinds])
+
+    def _bitmap(self, address: int | None) -> pa.Buffer:
+        return self._scanner.buffer(address, (self._lines + 7) // 8)
+
+    def _int64(self, address: int | None) -> pa.Buffer:
+        return self._scanner.buffer(address, 8 * self._lines)
+
+    def _plain(self, kind: pa.DataType, buffers: list[pa.Buffer | None]) -> pa.Array:
+        """The array of all the body's lines over these buffers, cut to the plain lines."""
+        return pa.Array.from_buffers(kind, self._lines, buffers).filter(self._is_plain)
 
 
 @attrs.frozen
@@ -122,69 +181,12 @@ def scan(text: bytes) -> Scanned | None:
     out = _Scan()
     if library.bronze_scan(text, len(text), ctypes.byref(out)) != 0:
         return None
-    try:
-        return _scanned(out)
-    finally:
-        library.bronze_scan_free(out.handle)
-
-
-def _scanned(out: _Scan) -> Scanned:
-    lines = out.lines
-    plain = ctypes.string_at(out.status, lines)
-    mask = pa.Array.from_buffers(pa.uint8(), lines, [None, pa.py_buffer(plain)])
+    scanner = _Scanner(library, out)  # from here on, frees the scan when no longer used
+    plain = ctypes.string_at(out.status, out.lines)
+    mask = pa.Array.from_buffers(pa.uint8(), out.lines, [None, pa.py_buffer(plain)])
     is_plain = pc.equal(mask, 1)
-    bitmap = (lines + 7) // 8
-    kinds, strings, ints = {}, {}, {}
-    for path, index in _FIELDS.items():
-        column = out.columns[index]
-        kinds[path] = pa.Array.from_buffers(
-            pa.uint8(), lines, [None, _buffer(column.kind, lines)]
-        ).filter(is_plain)
-        strings[path] = pa.Array.from_buffers(
-            pa.string(),
-            lines,
-            [
-                _buffer(column.string_valid, bitmap),
-                _buffer(column.offsets, 4 * (lines + 1)),
-                _buffer(column.data, column.data_len),
-            ],
-        ).filter(is_plain)
-        ints[path] = pa.Array.from_buffers(
-            pa.int64(),
-            lines,
-            [_buffer(column.int_valid, bitmap), _buffer(column.ints, 8 * lines)],
-        ).filter(is_plain)
-    isos = {}
-    for path in _ISO_FIELDS:
-        column = out.columns[_FIELDS[path]]
-        valid = _buffer(column.iso_valid, bitmap)
-        seconds = pa.Array.from_buffers(
-            pa.int64(), lines, [valid, _buffer(column.iso_seconds, 8 * lines)]
-        )
-        micros = pa.Array.from_buffers(
-            pa.int64(), lines, [valid, _buffer(column.iso_micros, 8 * lines)]
-        )
-        isos[path] = (seconds.filter(is_plain), micros.filter(is_plain))
-    values = pa.Array.from_buffers(
-        pa.string(),
-        out.tag_values,
-        [
-            None,
-            _buffer(out.tag_value_offsets, 4 * (out.tag_values + 1)),
-            _buffer(out.tag_data, out.tag_data_len),
-        ],
-    )
-    offsets = pa.Array.from_buffers(
-        pa.int32(), lines + 1, [None, _buffer(out.tag_offsets, 4 * (lines + 1))]
-    )
-    tags = pa.ListArray.from_arrays(offsets, values).filter(is_plain)
     numbers = pc.add(pc.indices_nonzero(is_plain), 1).cast(pa.int64())
-    fields = ScannedFields(len(numbers), kinds, strings, ints, tags, isos)
-    return Scanned(plain, numbers, fields)
-
-
-def _buffer(address: int | None, size: int) -> pa.Buffer:
-    return pa.py_buffer(ctypes.string_at(address, size) if size and address else b"")
+    return Scanned(plain, numbers, ScannedFields(len(numbers), scanner, is_plain))
 
 
 class ScannerMismatch(RuntimeError):
