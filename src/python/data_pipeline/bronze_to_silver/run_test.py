@@ -415,12 +415,10 @@ async def test_the_folds_of_one_run_share_one_pool_of_workers(
 
 
 @attrs.define
-class _MergeWaitsForTheNextFold:
-    """A FakeSilverTable whose first merge returns only once a file of a later fold has been
-    transformed: a run that transformed its folds one after the other would wait forever."""
+class _MergeHook:
+    """A FakeSilverTable that runs before_merge(n) ahead of its n-th merge (from 1)."""
 
     inner: FakeSilverTable
-    next_fold_transformed: asyncio.Event = attrs.field(factory=asyncio.Event)
     merges: int = 0
 
     async def version(self, agency_id: int) -> int:
@@ -431,9 +429,23 @@ class _MergeWaitsForTheNextFold:
 
     async def merge(self, *args: Any, **kwargs: Any) -> Any:
         self.merges += 1
-        if self.merges == 1:
-            await asyncio.wait_for(self.next_fold_transformed.wait(), 10)
+        await self.before_merge(self.merges)
         return await self.inner.merge(*args, **kwargs)
+
+    async def before_merge(self, merge: int) -> None:
+        pass
+
+
+@attrs.define
+class _MergeWaitsForTheNextFold(_MergeHook):
+    """Its first merge returns only once a file of a later fold has been transformed: a run
+    that transformed its folds one after the other would wait forever."""
+
+    next_fold_transformed: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+    async def before_merge(self, merge: int) -> None:
+        if merge == 1:
+            await asyncio.wait_for(self.next_fold_transformed.wait(), 10)
 
 
 async def test_the_next_fold_is_transformed_while_a_fold_commits() -> None:
@@ -454,23 +466,12 @@ async def test_the_next_fold_is_transformed_while_a_fold_commits() -> None:
 
 
 @attrs.define
-class _SecondMergeFails:
-    """A FakeSilverTable whose second merge raises, as a run killed in its second batch."""
+class _SecondMergeFails(_MergeHook):
+    """Its second merge raises, as a run killed in its second batch."""
 
-    inner: FakeSilverTable
-    calls: int = 0
-
-    async def version(self, agency_id: int) -> int:
-        return await self.inner.version(agency_id)
-
-    async def read(self, agency_id: int | None = None) -> Any:
-        return await self.inner.read(agency_id)
-
-    async def merge(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.calls == 2:
+    async def before_merge(self, merge: int) -> None:
+        if merge == 2:
             raise TableError("killed during the second batch")
-        return await self.inner.merge(*args, **kwargs)
 
 
 async def test_a_run_cut_short_between_batches_keeps_them_and_the_next_repairs_the_rest() -> None:

@@ -20,10 +20,13 @@ the rows it accepts. Decided here (WORKLOAD.md "Transform"):
   the days of ISO and local timestamps (impossible dates, zones), the officer's name
   (str.title()), and tag elements (Unicode case rules stay Python's).
 
-Per-row Python remains in pulling each field out of the parsed objects (type checks included),
-and in the reference for the rows handed back: lines that are not a JSON object orjson parses,
-rows with a field of an unexpected type or value, local times on a zone's transition days, and
-the tags of a file where some row's tags are not a list of strings.
+The fields come column by column from a FieldColumns source (field_columns.py): the native
+scanner's columns for the plain lines it decodes (native_scan.py), or, for the other lines,
+ObjectFields, where per-row Python remains in pulling each field out of the parsed objects (type
+checks included). Per-row Python also remains in the reference for the rows handed back: lines
+that are not a JSON object orjson parses, rows with a field of an unexpected type or value,
+local times on a zone's transition days, and the tags of a file where some row's tags are not a
+list of strings.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_pipeline.silver.field_columns import FieldColumns, ObjectFields
+from data_pipeline.silver.field_columns import FieldColumns
 from data_pipeline.silver.normalise import officer_name, tags
 from data_pipeline.silver.schema import RECORD_TYPES, STATUSES, WHITESPACE
 from data_pipeline.silver.timeparse import MAX_EPOCH, MIN_EPOCH, iso_day_number, local_day
@@ -56,17 +59,6 @@ _ISO_FILLER: Final = "1970-01-01T00:00:00Z"
 _LOCAL_FILLER: Final = "01/01/1970 00:00"
 _TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
 _TAGS: Final = pa.list_(pa.string())
-
-
-def validate_objects(
-    objects: Sequence[Any],
-    agency_ids: Sequence[int],
-    names: Sequence[str],
-    states: Sequence[str],
-    zones: Mapping[int, dt.tzinfo],
-) -> tuple[pa.Table, pa.Array]:
-    """validate_fields of parsed lines (anything orjson returned)."""
-    return validate_fields(ObjectFields.of(objects), agency_ids, names, states, zones)
 
 
 def validate_fields(

@@ -14,8 +14,13 @@ from hypothesis import strategies as st
 from data_pipeline.silver import field_columns
 from data_pipeline.silver.agencies import Agency
 from data_pipeline.silver.arrow import valid_table
-from data_pipeline.silver.columnar import validate_objects
-from data_pipeline.silver.file_transform import FileBatch, transform_batch, transform_file
+from data_pipeline.silver.field_columns import ObjectFields
+from data_pipeline.silver.file_transform import (
+    FileBatch,
+    _validate_columns,
+    transform_batch,
+    transform_file,
+)
 from data_pipeline.silver.validate import agency_infos
 
 AGENCIES = {
@@ -424,15 +429,8 @@ def _record(**fields: Any) -> bytes:
 
 
 def test_a_typical_row_is_decided_by_the_columnar_kernels_with_the_spec_values() -> None:
-    infos = agency_infos(AGENCIES)
-    ids = sorted(infos)
-    _, accepted = validate_objects(
-        [json.loads(_record())],
-        ids,
-        [infos[i].name for i in ids],
-        [infos[i].state for i in ids],
-        {i: infos[i].zone for i in ids},
-    )
+    fields = ObjectFields.of([json.loads(_record())])
+    _, accepted = _validate_columns(fields, agency_infos(AGENCIES))
     assert accepted.to_pylist() == [True]  # not handed back to the reference
     batch = _assert_same(_record())
 

@@ -65,7 +65,6 @@ class FieldColumns(Protocol):
 class ObjectFields:
     """FieldColumns over parsed lines (anything orjson returned)."""
 
-    _objects: Sequence[dict[str, Any]]
     _is_object: list[bool]
     _get: Callable[[str], Sequence[Any]]
     _nested: dict[str, Callable[[str], Sequence[Any]]] = attrs.field(factory=dict)
@@ -74,11 +73,11 @@ class ObjectFields:
     def of(cls, values: Sequence[Any]) -> ObjectFields:
         is_object = [isinstance(value, dict) for value in values]
         objects = values if all(is_object) else _objects(values)
-        return cls(objects, is_object, _fields(objects, _TOP_LEVEL))
+        return cls(is_object, _fields(objects, _TOP_LEVEL))
 
     @property
     def rows(self) -> int:
-        return len(self._objects)
+        return len(self._is_object)
 
     def _values(self, path: str) -> Sequence[Any]:
         parent, _, child = path.partition(".")

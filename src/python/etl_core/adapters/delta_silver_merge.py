@@ -17,29 +17,25 @@ import pyarrow.compute as pc
 from etl_core.adapters.delta_files import DataFile, DeltaFiles, without_partition_columns
 from etl_core.errors import TableError
 
+# decide's answer: winners, the stored files holding a key a winner replaces, those keys, and
+# per day the rows inserted, updated and older (or equal).
+Decision = tuple[
+    pa.Table, list[DataFile], pa.Array, dict[dt.date, int], dict[dt.date, int], dict[dt.date, int]
+]
 _ORDER = ("updated_at", "_source", "_line")  # which version of a key is newer, in this order
 _STORED = ["record_id", "updated_at__stored", "_source__stored", "_line__stored", "_file"]
 
 
-async def decide(
-    files: DeltaFiles, rows: pa.Table, stored: list[DataFile]
-) -> tuple[
-    pa.Table,
-    list[DataFile],
-    pa.Array,
-    dict[dt.date, int],
-    dict[dt.date, int],
-    dict[dt.date, int],
-]:
+async def decide(files: DeltaFiles, rows: pa.Table, stored: list[DataFile]) -> Decision:
     """Split incoming rows into winners (new keys and newer versions) and older ones; also
     the stored files that hold a key a winner replaces, and those keys."""
-    if not stored:  # a first build of these partitions: every row is new
-        return rows, [], pa.array([], pa.string()), per_day(rows), {}, {}
+    if not stored:  # a first build of these partitions: no key to look up
+        return _all_new(rows)
     keys = sorted(rows["record_id"].to_pylist())
     candidates = [f for f in stored if f.may_hold(keys, bisect.bisect_left)]
     current = await _current(files, candidates, pa.array(keys, pa.string()))
     if current.num_rows == 0:
-        return rows, [], pa.array([], pa.string()), per_day(rows), {}, {}
+        return _all_new(rows)
     slim = rows.select(["record_id", "dt", *_ORDER])
     joined = slim.append_column("_row", pa.array(range(rows.num_rows), pa.int64())).join(
         current, keys="record_id", join_type="left outer", right_suffix="__stored"
@@ -76,6 +72,11 @@ async def decide(
         per_day(updates),
         per_day(losers),
     )
+
+
+def _all_new(rows: pa.Table) -> Decision:
+    """decide's answer when no stored row has one of rows' keys: every row is inserted."""
+    return rows, [], pa.array([], pa.string()), per_day(rows), {}, {}
 
 
 async def _current(files: DeltaFiles, candidates: list[DataFile], keys: pa.Array) -> pa.Table:
