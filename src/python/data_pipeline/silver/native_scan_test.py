@@ -5,8 +5,10 @@ either with the per-row reference)."""
 from __future__ import annotations
 
 import ctypes.util
+import gc
 import json
 from pathlib import Path
+import weakref
 from typing import Any
 
 import orjson
@@ -332,3 +334,16 @@ def test_any_bytes_are_scanned_without_harm_and_what_is_taken_is_json(parts: lis
     for line in plain:
         assert isinstance(orjson.loads(line), dict), line
     _assert_decoded_as_orjson(plain, scanned.fields)
+
+
+def test_the_scanners_buffers_live_as_long_as_the_scan_and_no_longer() -> None:
+    scanned = _scan(b'{"record_id":"A1","tags":["x"]}\n{"record_id":"A2"}')
+    record_ids = scanned.fields.strings("record_id")
+    tags = scanned.fields.raw_tags()
+    scanner = weakref.ref(scanned.fields._scanner)
+    del scanned
+    gc.collect()
+
+    assert scanner() is None  # freed (bronze_scan_free) once the scan is gone...
+    assert record_ids.to_pylist() == ["A1", "A2"]  # ...and what was taken from it stays valid
+    assert tags.to_pylist() == [["x"], []]
