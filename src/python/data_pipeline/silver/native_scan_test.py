@@ -7,8 +7,8 @@ from __future__ import annotations
 import ctypes.util
 import gc
 import json
-from pathlib import Path
 import weakref
+from pathlib import Path
 from typing import Any
 
 import orjson
