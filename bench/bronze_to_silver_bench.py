@@ -1,7 +1,7 @@
 """bronze -> silver benchmark (WORKLOAD.md): the job per agency, local and S3, beside peers.
 
 Run: PYTHONPATH=src/python:tests/python python bench/bronze_to_silver_bench.py
-         [--sizes 100000,1000000] [--stores local,s3] [--peers plain,duckdb,polars]
+         [--sizes 100000,1000000] [--stores local,s3] [--peers floor,plain,duckdb,polars]
          [--workers auto,1] [--at-once 1,2] [--batched 1,2] [--repeat N] [--agencies 20]
          [--scratch DIR] [--out DIR]
 
@@ -23,11 +23,12 @@ from pathlib import Path
 import attrs
 from b2s import moto_s3, table  # beside this script: sys.path[0] when run as a script
 from b2s.dataset import Dataset, ensure_dataset
-from b2s.runs import Outcome, run_job, run_peer
+from b2s.runs import Outcome, run_floor, run_job, run_peer
 from data_pipeline.workload.generate import WorkloadOptions
 
 # peer name -> (module under peers/, third-party module it needs, semantics, note)
 PEERS = {
+    "floor": ("parse_floor", "orjson", "floor", "not a peer: orjson decodes every line, no more"),
     "plain": ("plain_orjson", "orjson", "exact", "1 process, 1 thread"),
     "duckdb": ("duckdb_peer", "duckdb", "approx", "1 process, DuckDB threads = cores"),
     "polars": ("polars_peer", "polars", "approx", "1 process, Polars threads = cores"),
@@ -120,6 +121,9 @@ def _plans(
             plans.append(functools.partial(plan, workers=configs[0][0]))
     for name in runnable:
         module, _, semantics, note = PEERS[name]
+        if name == "floor":
+            plans.append(functools.partial(run_floor, dataset, work / name))
+            continue
         plans.append(
             functools.partial(
                 run_peer, dataset, work / name, module=module, semantics=semantics, note=note

@@ -41,10 +41,11 @@ class Outcome:
     semantics: str  # exact / approx
     load: float  # 1-minute load average when the run started
     note: str = ""
+    checked: bool = True  # False for the parse floor, which writes no output
 
     @property
     def problems(self) -> list[str]:
-        return self.readback.problems(self.dataset.manifest)
+        return self.readback.problems(self.dataset.manifest) if self.checked else []
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -180,3 +181,20 @@ def run_peer(dataset: Dataset, work: Path, *, module: str, semantics: str, note:
     readback = read_directory(out, duplicates=int(counts["duplicates"]))
     shutil.rmtree(out)
     return Outcome(module, dataset, "local", usage, readback, semantics, load, note)
+
+
+FLOOR: Final = "orjson parse only (floor)"
+
+
+def run_floor(dataset: Dataset, work: Path) -> Outcome:
+    """`python -m peers.parse_floor STORE_DIR OUT_DIR`: every line decoded, nothing written."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    command = [sys.executable, "-m", "peers.parse_floor", str(dataset.root), str(work / "out")]
+    load = os.getloadavg()[0]
+    usage = run_measured([command], env=clean_env(), cwd=work, logs=work / "logs")
+    counts = json.loads((work / "logs" / "0000.log").read_text().strip().splitlines()[-1])
+    if counts["rows_in"] != dataset.manifest["input_rows"]:
+        raise RuntimeError(f"parse floor read {counts['rows_in']} rows, not the dataset's")
+    note = f"1 process; {counts['decoded']:,} lines decoded, nothing validated or written"
+    return Outcome(FLOOR, dataset, "local", usage, Readback(), "floor", load, note, checked=False)

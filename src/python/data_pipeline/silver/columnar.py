@@ -20,13 +20,13 @@ the rows it accepts. Decided here (WORKLOAD.md "Transform"):
   the days of ISO and local timestamps (impossible dates, zones), the officer's name
   (str.title()), and tag elements (Unicode case rules stay Python's).
 
-The fields come column by column from a FieldColumns source (field_columns.py): the native
-scanner's columns for the plain lines it decodes (native_scan.py), or, for the other lines,
-ObjectFields, where per-row Python remains in pulling each field out of the parsed objects (type
-checks included). Per-row Python also remains in the reference for the rows handed back: lines
-that are not a JSON object orjson parses, rows with a field of an unexpected type or value,
-local times on a zone's transition days, and the tags of a file where some row's tags are not a
-list of strings.
+This path takes the lines the native scanner does not finish (native_scan.py: most lines are
+finished there, validated and normalised in one native pass): the fields come column by column
+from a FieldColumns source (field_columns.py), ObjectFields over orjson's values, where per-row
+Python remains in pulling each field out of the parsed objects (type checks included). Per-row
+Python also remains in the reference for the rows handed back: lines that are not a JSON object
+orjson parses, rows with a field of an unexpected type or value, local times on a zone's
+transition days, and the tags of a file where some row's tags are not a list of strings.
 """
 
 from __future__ import annotations
@@ -70,8 +70,7 @@ def validate_fields(
 ) -> tuple[pa.Table, pa.Array]:
     """(the accepted rows' silver values, the accepted mask over the rows).
 
-    fields gives the rows' fields column by column (ObjectFields: from parsed objects;
-    ScannedFields: from the native scanner); agency_ids/names/states list the agencies of
+    fields gives the rows' fields column by column; agency_ids/names/states list the agencies of
     agencies.csv side by side, zones maps their ids to time zones. The table has the silver data
     columns but dt, plus `_updated_us` (updated_at in epoch microseconds, the dedupe order) and
     `_index` (the row's index in fields). Rows not accepted are left for the reference.
@@ -87,11 +86,10 @@ def validate_fields(
     occurred_ok, occurred = _occurred(
         fields.ints("occurred_at"),
         fields.strings("occurred_at"),
-        fields.iso("occurred_at"),
         agency,
         zones,
     )
-    updated = fields.iso("updated_at") or _iso(fields.strings("updated_at"))
+    updated = _iso(fields.strings("updated_at"))
     updated_ok, updated_seconds, updated_micros = updated
     record_type = _enum(fields.strings("record_type"), RECORD_TYPES)
     status = _enum(fields.strings("status"), STATUSES)
@@ -258,13 +256,12 @@ def _learn_local_day(key: str, zones: Mapping[int, dt.tzinfo]) -> tuple[int, int
 def _occurred(
     number: pa.Array,
     text: pa.Array,
-    iso: tuple[pa.Array, pa.Array, pa.Array] | None,
     agency: pa.Array,
     zones: Mapping[int, dt.tzinfo],
 ) -> tuple[pa.Array, pa.Array]:
     """(ok, epoch seconds) of occurred_at in the forms of timeparse.parse_occurred_at, tried in
     its order: a JSON int; an ASCII-digit string; a 16-character string with "/" third, as a
-    local time only; the ISO form (iso: the text's ISO reading when the source made it)."""
+    local time only; the ISO form."""
     number_ok = pc.fill_null(_in_range(number), False)
     count = len(text)
     digits = pc.fill_null(pc.match_substring_regex(text, _DIGITS), False)
@@ -288,7 +285,7 @@ def _occurred(
         local_ok, local = _local(text, agency, zones)
     iso_ok, iso_seconds = _skipped(count)
     if pc.any(pc.invert(_any_of(number_ok, digits, local_shaped))).as_py():
-        iso_ok, iso_seconds, _ = iso or _iso(text)
+        iso_ok, iso_seconds, _ = _iso(text)
     ok = pc.if_else(
         number_ok,
         True,

@@ -18,6 +18,7 @@ from data_pipeline.silver.field_columns import ObjectFields
 from data_pipeline.silver.file_transform import (
     FileBatch,
     _validate_columns,
+    _vocabulary,
     transform_batch,
     transform_file,
 )
@@ -430,7 +431,7 @@ def _record(**fields: Any) -> bytes:
 
 def test_a_typical_row_is_decided_by_the_columnar_kernels_with_the_spec_values() -> None:
     fields = ObjectFields.of([json.loads(_record())])
-    _, accepted = _validate_columns(fields, agency_infos(AGENCIES))
+    _, accepted = _validate_columns(fields, _vocabulary(agency_infos(AGENCIES)))
     assert accepted.to_pylist() == [True]  # not handed back to the reference
     batch = _assert_same(_record())
 

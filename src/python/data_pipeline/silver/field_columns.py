@@ -1,7 +1,8 @@
 """Where the columnar transform (columnar.validate_fields) takes a file's fields from, a column
 at a time: the FieldColumns port, and ObjectFields over the lines orjson parsed.
 
-native_scan.ScannedFields is the other source: the plain lines the native scanner decoded.
+The lines the native scanner finishes do not come this way: it validates and normalises them
+itself (native_scan.py, native_rows.py).
 """
 
 from __future__ import annotations
@@ -55,11 +56,6 @@ class FieldColumns(Protocol):
         """The tags: a list<string> array when every row's are a list of strings (or absent or
         null: an empty list), else each row's JSON value."""
 
-    def iso(self, path: str) -> tuple[pa.Array, pa.Array, pa.Array] | None:
-        """(ok, epoch seconds, microseconds) of the strings in the ISO form, as
-        timeparse.parse_iso_us reads them, when this source has read them already; None: the
-        caller reads strings(path) with Arrow kernels."""
-
 
 @attrs.define
 class ObjectFields:
@@ -110,9 +106,6 @@ class ObjectFields:
 
     def raw_tags(self) -> Sequence[Any]:
         return self._get("tags")
-
-    def iso(self, path: str) -> None:
-        return None
 
 
 def _fields(

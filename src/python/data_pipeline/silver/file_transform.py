@@ -26,7 +26,9 @@ from data_pipeline.silver.arrow import VALID_SCHEMA, valid_table
 from data_pipeline.silver.bronze_body import UnreadableFile, decompress
 from data_pipeline.silver.columnar import validate_fields
 from data_pipeline.silver.field_columns import FieldColumns, ObjectFields
+from data_pipeline.silver.native_rows import rows_table
 from data_pipeline.silver.reasons import DeadLetterReason
+from data_pipeline.silver.schema import RECORD_TYPES, STATUSES
 from data_pipeline.silver.validate import (
     AgencyInfo,
     Rejected,
@@ -141,17 +143,21 @@ def transform_batch(
     numbers = [n for n, line in enumerate(lines, 1) if line[:1] == b"{" or line.strip(_BLANK)]
     parts: list[pa.Table] = []
     undecided: list[int] = []  # numbers of the lines validate_line decides
-    scanned = native_scan.scan(text)
+    vocabulary = _vocabulary(infos)
+    scanned = native_scan.scan(text, vocabulary.ids, RECORD_TYPES, STATUSES)
     others = numbers
-    if scanned is not None:  # its plain lines straight into columns, the rest through orjson
-        table, accepted = _validate_columns(scanned.fields, infos)
-        parts.append(_numbered(table, scanned.line_numbers))
-        undecided += _rejected(accepted, scanned.line_numbers)
-        plain = scanned.plain
-        others = [n for n in numbers if not plain[n - 1]]
+    if scanned is not None:  # the lines it finished straight into columns, the rest as before
+        v = vocabulary
+        table, handed_back = rows_table(
+            scanned.rows, v.ids, v.names, v.states, v.zones, RECORD_TYPES, STATUSES
+        )
+        parts.append(table)
+        undecided += handed_back.to_pylist()
+        finished = scanned.finished
+        others = [n for n in numbers if not finished[n - 1]]
     if others:
         with _cycle_collection_paused():
-            table, accepted = _validate_columns(ObjectFields.of(_parse(lines, others)), infos)
+            table, accepted = _validate_columns(ObjectFields.of(_parse(lines, others)), vocabulary)
         line_numbers = pa.array(others, pa.int64())
         parts.append(_numbered(table, line_numbers))
         undecided += _rejected(accepted, line_numbers)
@@ -226,17 +232,29 @@ def _parse(lines: Sequence[bytes], numbers: Sequence[int]) -> list[Any]:
             return values
 
 
-def _validate_columns(
-    fields: FieldColumns, infos: Mapping[int, AgencyInfo]
-) -> tuple[pa.Table, pa.Array]:
+@attrs.frozen
+class _Vocabulary:
+    """The agencies of agencies.csv side by side, in id order."""
+
+    ids: list[int]
+    names: list[str]
+    states: list[str]
+    zones: dict[int, dt.tzinfo]
+
+
+def _vocabulary(infos: Mapping[int, AgencyInfo]) -> _Vocabulary:
     ids = sorted(infos)
-    return validate_fields(
-        fields,
+    return _Vocabulary(
         ids,
         [infos[i].name for i in ids],
         [infos[i].state for i in ids],
         {i: infos[i].zone for i in ids},
     )
+
+
+def _validate_columns(fields: FieldColumns, vocabulary: _Vocabulary) -> tuple[pa.Table, pa.Array]:
+    v = vocabulary
+    return validate_fields(fields, v.ids, v.names, v.states, v.zones)
 
 
 def unreadable_batch(

@@ -1,10 +1,13 @@
-"""The native line scanner (native/bronze_scan.rs, loaded with ctypes): a bronze body's plain
-lines decoded straight into Arrow columns, with no Python object per row or field.
+"""The native line scanner (native/bronze_scan.rs, loaded with ctypes): a bronze body's lines
+validated and normalised straight into Arrow columns, with no Python object per row or field.
 
-The scanner decides only lines of one plain shape (see bronze_scan.rs); every other line is
-left to the Python path (orjson, then the columnar kernels or the per-row reference), so what
-it accepts is always decoded as orjson would. Without the library (a checkout where it was not
-built) scan() returns None and everything takes the Python path.
+The scanner finishes only the lines it can decide exactly: plain JSON (see bronze_scan.rs) whose
+every field is valid in a form it knows. Every other line (not plain, or any field invalid or
+of another form) is left to the Python path (orjson, the columnar kernels and the per-row
+reference), so dead letters and their reasons always come from the reference. A local
+occurred_at is left half done: its day in the agency's zone is native_rows.py's. Without the
+library (a checkout where it was not built) scan() returns None and everything takes the Python
+path.
 """
 
 from __future__ import annotations
@@ -12,39 +15,35 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 import attrs
 import pyarrow as pa
-import pyarrow.compute as pc
 
 LIBRARY_ENV: Final = "ETL_BRONZE_SCAN_LIBRARY"  # a path to the built library, if not beside this
 LIBRARY: Final = Path(__file__).parent / "native" / "libbronze_scan.so"
-ABI: Final = 2  # bronze_scan.rs's ABI: the ScanOut/ColumnOut layout _Scan/_Column mirror
-
-# The scanner's field numbers (bronze_scan.rs) and what a field held on a line.
-_FIELDS: Final = {
-    "record_id": 0, "agency_id": 1, "occurred_at": 2, "updated_at": 3, "record_type": 4,
-    "status": 5, "location": 6, "location.lat": 7, "location.lon": 8, "amount": 9,
-    "officer": 10, "officer.badge": 11, "officer.name": 12, "tags": 13,
-}  # fmt: skip
-_NULL, _OBJECT = 1, 4
-_ISO_FIELDS: Final = ("occurred_at", "updated_at")  # the scanner reads these as ISO instants too
+ABI: Final = 3  # bronze_scan.rs's ABI: the Params/ScanOut/StringsOut layout mirrored below
 
 
-class _Column(ctypes.Structure):
+class _Params(ctypes.Structure):
     _fields_ = [
-        ("kind", ctypes.c_void_p),
+        ("agency_ids", ctypes.c_void_p),
+        ("agencies", ctypes.c_size_t),
+        ("record_types", ctypes.c_char_p),
+        ("record_types_len", ctypes.c_size_t),
+        ("statuses", ctypes.c_char_p),
+        ("statuses_len", ctypes.c_size_t),
+    ]
+
+
+class _Strings(ctypes.Structure):
+    _fields_ = [
         ("offsets", ctypes.c_void_p),
         ("data", ctypes.c_void_p),
         ("data_len", ctypes.c_size_t),
-        ("ints", ctypes.c_void_p),
-        ("string_valid", ctypes.c_void_p),
-        ("int_valid", ctypes.c_void_p),
-        ("iso_seconds", ctypes.c_void_p),
-        ("iso_micros", ctypes.c_void_p),
-        ("iso_valid", ctypes.c_void_p),
+        ("valid", ctypes.c_void_p),
     ]
 
 
@@ -52,12 +51,26 @@ class _Scan(ctypes.Structure):
     _fields_ = [
         ("lines", ctypes.c_size_t),
         ("status", ctypes.c_void_p),
-        ("columns", _Column * len(_FIELDS)),
+        ("rows", ctypes.c_size_t),
+        ("line_numbers", ctypes.c_void_p),
+        ("record_id", _Strings),
+        ("agency", ctypes.c_void_p),
+        ("occurred", ctypes.c_void_p),
+        ("local_day", ctypes.c_void_p),
+        ("updated_seconds", ctypes.c_void_p),
+        ("updated_micros", ctypes.c_void_p),
+        ("record_type", ctypes.c_void_p),
+        ("status_code", ctypes.c_void_p),
+        ("lat", ctypes.c_void_p),
+        ("lon", ctypes.c_void_p),
+        ("amount", ctypes.c_void_p),
+        ("amount_valid", ctypes.c_void_p),
+        ("badge", _Strings),
+        ("last", _Strings),
+        ("first", _Strings),
         ("tag_offsets", ctypes.c_void_p),
-        ("tag_value_offsets", ctypes.c_void_p),
+        ("tags", _Strings),
         ("tag_values", ctypes.c_size_t),
-        ("tag_data", ctypes.c_void_p),
-        ("tag_data_len", ctypes.c_size_t),
         ("handle", ctypes.c_void_p),
     ]
 
@@ -79,114 +92,98 @@ class _Scanner:
 
 
 @attrs.frozen
-class ScannedFields:
-    """FieldColumns (field_columns.py) over the plain lines of a scan, in line order. Each
-    column is made from the scanner's buffers when asked for: a file's transform asks for about
-    a third of what the scanner fills."""
+class ScannedRows:
+    """The rows the scanner finished, column by column over its own buffers (no copies), in
+    line order. Every value is the silver value validate_line gives, but occurred_at of a local
+    time: `occurred` holds its second of the day and `local_day` its date as YYYYMMDD (-1 for
+    the other forms)."""
 
-    rows: int
-    _scanner: _Scanner
-    _is_plain: pa.Array  # bool over all the body's lines
-
-    def is_object(self) -> pa.Array:
-        return pa.repeat(pa.scalar(True), self.rows)
-
-    def strings(self, path: str) -> pa.Array:
-        column = self._column(path)
-        buffers = [
-            self._bitmap(column.string_valid),
-            self._scanner.buffer(column.offsets, 4 * (self._lines + 1)),
-            self._scanner.buffer(column.data, column.data_len),
-        ]
-        return self._plain(pa.string(), buffers)
-
-    def ints(self, path: str) -> pa.Array:
-        column = self._column(path)
-        return self._plain(pa.int64(), [self._bitmap(column.int_valid), self._int64(column.ints)])
-
-    def number(self, path: str) -> tuple[pa.Array, pa.Array | None]:
-        ints = self.ints(path)
-        numbers = None if ints.null_count == len(ints) else ints.cast(pa.float64(), safe=False)
-        return self.strings(path), numbers
-
-    def is_null(self, path: str) -> pa.Array:
-        return pc.less_equal(self._kinds(path), _NULL)
-
-    def is_object_at(self, path: str) -> pa.Array:
-        return pc.equal(self._kinds(path), _OBJECT)
-
-    def raw_tags(self) -> pa.ListArray:
-        out, lines = self._scanner.out, self._lines
-        values = pa.Array.from_buffers(
-            pa.string(),
-            out.tag_values,
-            [
-                None,
-                self._scanner.buffer(out.tag_value_offsets, 4 * (out.tag_values + 1)),
-                self._scanner.buffer(out.tag_data, out.tag_data_len),
-            ],
-        )
-        offsets = pa.Array.from_buffers(
-            pa.int32(), lines + 1, [None, self._scanner.buffer(out.tag_offsets, 4 * (lines + 1))]
-        )
-        return pa.ListArray.from_arrays(offsets, values).filter(self._is_plain)
-
-    def iso(self, path: str) -> tuple[pa.Array, pa.Array, pa.Array] | None:
-        if path not in _ISO_FIELDS:
-            return None
-        column = self._column(path)
-        valid = self._bitmap(column.iso_valid)
-        seconds = self._plain(pa.int64(), [valid, self._int64(column.iso_seconds)])
-        micros = self._plain(pa.int64(), [valid, self._int64(column.iso_micros)])
-        return pc.is_valid(seconds), seconds, micros
+    line_numbers: pa.Array  # int64, 1-based
+    record_id: pa.Array  # string, trimmed
+    agency: pa.Array  # int32: the position of the row's agency among the agency ids scanned with
+    occurred: pa.Array  # int64 epoch seconds (local times: the second of the day)
+    local_day: pa.Array  # int64
+    updated_seconds: pa.Array  # int64
+    updated_micros: pa.Array  # int64
+    record_type: pa.Array  # int8: the position among the record types scanned with
+    status: pa.Array  # int8: the position among the statuses scanned with
+    lat: pa.Array  # float64
+    lon: pa.Array  # float64
+    amount: pa.Array  # float64, nullable
+    officer_badge: pa.Array  # string, nullable
+    officer_last: pa.Array
+    officer_first: pa.Array
+    tags: pa.Array  # list<string>
 
     @property
-    def _lines(self) -> int:
-        return int(self._scanner.out.lines)
-
-    def _column(self, path: str) -> _Column:
-        column: _Column = self._scanner.out.columns[_FIELDS[path]]
-        return column
-
-    def _kinds(self, path: str) -> pa.Array:
-        kinds = self._scanner.buffer(self._column(path).kind, self._lines)
-        return self._plain(pa.uint8(), [None, kinds])
-
-    def _bitmap(self, address: int | None) -> pa.Buffer:
-        return self._scanner.buffer(address, (self._lines + 7) // 8)
-
-    def _int64(self, address: int | None) -> pa.Buffer:
-        return self._scanner.buffer(address, 8 * self._lines)
-
-    def _plain(self, kind: pa.DataType, buffers: list[pa.Buffer | None]) -> pa.Array:
-        """The array of all the body's lines over these buffers, cut to the plain lines."""
-        return pa.Array.from_buffers(kind, self._lines, buffers).filter(self._is_plain)
+    def rows(self) -> int:
+        return len(self.line_numbers)
 
 
 @attrs.frozen
 class Scanned:
     """What the scanner made of a body: which of its lines (split at "\\n", as bytes.split does)
-    are plain, and the plain lines' fields."""
+    it finished, and their rows."""
 
-    plain: bytes  # one byte a line: 1 plain, 0 for the Python path
-    line_numbers: pa.Array  # int64, the 1-based numbers of the plain lines
-    fields: ScannedFields
+    finished: bytes  # one byte a line: 1 finished here, 0 for the Python path
+    rows: ScannedRows
 
 
-def scan(text: bytes) -> Scanned | None:
-    """The scan of a decompressed body, or None when the library is not there."""
+def scan(
+    text: bytes, agency_ids: Sequence[int], record_types: Sequence[str], statuses: Sequence[str]
+) -> Scanned | None:
+    """The scan of a decompressed body against agencies.csv's ids and the two enums (lower case),
+    or None when the library is not there."""
     library = _library()
     if library is None:
         return None
+    ids = (ctypes.c_int64 * len(agency_ids))(*agency_ids)
+    types, states = "\n".join(record_types).encode(), "\n".join(statuses).encode()
+    params = _Params(ctypes.addressof(ids), len(agency_ids), types, len(types), states, len(states))
     out = _Scan()
-    if library.bronze_scan(text, len(text), ctypes.byref(out)) != 0:
+    if library.bronze_scan(text, len(text), ctypes.byref(params), ctypes.byref(out)) != 0:
         return None
     scanner = _Scanner(library, out)  # from here on, frees the scan when no longer used
-    plain = ctypes.string_at(out.status, out.lines)
-    mask = pa.Array.from_buffers(pa.uint8(), out.lines, [None, pa.py_buffer(plain)])
-    is_plain = pc.equal(mask, 1)
-    numbers = pc.add(pc.indices_nonzero(is_plain), 1).cast(pa.int64())
-    return Scanned(plain, numbers, ScannedFields(len(numbers), scanner, is_plain))
+    return Scanned(ctypes.string_at(out.status, out.lines), _rows(scanner, out))
+
+
+def _rows(scanner: _Scanner, out: _Scan) -> ScannedRows:
+    rows = int(out.rows)
+
+    def fixed(kind: pa.DataType, address: int | None, valid: int | None = None) -> pa.Array:
+        data = scanner.buffer(address, rows * kind.bit_width // 8)
+        bitmap = None if valid is None else scanner.buffer(valid, (rows + 7) // 8)
+        return pa.Array.from_buffers(kind, rows, [bitmap, data])
+
+    def strings(column: _Strings, count: int = rows) -> pa.Array:
+        buffers = [
+            scanner.buffer(column.valid, (count + 7) // 8),
+            scanner.buffer(column.offsets, 4 * (count + 1)),
+            scanner.buffer(column.data, column.data_len),
+        ]
+        return pa.Array.from_buffers(pa.string(), count, buffers)
+
+    tag_offsets = pa.Array.from_buffers(
+        pa.int32(), rows + 1, [None, scanner.buffer(out.tag_offsets, 4 * (rows + 1))]
+    )
+    return ScannedRows(
+        line_numbers=fixed(pa.int64(), out.line_numbers),
+        record_id=strings(out.record_id),
+        agency=fixed(pa.int32(), out.agency),
+        occurred=fixed(pa.int64(), out.occurred),
+        local_day=fixed(pa.int64(), out.local_day),
+        updated_seconds=fixed(pa.int64(), out.updated_seconds),
+        updated_micros=fixed(pa.int64(), out.updated_micros),
+        record_type=fixed(pa.int8(), out.record_type),
+        status=fixed(pa.int8(), out.status_code),
+        lat=fixed(pa.float64(), out.lat),
+        lon=fixed(pa.float64(), out.lon),
+        amount=fixed(pa.float64(), out.amount, out.amount_valid),
+        officer_badge=strings(out.badge),
+        officer_last=strings(out.last),
+        officer_first=strings(out.first),
+        tags=pa.ListArray.from_arrays(tag_offsets, strings(out.tags, int(out.tag_values))),
+    )
 
 
 class ScannerMismatch(RuntimeError):
@@ -211,7 +208,12 @@ def _library() -> ctypes.CDLL | None:
             "src/python/data_pipeline/silver/native/bronze_scan.rs (./pants export-codegen "
             f"src/python/data_pipeline/silver/native:build) or unset {LIBRARY_ENV}"
         )
-    library.bronze_scan.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Scan)]
+    library.bronze_scan.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.POINTER(_Params),
+        ctypes.POINTER(_Scan),
+    ]
     library.bronze_scan.restype = ctypes.c_int
     library.bronze_scan_free.argtypes = [ctypes.c_void_p]
     library.bronze_scan_free.restype = None

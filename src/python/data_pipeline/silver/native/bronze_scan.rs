@@ -1,9 +1,13 @@
-//! bronze_scan: the lines of one NDJSON bronze body into column buffers, in one pass, for the
-//! columnar transform (data_pipeline.silver.native_scan loads this library with ctypes).
+//! bronze_scan: the lines of one NDJSON bronze body validated and normalised into the columns
+//! of silver rows, in one pass, for the columnar transform (data_pipeline.silver.native_scan
+//! loads this library with ctypes; native_rows.py makes the table).
 //!
-//! It decides only lines of one plain shape, and marks every other line for the Python path
-//! (orjson and the per-row reference), so it never has to agree with a JSON parser on anything
-//! hard. A line is "plain" when it is one JSON object with:
+//! It finishes only lines it decides exactly, and marks every other line for the Python path
+//! (orjson, the columnar kernels and the per-row reference), so it never has to agree with a
+//! JSON parser on anything hard, and every dead letter's reason is the reference's. A line is
+//! finished when it is "plain" and every field is valid in a form this file knows.
+//!
+//! Plain: one JSON object with
 //! - keys among the ten record fields (officer: badge, name; location: lat, lon), none twice;
 //! - string values of ASCII: printable bytes (0x20-0x7F), and escapes that stand for one ASCII
 //!   character (`\t`, `\"`, `\\`, `\u0041`...); a `\u` escape beyond ASCII is not plain;
@@ -11,10 +15,17 @@
 //! - null; an object only for officer and location (of plain scalars), an array of plain strings
 //!   only for tags;
 //! - JSON whitespace (space, tab, CR) between tokens and around the object.
+//! Every plain line is valid JSON whose value orjson gives exactly. Anything else (escapes,
+//! non-ASCII, floats, true/false, other keys, a repeated key, a truncated line...) is left.
 //!
-//! Every plain line is valid JSON whose value orjson gives exactly: the same keys and values,
-//! strings decoded the same way. Anything else (escapes, non-ASCII, floats, true/false, other keys,
-//! a repeated key, a truncated line...) is status 0: the caller parses it with orjson.
+//! Valid (validate.validate_line's rules, WORKLOAD.md "Transform", on ASCII text): record_id a
+//! string non-empty after trim; agency_id an integer of agencies.csv; occurred_at an integer or
+//! all-digit string in range, `MM/DD/YYYY HH:MM` (its day in the agency's zone is resolved by
+//! the caller, which hands back impossible and transition days), or the ISO form; updated_at the
+//! ISO form; the enums after trim + lower; location an object of numbers (integers, or decimal
+//! strings after trim) in range; amount null, absent or such a number (commas removed). The
+//! values are normalised as normalise.py does (badge, officer name with str.title()'s rule for
+//! ASCII: upper case after any non-letter, tags).
 //!
 //! No dependencies: built by `rustc --crate-type cdylib` (see BUILD), no crates to download.
 
@@ -45,8 +56,6 @@ const OBJECT: u8 = 4;
 const ARRAY: u8 = 5;
 
 const MAX_DIGITS: usize = 18;
-// The fields whose strings the scanner also reads as ISO instants.
-const ISO_FIELDS: [usize; 2] = [OCCURRED_AT, UPDATED_AT];
 
 const RECORD_FIELDS: [(&[u8], usize); 10] = [
     (b"record_id", RECORD_ID),
@@ -149,60 +158,6 @@ fn iso(s: &[u8]) -> Option<(i64, i64)> {
     let clock = hour * 3600 + minute * 60 + second;
     let seconds = days_from_civil(year, month, day) * 86400 + clock - east;
     (MIN_EPOCH..=MAX_EPOCH).contains(&seconds).then_some((seconds, micros))
-}
-
-#[derive(Default)]
-struct Column {
-    kind: Vec<u8>,
-    offsets: Vec<i32>,
-    data: Vec<u8>,
-    ints: Vec<i64>,
-    string_valid: Vec<u8>,
-    int_valid: Vec<u8>,
-    // The ISO reading of the field's strings (only for ISO_FIELDS): valid where it is one.
-    iso_seconds: Vec<i64>,
-    iso_micros: Vec<i64>,
-    iso_valid: Vec<u8>,
-}
-
-#[derive(Default)]
-pub struct Scan {
-    lines: usize,
-    status: Vec<u8>,
-    columns: Vec<Column>,
-    tag_offsets: Vec<i32>,
-    tag_value_offsets: Vec<i32>,
-    tag_data: Vec<u8>,
-}
-
-/// One field's buffers, as Arrow lays them out (validity bitmaps LSB first).
-#[repr(C)]
-pub struct ColumnOut {
-    kind: *const u8,
-    offsets: *const i32,
-    data: *const u8,
-    data_len: usize,
-    ints: *const i64,
-    string_valid: *const u8,
-    int_valid: *const u8,
-    iso_seconds: *const i64,
-    iso_micros: *const i64,
-    iso_valid: *const u8,
-}
-
-/// The scan of a body: per line a status (1 plain, 0 for the Python path) and per field its
-/// buffers; the tags as a list<string> (an empty list where a line has no tag array).
-#[repr(C)]
-pub struct ScanOut {
-    lines: usize,
-    status: *const u8,
-    columns: [ColumnOut; FIELDS],
-    tag_offsets: *const i32,
-    tag_value_offsets: *const i32,
-    tag_values: usize,
-    tag_data: *const u8,
-    tag_data_len: usize,
-    handle: *mut Scan,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -449,83 +404,337 @@ fn set_bit(bits: &mut [u8], index: usize) {
     bits[index >> 3] |= 1 << (index & 7);
 }
 
-impl Scan {
-    fn new(capacity: usize) -> Scan {
-        let columns = (0..FIELDS)
-            .map(|_| {
-                let mut column = Column {
-                    kind: Vec::with_capacity(capacity),
-                    offsets: Vec::with_capacity(capacity + 1),
-                    ints: Vec::with_capacity(capacity),
-                    ..Column::default()
-                };
-                column.offsets.push(0);
-                column
-            })
-            .collect();
-        let mut scan = Scan {
-            lines: 0,
-            status: Vec::with_capacity(capacity),
-            columns,
-            tag_offsets: Vec::with_capacity(capacity + 1),
-            tag_value_offsets: vec![0],
-            ..Scan::default()
-        };
-        scan.tag_offsets.push(0);
-        scan
-    }
+const WHITESPACE: &[u8] = b" \t\r\n"; // what "trim" strips (schema.WHITESPACE)
 
-    fn push(&mut self, line: Option<&Line>) {
-        let row = self.lines;
-        self.lines += 1;
-        self.status.push(line.is_some() as u8);
-        for (field, column) in self.columns.iter_mut().enumerate() {
-            let iso_field = ISO_FIELDS.contains(&field);
-            if row & 7 == 0 {
-                column.string_valid.push(0);
-                column.int_valid.push(0);
-                if iso_field {
-                    column.iso_valid.push(0);
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|b| !WHITESPACE.contains(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !WHITESPACE.contains(b)).map_or(start, |at| at + 1);
+    &s[start..end]
+}
+
+/// What the transform is told: the agencies of agencies.csv and the two enums, in order.
+#[repr(C)]
+pub struct Params {
+    agency_ids: *const i64,
+    agencies: usize,
+    record_types: *const u8, // the allowed values, lower case, "\n"-joined
+    record_types_len: usize,
+    statuses: *const u8,
+    statuses_len: usize,
+}
+
+struct Vocabulary<'a> {
+    agency_ids: &'a [i64],
+    record_types: Vec<&'a [u8]>,
+    statuses: Vec<&'a [u8]>,
+}
+
+unsafe fn bytes<'a>(data: *const u8, len: usize) -> &'a [u8] {
+    if len == 0 { &[] } else { slice::from_raw_parts(data, len) }
+}
+
+/// enum_value: lower(trim(value)) when it is one of allowed (all ASCII here): its index.
+fn enum_code(value: &[u8], allowed: &[&[u8]]) -> Option<i8> {
+    let text = trim(value);
+    let same = |name: &&[u8]| {
+        name.len() == text.len() && name.iter().zip(text).all(|(a, b)| *a == b.to_ascii_lowercase())
+    };
+    allowed.iter().position(same).map(|index| index as i8)
+}
+
+/// normalise.number_from_text of trimmed text: the plain decimal form
+/// `[+-]?(d+.?d*|.d+)([eE][+-]?d+)?`, as the finite float Python's float() reads (both are
+/// correctly rounded).
+fn decimal(text: &[u8]) -> Option<f64> {
+    let mut at = usize::from(matches!(text.first(), Some(b'+' | b'-')));
+    let digits = |at: &mut usize| {
+        let start = *at;
+        while *at < text.len() && text[*at].is_ascii_digit() {
+            *at += 1;
+        }
+        *at - start
+    };
+    let whole = digits(&mut at);
+    let mut fraction = 0;
+    if at < text.len() && text[at] == b'.' {
+        at += 1;
+        fraction = digits(&mut at);
+    }
+    if whole == 0 && fraction == 0 {
+        return None;
+    }
+    if at < text.len() && matches!(text[at], b'e' | b'E') {
+        at += 1;
+        if at < text.len() && matches!(text[at], b'+' | b'-') {
+            at += 1;
+        }
+        if digits(&mut at) == 0 {
+            return None;
+        }
+    }
+    if at != text.len() {
+        return None;
+    }
+    let value: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+    value.is_finite().then_some(value)
+}
+
+/// (epoch seconds, or the minute of a local time's day in seconds; the local day as YYYYMMDD,
+/// or -1) of occurred_at in timeparse.parse_occurred_at's forms, tried in its order. The
+/// agency's zone decides a local time's day (native_rows.py); its date is checked there.
+fn occurred(value: &Value, line: &Line) -> Option<(i64, i64)> {
+    match value.kind {
+        INT => (MIN_EPOCH..=MAX_EPOCH).contains(&value.int).then_some((value.int, -1)),
+        STRING => {
+            let s = &line.scratch[value.start..value.end];
+            if !s.is_empty() && s.iter().all(u8::is_ascii_digit) {
+                let significant = &s[s.iter().position(|&b| b != b'0').unwrap_or(s.len())..];
+                if significant.len() > 12 {
+                    return None;
                 }
-            }
-            let value = line.map_or(Value::default(), |line| line.values[field]);
-            column.kind.push(value.kind);
-            if value.kind == STRING {
-                let bytes = line.map_or(&[][..], |line| &line.scratch[value.start..value.end]);
-                column.data.extend_from_slice(bytes);
-                set_bit(&mut column.string_valid, row);
-            }
-            if iso_field {
-                let parsed = if value.kind == STRING {
-                    iso(line.map_or(&[][..], |line| &line.scratch[value.start..value.end]))
-                } else {
-                    None
-                };
-                let (seconds, micros) = parsed.unwrap_or((0, 0));
-                column.iso_seconds.push(seconds);
-                column.iso_micros.push(micros);
-                if parsed.is_some() {
-                    set_bit(&mut column.iso_valid, row);
+                let seconds = significant.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+                (seconds <= MAX_EPOCH).then_some((seconds, -1))
+            } else if s.len() == 16 && s[2] == b'/' {
+                if s[5] != b'/' || s[10] != b' ' || s[13] != b':' {
+                    return None;
                 }
-            }
-            column.offsets.push(column.data.len() as i32);
-            column.ints.push(value.int);
-            if value.kind == INT {
-                set_bit(&mut column.int_valid, row);
+                let (month, day) = (two_digits(s, 0)?, two_digits(s, 3)?);
+                let year = two_digits(s, 6)? * 100 + two_digits(s, 8)?;
+                let (hour, minute) = (two_digits(s, 11)?, two_digits(s, 14)?);
+                if hour > 23 || minute > 59 {
+                    return None;
+                }
+                Some((hour * 3600 + minute * 60, year * 10000 + month * 100 + day))
+            } else {
+                iso(s).map(|(seconds, _)| (seconds, -1))
             }
         }
-        if let Some(line) = line {
-            for &(start, end) in &line.tags {
-                self.tag_data.extend_from_slice(&line.scratch[start..end]);
-                self.tag_value_offsets.push(self.tag_data.len() as i32);
-            }
-        }
-        self.tag_offsets.push((self.tag_value_offsets.len() - 1) as i32);
+        _ => None,
     }
 }
 
-fn scan(text: &[u8]) -> Box<Scan> {
-    let mut out = Box::new(Scan::new(text.len() / 128 + 1));
+/// A JSON number (an integer here) or a decimal string after trim (and, for amount, after
+/// removing ","): normalise.coordinate / the amount rule.
+fn number(value: &Value, line: &Line, strip_commas: bool) -> Option<f64> {
+    match value.kind {
+        INT => Some(value.int as f64), // round to nearest, ties to even: as float(int)
+        STRING => {
+            let text = trim(&line.scratch[value.start..value.end]);
+            if strip_commas && text.contains(&b',') {
+                let kept: Vec<u8> = text.iter().copied().filter(|&b| b != b',').collect();
+                decimal(&kept)
+            } else {
+                decimal(text)
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Strings of the finished rows, as Arrow lays out a string array (validity LSB first).
+#[derive(Default)]
+struct Strings {
+    offsets: Vec<i32>,
+    data: Vec<u8>,
+    valid: Vec<u8>,
+    count: usize,
+}
+
+impl Strings {
+    fn new() -> Strings {
+        Strings { offsets: vec![0], ..Strings::default() }
+    }
+
+    fn end(&mut self, valid: bool) {
+        if self.count & 7 == 0 {
+            self.valid.push(0);
+        }
+        if valid {
+            set_bit(&mut self.valid, self.count);
+        }
+        self.count += 1;
+        self.offsets.push(self.data.len() as i32);
+    }
+
+    fn push(&mut self, value: Option<&[u8]>) {
+        if let Some(value) = value {
+            self.data.extend_from_slice(value);
+        }
+        self.end(value.is_some());
+    }
+
+    /// normalise.badge of a string: trimmed, leading zeros stripped, "0" when nothing is left.
+    fn push_badge(&mut self, value: &[u8]) {
+        let text = trim(value);
+        let digits = &text[text.iter().position(|&b| b != b'0').unwrap_or(text.len())..];
+        self.push(Some(if digits.is_empty() { b"0" } else { digits }));
+    }
+
+    /// normalise._name_part (ASCII): trimmed, whitespace runs collapsed to one space, then
+    /// str.title() of the lower-cased text (upper case after any non-letter); null when empty.
+    fn push_name_part(&mut self, part: &[u8]) {
+        let text = trim(part);
+        let (mut cased, mut blank) = (false, false);
+        for &byte in text {
+            if WHITESPACE.contains(&byte) {
+                blank = true;
+                continue;
+            }
+            if blank {
+                self.data.push(b' ');
+                (blank, cased) = (false, false);
+            }
+            let letter = byte.is_ascii_alphabetic();
+            self.data.push(match (letter, cased) {
+                (true, true) => byte.to_ascii_lowercase(),
+                (true, false) => byte.to_ascii_uppercase(),
+                _ => byte,
+            });
+            cased = letter;
+        }
+        self.end(!text.is_empty());
+    }
+
+    /// A tag: trimmed and lower-cased.
+    fn push_tag(&mut self, value: &[u8]) {
+        self.data.extend(trim(value).iter().map(u8::to_ascii_lowercase));
+        self.end(true);
+    }
+}
+
+/// The rows the scanner finished: every field decided as validate.validate_line decides it,
+/// but a local occurred_at's day in its zone (native_rows.py).
+#[derive(Default)]
+pub struct Scan {
+    lines: usize,
+    status: Vec<u8>,
+    line_numbers: Vec<i64>,
+    record_id: Strings,
+    agency: Vec<i32>,
+    occurred: Vec<i64>,
+    local_day: Vec<i64>,
+    updated_seconds: Vec<i64>,
+    updated_micros: Vec<i64>,
+    record_type: Vec<i8>,
+    status_code: Vec<i8>,
+    lat: Vec<f64>,
+    lon: Vec<f64>,
+    amount: Vec<f64>,
+    amount_valid: Vec<u8>,
+    badge: Strings,
+    last: Strings,
+    first: Strings,
+    tag_offsets: Vec<i32>,
+    tags: Strings,
+}
+
+impl Scan {
+    fn new() -> Scan {
+        Scan {
+            record_id: Strings::new(),
+            badge: Strings::new(),
+            last: Strings::new(),
+            first: Strings::new(),
+            tags: Strings::new(),
+            tag_offsets: vec![0],
+            ..Scan::default()
+        }
+    }
+
+    /// The line's row when every field is one this scanner decides and valid, else false (the
+    /// Python path decides the line).
+    fn finish(&mut self, line: &Line, vocabulary: &Vocabulary) -> bool {
+        let values = &line.values;
+        let text = |value: &Value| &line.scratch[value.start..value.end];
+        let string = |field: usize| (values[field].kind == STRING).then(|| text(&values[field]));
+        let Some(record_id) = string(RECORD_ID).map(trim).filter(|id| !id.is_empty()) else {
+            return false;
+        };
+        let agency = values[AGENCY_ID];
+        let Some(position) = (agency.kind == INT)
+            .then(|| vocabulary.agency_ids.iter().position(|&id| id == agency.int))
+            .flatten()
+        else {
+            return false;
+        };
+        let Some((occurred, local_day)) = occurred(&values[OCCURRED_AT], line) else {
+            return false;
+        };
+        let Some((updated_seconds, updated_micros)) = string(UPDATED_AT).and_then(iso) else {
+            return false;
+        };
+        let Some(record_type) = string(RECORD_TYPE).and_then(|v| enum_code(v, &vocabulary.record_types)) else {
+            return false;
+        };
+        let Some(status) = string(STATUS).and_then(|v| enum_code(v, &vocabulary.statuses)) else {
+            return false;
+        };
+        if values[LOCATION].kind != OBJECT {
+            return false;
+        }
+        let (Some(lat), Some(lon)) = (number(&values[LAT], line, false), number(&values[LON], line, false)) else {
+            return false;
+        };
+        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+            return false;
+        }
+        let amount = match values[AMOUNT].kind {
+            ABSENT | NULL => None,
+            _ => match number(&values[AMOUNT], line, true) {
+                None => return false,
+                some => some,
+            },
+        };
+        // Valid: the row is this scanner's.
+        let row = self.agency.len();
+        self.record_id.push(Some(record_id));
+        self.agency.push(position as i32);
+        self.occurred.push(occurred);
+        self.local_day.push(local_day);
+        self.updated_seconds.push(updated_seconds);
+        self.updated_micros.push(updated_micros);
+        self.record_type.push(record_type);
+        self.status_code.push(status);
+        self.lat.push(lat);
+        self.lon.push(lon);
+        if row & 7 == 0 {
+            self.amount_valid.push(0);
+        }
+        self.amount.push(amount.unwrap_or(0.0));
+        if amount.is_some() {
+            set_bit(&mut self.amount_valid, row);
+        }
+        let officer = values[OFFICER].kind == OBJECT;
+        match string(BADGE).filter(|_| officer) {
+            Some(badge) => self.badge.push_badge(badge),
+            None => self.badge.push(None),
+        }
+        match string(NAME).filter(|_| officer) {
+            Some(name) => match name.iter().position(|&b| b == b',') {
+                Some(comma) => {
+                    self.last.push_name_part(&name[..comma]);
+                    self.first.push_name_part(&name[comma + 1..]);
+                }
+                None => {
+                    self.last.push_name_part(name);
+                    self.first.push(None);
+                }
+            },
+            None => {
+                self.last.push(None);
+                self.first.push(None);
+            }
+        }
+        for &(start, end) in &line.tags {
+            self.tags.push_tag(&line.scratch[start..end]);
+        }
+        self.tag_offsets.push(self.tags.count as i32);
+        true
+    }
+}
+
+fn scan(text: &[u8], vocabulary: &Vocabulary) -> Box<Scan> {
+    let mut out = Box::new(Scan::new());
     let (mut tags, mut scratch) = (Vec::new(), Vec::new());
     let mut start = 0;
     loop {
@@ -541,7 +750,12 @@ fn scan(text: &[u8]) -> Box<Scan> {
         } else {
             text[start..].iter().position(|&b| b == b'\n').map_or(text.len(), |at| start + at)
         };
-        out.push(plain.then_some(&line));
+        out.lines += 1;
+        let finished = plain && out.finish(&line, vocabulary);
+        out.status.push(finished as u8);
+        if finished {
+            out.line_numbers.push(out.lines as i64);
+        }
         (tags, scratch) = (line.tags, line.scratch);
         if end >= text.len() {
             return out;
@@ -550,24 +764,56 @@ fn scan(text: &[u8]) -> Box<Scan> {
     }
 }
 
-fn column_out(column: &Column) -> ColumnOut {
-    ColumnOut {
-        kind: column.kind.as_ptr(),
-        offsets: column.offsets.as_ptr(),
-        data: column.data.as_ptr(),
-        data_len: column.data.len(),
-        ints: column.ints.as_ptr(),
-        string_valid: column.string_valid.as_ptr(),
-        int_valid: column.int_valid.as_ptr(),
-        iso_seconds: column.iso_seconds.as_ptr(),
-        iso_micros: column.iso_micros.as_ptr(),
-        iso_valid: column.iso_valid.as_ptr(),
+/// One string array's buffers.
+#[repr(C)]
+pub struct StringsOut {
+    offsets: *const i32,
+    data: *const u8,
+    data_len: usize,
+    valid: *const u8,
+}
+
+fn strings_out(strings: &Strings) -> StringsOut {
+    StringsOut {
+        offsets: strings.offsets.as_ptr(),
+        data: strings.data.as_ptr(),
+        data_len: strings.data.len(),
+        valid: strings.valid.as_ptr(),
     }
 }
 
-/// The layout of ScanOut and ColumnOut: native_scan.py refuses a library of another. Bump it
-/// with any change to either.
-const ABI: u32 = 2;
+/// The scan of a body: per line a status (1: a row finished here, 0: for the Python path) and
+/// the finished rows' columns, in line order.
+#[repr(C)]
+pub struct ScanOut {
+    lines: usize,
+    status: *const u8,
+    rows: usize,
+    line_numbers: *const i64, // 1-based
+    record_id: StringsOut,
+    agency: *const i32, // the position of the row's agency in Params.agency_ids
+    occurred: *const i64,
+    local_day: *const i64,
+    updated_seconds: *const i64,
+    updated_micros: *const i64,
+    record_type: *const i8, // positions in Params.record_types / statuses
+    status_code: *const i8,
+    lat: *const f64,
+    lon: *const f64,
+    amount: *const f64,
+    amount_valid: *const u8,
+    badge: StringsOut,
+    last: StringsOut,
+    first: StringsOut,
+    tag_offsets: *const i32,
+    tags: StringsOut,
+    tag_values: usize,
+    handle: *mut Scan,
+}
+
+/// The layout of Params, ScanOut and StringsOut: native_scan.py refuses a library of another.
+/// Bump it with any change to them.
+const ABI: u32 = 3;
 
 /// ABI, for the loader to check before it reads a ScanOut.
 #[no_mangle]
@@ -579,42 +825,60 @@ pub extern "C" fn bronze_scan_abi() -> u32 {
 /// 32-bit offsets (the caller then takes the Python path). Free with bronze_scan_free.
 ///
 /// # Safety
-/// `text` must point to `len` readable bytes and `out` to a writable ScanOut.
+/// `text` must point to `len` readable bytes, `params` to a Params whose arrays are readable,
+/// and `out` to a writable ScanOut.
 #[no_mangle]
-pub unsafe extern "C" fn bronze_scan(text: *const u8, len: usize, out: *mut ScanOut) -> i32 {
+pub unsafe extern "C" fn bronze_scan(
+    text: *const u8,
+    len: usize,
+    params: *const Params,
+    out: *mut ScanOut,
+) -> i32 {
     if len >= i32::MAX as usize {
         return 1;
     }
-    let text = if len == 0 { &[][..] } else { slice::from_raw_parts(text, len) };
-    let scan = scan(text);
-    let columns = [0; FIELDS].map(|_| ColumnOut {
-        kind: std::ptr::null(),
-        offsets: std::ptr::null(),
-        data: std::ptr::null(),
-        data_len: 0,
-        ints: std::ptr::null(),
-        string_valid: std::ptr::null(),
-        int_valid: std::ptr::null(),
-        iso_seconds: std::ptr::null(),
-        iso_micros: std::ptr::null(),
-        iso_valid: std::ptr::null(),
-    });
-    let mut result = ScanOut {
+    let params = &*params;
+    let split = |data, len| -> Vec<&[u8]> {
+        let joined = bytes(data, len);
+        if joined.is_empty() { Vec::new() } else { joined.split(|&b| b == b'\n').collect() }
+    };
+    let agency_ids = if params.agencies == 0 {
+        &[][..]
+    } else {
+        slice::from_raw_parts(params.agency_ids, params.agencies)
+    };
+    let vocabulary = Vocabulary {
+        agency_ids,
+        record_types: split(params.record_types, params.record_types_len),
+        statuses: split(params.statuses, params.statuses_len),
+    };
+    let scan = scan(bytes(text, len), &vocabulary);
+    *out = ScanOut {
         lines: scan.lines,
         status: scan.status.as_ptr(),
-        columns,
+        rows: scan.agency.len(),
+        line_numbers: scan.line_numbers.as_ptr(),
+        record_id: strings_out(&scan.record_id),
+        agency: scan.agency.as_ptr(),
+        occurred: scan.occurred.as_ptr(),
+        local_day: scan.local_day.as_ptr(),
+        updated_seconds: scan.updated_seconds.as_ptr(),
+        updated_micros: scan.updated_micros.as_ptr(),
+        record_type: scan.record_type.as_ptr(),
+        status_code: scan.status_code.as_ptr(),
+        lat: scan.lat.as_ptr(),
+        lon: scan.lon.as_ptr(),
+        amount: scan.amount.as_ptr(),
+        amount_valid: scan.amount_valid.as_ptr(),
+        badge: strings_out(&scan.badge),
+        last: strings_out(&scan.last),
+        first: strings_out(&scan.first),
         tag_offsets: scan.tag_offsets.as_ptr(),
-        tag_value_offsets: scan.tag_value_offsets.as_ptr(),
-        tag_values: scan.tag_value_offsets.len() - 1,
-        tag_data: scan.tag_data.as_ptr(),
-        tag_data_len: scan.tag_data.len(),
+        tags: strings_out(&scan.tags),
+        tag_values: scan.tags.count,
         handle: std::ptr::null_mut(),
     };
-    for (field, column) in scan.columns.iter().enumerate() {
-        result.columns[field] = column_out(column);
-    }
-    result.handle = Box::into_raw(scan);
-    *out = result;
+    (*out).handle = Box::into_raw(scan);
     0
 }
 
