@@ -23,7 +23,7 @@ from pathlib import Path
 import attrs
 from b2s import moto_s3, table  # beside this script: sys.path[0] when run as a script
 from b2s.dataset import Dataset, ensure_dataset
-from b2s.runs import Outcome, run_floor, run_job, run_peer
+from b2s.runs import Outcome, empty_trash, run_floor, run_job, run_peer
 from data_pipeline.workload.generate import WorkloadOptions
 
 # peer name -> (module under peers/, third-party module it needs, semantics, note)
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if endpoint_cm is not None:
             endpoint_cm.__exit__(None, None, None)
+        empty_trash(args.scratch / "runs")
     lines = table.rows_of(outcomes)
     header = _header()
     print(f"\n{header}\n\n{table.as_text(lines)}")
