@@ -80,7 +80,10 @@ def run_job(
     env = clean_env()
     if store == "s3":
         assert endpoint is not None
-        bucket = f"silver-{dataset.rows}-{work.name}".lower().replace("_", "-")[:63]
+        # A bucket of its own per run: a repeat into the last run's bucket would find silver
+        # already built and measure an incremental run with nothing to do.
+        name = f"silver-{dataset.rows}-{work.name}".lower().replace("_", "-")[:54]
+        bucket = f"{name}-{os.urandom(4).hex()}"
         moto_s3.create_bucket(endpoint, bucket)
         store_url, bronze_url = f"s3://{bucket}", f"s3://bronze-{dataset.rows}"
         env |= moto_s3.AWS_ENV | {"AWS_ENDPOINT_URL_S3": endpoint}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
+import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -31,17 +33,19 @@ async def decide(files: DeltaFiles, rows: pa.Table, stored: list[DataFile]) -> D
     the stored files that hold a key a winner replaces, and those keys."""
     if not stored:  # a first build of these partitions: no key to look up
         return _all_new(rows)
-    keys = sorted(rows["record_id"].to_pylist())
-    candidates = [f for f in stored if f.may_hold(keys, bisect.bisect_left)]
-    current = await _current(files, candidates, pa.array(keys, pa.string()))
+    keys = rows["record_id"].combine_chunks()
+    if not _sorted(keys):  # the dedupe's survivors come sorted already
+        keys = pc.take(keys, pc.sort_indices(keys))
+    bounds = _Bounds(keys)
+    candidates = [f for f in stored if f.may_hold(cast(Sequence[str], bounds), bisect.bisect_left)]
+    current = await _current(files, candidates, keys)
     if current.num_rows == 0:
         return _all_new(rows)
     slim = rows.select(["record_id", "dt", *_ORDER])
     joined = slim.append_column("_row", pa.array(range(rows.num_rows), pa.int64())).join(
-        current, keys="record_id", join_type="left outer", right_suffix="__stored"
-    )
+        current, keys="record_id", join_type="inner", right_suffix="__stored"
+    )  # the incoming rows whose key is stored
     stored_at = joined["updated_at__stored"]
-    matched = pc.is_valid(stored_at)
     newer = pc.or_kleene(
         pc.greater(joined["updated_at"], stored_at),
         pc.and_kleene(
@@ -56,13 +60,13 @@ async def decide(files: DeltaFiles, rows: pa.Table, stored: list[DataFile]) -> D
         ),
     )
     newer = pc.fill_null(newer, False)
-    wins = pc.or_(pc.invert(matched), newer)
-    winner_rows = pc.sort_indices(joined.filter(wins)["_row"])
-    winner_index = pc.take(joined.filter(wins)["_row"], winner_rows)
-    winners = rows.take(winner_index)
-    updates = joined.filter(pc.and_(matched, newer))
-    losers = joined.filter(pc.invert(wins))
-    inserts = joined.filter(pc.invert(matched))
+    updates = joined.filter(newer)
+    losers = joined.filter(pc.invert(newer))
+    winners, inserts = rows, rows
+    if joined.num_rows:  # the rows whose key is stored are not inserts; the older ones lose
+        inserts = rows.filter(pc.invert(pc.is_in(pa.array(range(rows.num_rows)), joined["_row"])))
+    if losers.num_rows:
+        winners = rows.filter(pc.invert(pc.is_in(pa.array(range(rows.num_rows)), losers["_row"])))
     holding = [candidates[i] for i in sorted(set(updates["_file"].to_pylist()))]
     return (
         winners,
@@ -74,6 +78,21 @@ async def decide(files: DeltaFiles, rows: pa.Table, stored: list[DataFile]) -> D
     )
 
 
+@attrs.frozen
+class _Bounds:
+    """Sorted keys as DataFile.may_hold reads them (len, index, bisect), without turning every
+    key into a Python string: bisect reads only the ~log2(n) keys it compares."""
+
+    keys: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index: int) -> str:
+        value: str = self.keys[index].as_py()
+        return value
+
+
 def _all_new(rows: pa.Table) -> Decision:
     """decide's answer when no stored row has one of rows' keys: every row is inserted."""
     return rows, [], pa.array([], pa.string()), per_day(rows), {}, {}
@@ -83,11 +102,17 @@ async def _current(files: DeltaFiles, candidates: list[DataFile], keys: pa.Array
     """The stored (record_id, updated_at, _source, _line) of those keys, with the index in
     candidates of the file holding each (`_file`)."""
     tables = await files.read_files(candidates, ["record_id", *_ORDER])
-    found = [
-        hits.append_column("_file", pa.repeat(pa.scalar(index, pa.int64()), hits.num_rows))
+    numbered = [
+        table.append_column("_file", pa.repeat(pa.scalar(index, pa.int64()), table.num_rows))
         for index, table in enumerate(tables)
-        if (hits := table.filter(pc.is_in(table["record_id"], value_set=keys))).num_rows
+        if table.num_rows
     ]
+    # One lookup over all the candidates' keys: is_in hashes its value set on every call.
+    everything = pa.concat_tables(numbered) if numbered else None
+    hits = None
+    if everything is not None:
+        hits = everything.filter(pc.is_in(everything["record_id"], value_set=keys))
+    found = [hits] if hits is not None and hits.num_rows else []
     if not found:
         return pa.table(
             {
@@ -138,10 +163,18 @@ async def write_rows(
     return out
 
 
-def _sorted(keys: pa.ChunkedArray) -> bool:
+def _sorted(keys: pa.ChunkedArray | pa.Array) -> bool:
     if len(keys) < 2:
         return True
     ordered = pc.less_equal(keys.slice(0, len(keys) - 1), keys.slice(1))
+    return bool(pc.all(ordered).as_py())
+
+
+def _strictly_sorted(keys: pa.ChunkedArray | pa.Array) -> bool:
+    """Sorted with no key twice (the dedupe's survivors are): unique without hashing."""
+    if len(keys) < 2:
+        return True
+    ordered = pc.less(keys.slice(0, len(keys) - 1), keys.slice(1))
     return bool(pc.all(ordered).as_py())
 
 
@@ -153,7 +186,8 @@ def check_rows(rows: Any, agency_id: int) -> None:
         raise TypeError(f"silver rows must be a pyarrow.Table, got {type(rows).__name__}")
     if rows.num_rows and pc.any(pc.not_equal(rows["agency_id"], agency_id)).as_py():
         raise TableError(f"silver merge for agency {agency_id} holds rows of another agency")
-    if len(pc.unique(rows["record_id"])) != rows.num_rows:
+    keys = rows["record_id"]
+    if not _strictly_sorted(keys) and len(pc.unique(keys)) != rows.num_rows:
         raise TableError(f"silver merge for agency {agency_id}: record_ids are not unique")
 
 
