@@ -48,12 +48,12 @@ class DeltaDeadLetterTable:
         stored = await self.files.agency_files(table, agency_id)
         marker = f"/part-{version:010d}-"
         removes = [f for f in stored if replace or marker in f.path]
-        adds = []
         days = rows["dt"]
-        for day in pc.unique(days).to_pylist():
-            part = without_partition_columns(rows.filter(pc.equal(days, day)))
-            action, _ = await self.files.write_file(agency_id, day.isoformat(), version, part)
-            adds.append(action)
+        parts = [
+            (day.isoformat(), without_partition_columns(rows.filter(pc.equal(days, day))))
+            for day in pc.unique(days).to_pylist()
+        ]
+        adds = [action for action, _ in await self.files.write_files(agency_id, version, parts)]
         # The table's own schema: rows of an older one (no raw_bytes) read null there.
         schema = table.schema()
         await self.files.commit(table, agency_id, version, adds, removes, schema, self.run_id)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 PARTITION_BY = ("agency_id", "dt")
 _STATS_MAX_KEY = 64  # longer record_ids get no bounds (a truncated max would not be an upper bound)
 _CONCURRENCY = 8
+_WRITERS = 4  # files encoded and stored at once by write_files
 # How often a commit is replayed on a newer snapshot after other agencies' commits won (see
 # DeltaFiles.commit). Each replay follows at least one commit of another agency, so the workload's
 # 20 agencies committing at once need fewer than 20.
@@ -227,6 +228,18 @@ class DeltaFiles:
             orjson.dumps(stats).decode(),
         )
         return action, len(body)
+
+    async def write_files(
+        self, agency_id: int, version: int, parts: Sequence[tuple[str, pa.Table]]
+    ) -> list[tuple[AddAction, int]]:
+        """write_file of each (day, rows), a few at once, in order."""
+        limit = asyncio.Semaphore(_WRITERS)
+
+        async def one(day: str, rows: pa.Table) -> tuple[AddAction, int]:
+            async with limit:
+                return await self.write_file(agency_id, day, version, rows)
+
+        return list(await asyncio.gather(*(one(day, rows) for day, rows in parts)))
 
     async def commit(
         self,

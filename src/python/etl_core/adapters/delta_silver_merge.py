@@ -149,8 +149,9 @@ async def rewrite(
 async def write_rows(
     files: DeltaFiles, agency_id: int, version: int, rows: pa.Table, rows_per_file: int
 ) -> list[Any]:
-    """rows by dt partition, sorted by record_id, in files of at most rows_per_file."""
-    out = []
+    """rows by dt partition, sorted by record_id, in files of at most rows_per_file; the files
+    are encoded and stored a few at a time (Parquet encoding releases the GIL)."""
+    chunks = []
     days = rows["dt"]
     for day in pc.unique(days).to_pylist():
         part = rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
@@ -158,9 +159,8 @@ async def write_rows(
         if not _sorted(part["record_id"]):  # the dedupe's survivors come sorted already
             part = part.sort_by("record_id")
         for start in range(0, part.num_rows, rows_per_file):
-            chunk = part.slice(start, rows_per_file)
-            out.append(await files.write_file(agency_id, day.isoformat(), version, chunk))
-    return out
+            chunks.append((day.isoformat(), part.slice(start, rows_per_file)))
+    return await files.write_files(agency_id, version, chunks)
 
 
 def _sorted(keys: pa.ChunkedArray | pa.Array) -> bool:
