@@ -3,15 +3,17 @@ dead letters and equal valid rows on generated hostile lines, and the known exac
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_pipeline.silver import field_columns
+from data_pipeline.silver import field_columns, file_transform, native_scan
 from data_pipeline.silver.agencies import Agency
 from data_pipeline.silver.arrow import valid_table
 from data_pipeline.silver.field_columns import ObjectFields
@@ -326,7 +328,30 @@ NEAR_VALID_LINES = st.lists(
 )
 
 
+# How transform_batch may route a file's lines: as in production (the native scanner, then the
+# Arrow kernels only for a file where it leaves KERNEL_MIN_ROWS lines or more, else the
+# reference); the kernels for every line the scanner leaves; the kernels for every line.
+ROUTES: dict[str, frozenset[str]] = {
+    "production": frozenset(),
+    "kernels after the scanner": frozenset({"kernels"}),
+    "kernels only": frozenset({"kernels", "no scanner"}),
+}
+
+
 def _assert_same(body: bytes, key: str = KEY, agency_id: int | None = None) -> FileBatch:
+    """transform_batch's outcome, by every route, equals the per-row reference's."""
+    batches = []
+    for route in ROUTES.values():
+        with contextlib.ExitStack() as stack:
+            if "kernels" in route:
+                stack.enter_context(mock.patch.object(file_transform, "KERNEL_MIN_ROWS", 0))
+            if "no scanner" in route:
+                stack.enter_context(mock.patch.object(native_scan, "scan", return_value=None))
+            batches.append(_assert_same_as_reference(body, key, agency_id))
+    return batches[0]
+
+
+def _assert_same_as_reference(body: bytes, key: str, agency_id: int | None) -> FileBatch:
     batch = transform_batch(key, body, AGENCIES, agency_id)
     reference = transform_file(key, body, AGENCIES)
     rows = reference.valid_rows

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 LIBRARY_ENV: Final = "ETL_BRONZE_SCAN_LIBRARY"  # a path to the built library, if not beside this
 LIBRARY: Final = Path(__file__).parent / "native" / "libbronze_scan.so"
-ABI: Final = 3  # bronze_scan.rs's ABI: the Params/ScanOut/StringsOut layout mirrored below
+ABI: Final = 4  # bronze_scan.rs's ABI: the Params/ScanOut/StringsOut layout mirrored below
 
 
 class _Params(ctypes.Structure):
@@ -51,6 +51,7 @@ class _Scan(ctypes.Structure):
     _fields_ = [
         ("lines", ctypes.c_size_t),
         ("status", ctypes.c_void_p),
+        ("line_starts", ctypes.c_void_p),
         ("rows", ctypes.c_size_t),
         ("line_numbers", ctypes.c_void_p),
         ("record_id", _Strings),
@@ -120,13 +121,26 @@ class ScannedRows:
         return len(self.line_numbers)
 
 
+# A line's status in Scanned.status.
+PYTHON_PATH: Final = 0  # not finished by the scanner: the Python path decides it
+FINISHED: Final = 1
+BLANK: Final = 2  # nothing but spaces, tabs and CRs: not a row
+
+
 @attrs.frozen
 class Scanned:
-    """What the scanner made of a body: which of its lines (split at "\\n", as bytes.split does)
-    it finished, and their rows."""
+    """What the scanner made of a body: the status of each of its lines (split at "\\n", as
+    bytes.split does: PYTHON_PATH, FINISHED or BLANK, a byte each), where each starts, and the
+    finished rows."""
 
-    finished: bytes  # one byte a line: 1 finished here, 0 for the Python path
+    status: bytes
     rows: ScannedRows
+    _text: bytes
+    _starts: memoryview  # lines + 1 int64 offsets into text
+
+    def line(self, number: int) -> bytes:
+        """The 1-based line's bytes, without its newline."""
+        return self._text[self._starts[number - 1] : self._starts[number] - 1]
 
 
 def scan(
@@ -144,7 +158,8 @@ def scan(
     if library.bronze_scan(text, len(text), ctypes.byref(params), ctypes.byref(out)) != 0:
         return None
     scanner = _Scanner(library, out)  # from here on, frees the scan when no longer used
-    return Scanned(ctypes.string_at(out.status, out.lines), _rows(scanner, out))
+    starts = memoryview(scanner.buffer(out.line_starts, 8 * (out.lines + 1))).cast("q")
+    return Scanned(ctypes.string_at(out.status, out.lines), _rows(scanner, out), text, starts)
 
 
 def _rows(scanner: _Scanner, out: _Scan) -> ScannedRows:

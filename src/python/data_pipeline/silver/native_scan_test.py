@@ -100,8 +100,8 @@ LEFT = [
     VALID_LINE.replace(b" A1", b" \xc3\xa9"),  # non-ASCII: not plain
     VALID_LINE[:-1],  # truncated
     b'{"record_id":"A1","record_id":"A2"}',
-    b"",
 ]
+BLANK = [b"", b" \t\r", b"\r"]
 
 
 # Finished, but their local day is for the reference to decide: handed back by rows_table.
@@ -119,11 +119,12 @@ def _scan(text: bytes) -> native_scan.Scanned:
 
 
 def test_valid_lines_of_the_forms_it_knows_are_finished_and_every_other_is_left() -> None:
-    body = b"\n".join(FINISHED + HANDED_BACK + LEFT)
+    body = b"\n".join(FINISHED + HANDED_BACK + LEFT + BLANK)
     scanned = _scan(body)
 
     done = len(FINISHED + HANDED_BACK)
-    assert list(scanned.finished) == [1] * done + [0] * len(LEFT)
+    assert list(scanned.status) == [1] * done + [0] * len(LEFT) + [2] * len(BLANK)
+    assert [scanned.line(n) for n in range(1, len(scanned.status) + 1)] == body.split(b"\n")
     assert scanned.rows.line_numbers.to_pylist() == list(range(1, done + 1))
     assert [row["_line"] for row in _native_rows(body)] == list(range(1, len(FINISHED) + 1))
     _assert_rows_are_the_references(body)
@@ -188,9 +189,10 @@ def _assert_rows_are_the_references(body: bytes) -> None:
 
 
 def test_a_body_without_a_final_newline_and_an_empty_body_are_scanned() -> None:
-    assert list(_scan(VALID_LINE + b"\n" + VALID_LINE).finished) == [1, 1]
-    assert list(_scan(VALID_LINE + b"\n").finished) == [1, 0]
-    assert list(_scan(b"").finished) == [0]
+    assert list(_scan(VALID_LINE + b"\n" + VALID_LINE).status) == [1, 1]
+    assert list(_scan(VALID_LINE + b"\n").status) == [1, 2]
+    assert list(_scan(b"").status) == [2]
+    assert _scan(b"x\n\ny").line(3) == b"y"
 
 
 def test_the_reference_workload_is_finished_natively_but_for_its_bad_lines() -> None:
@@ -366,7 +368,7 @@ def test_iso_instants_are_read_as_parse_iso_us_reads_them(texts: list[str]) -> N
     scanned = _scan(b"\n".join(lines))
     expected = [parse_iso_us(text) for text in texts]
 
-    assert list(scanned.finished) == [int(micros is not None) for micros in expected]
+    assert list(scanned.status) == [int(micros is not None) for micros in expected]
     updated = [
         seconds * 1_000_000 + micros
         for seconds, micros in zip(
@@ -401,7 +403,10 @@ def test_any_bytes_are_scanned_without_harm_and_what_is_finished_is_valid(
 ) -> None:
     text = b"\n".join(parts)
     scanned = _scan(text)
-    assert len(scanned.finished) == len(text.split(b"\n"))
+    lines = text.split(b"\n")
+    assert [scanned.line(n) for n in range(1, len(scanned.status) + 1)] == lines
+    blank = [not line.strip(b" \t\r\n") for line in lines]
+    assert [status == native_scan.BLANK for status in scanned.status] == blank
     _assert_rows_are_the_references(text)
 
 

@@ -541,8 +541,16 @@ struct Strings {
 }
 
 impl Strings {
-    fn new() -> Strings {
-        Strings { offsets: vec![0], ..Strings::default() }
+    /// Room for about `count` strings of about `size` bytes.
+    fn new(count: usize, size: usize) -> Strings {
+        let mut offsets = Vec::with_capacity(count + 1);
+        offsets.push(0);
+        Strings {
+            offsets,
+            data: Vec::with_capacity(count * size),
+            valid: Vec::with_capacity(count / 8 + 1),
+            count: 0,
+        }
     }
 
     fn end(&mut self, valid: bool) {
@@ -604,10 +612,16 @@ impl Strings {
 
 /// The rows the scanner finished: every field decided as validate.validate_line decides it,
 /// but a local occurred_at's day in its zone (native_rows.py).
+// A line's status.
+const PYTHON_PATH: u8 = 0; // not finished here: the Python path decides it
+const FINISHED: u8 = 1;
+const BLANK: u8 = 2; // nothing but spaces, tabs and CRs (not a row)
+
 #[derive(Default)]
 pub struct Scan {
     lines: usize,
     status: Vec<u8>,
+    line_starts: Vec<i64>,
     line_numbers: Vec<i64>,
     record_id: Strings,
     agency: Vec<i32>,
@@ -629,14 +643,31 @@ pub struct Scan {
 }
 
 impl Scan {
-    fn new() -> Scan {
+    /// A scan with room for about `rows` lines (a guess from the body's size: fewer regrowths).
+    fn new(rows: usize) -> Scan {
+        let mut tag_offsets = Vec::with_capacity(rows + 1);
+        tag_offsets.push(0);
         Scan {
-            record_id: Strings::new(),
-            badge: Strings::new(),
-            last: Strings::new(),
-            first: Strings::new(),
-            tags: Strings::new(),
-            tag_offsets: vec![0],
+            status: Vec::with_capacity(rows),
+            line_starts: Vec::with_capacity(rows + 1),
+            line_numbers: Vec::with_capacity(rows),
+            record_id: Strings::new(rows, 16),
+            agency: Vec::with_capacity(rows),
+            occurred: Vec::with_capacity(rows),
+            local_day: Vec::with_capacity(rows),
+            updated_seconds: Vec::with_capacity(rows),
+            updated_micros: Vec::with_capacity(rows),
+            record_type: Vec::with_capacity(rows),
+            status_code: Vec::with_capacity(rows),
+            lat: Vec::with_capacity(rows),
+            lon: Vec::with_capacity(rows),
+            amount: Vec::with_capacity(rows),
+            amount_valid: Vec::with_capacity(rows / 8 + 1),
+            badge: Strings::new(rows, 8),
+            last: Strings::new(rows, 12),
+            first: Strings::new(rows, 12),
+            tag_offsets,
+            tags: Strings::new(rows * 2, 10),
             ..Scan::default()
         }
     }
@@ -734,7 +765,7 @@ impl Scan {
 }
 
 fn scan(text: &[u8], vocabulary: &Vocabulary) -> Box<Scan> {
-    let mut out = Box::new(Scan::new());
+    let mut out = Box::new(Scan::new(text.len() / 256 + 1));
     let (mut tags, mut scratch) = (Vec::new(), Vec::new());
     let mut start = 0;
     loop {
@@ -750,14 +781,17 @@ fn scan(text: &[u8], vocabulary: &Vocabulary) -> Box<Scan> {
         } else {
             text[start..].iter().position(|&b| b == b'\n').map_or(text.len(), |at| start + at)
         };
+        out.line_starts.push(start as i64);
         out.lines += 1;
         let finished = plain && out.finish(&line, vocabulary);
-        out.status.push(finished as u8);
+        let blank = !plain && text[start..end].iter().all(|b| WHITESPACE.contains(b));
+        out.status.push(if finished { FINISHED } else if blank { BLANK } else { PYTHON_PATH });
         if finished {
             out.line_numbers.push(out.lines as i64);
         }
         (tags, scratch) = (line.tags, line.scratch);
         if end >= text.len() {
+            out.line_starts.push(text.len() as i64 + 1); // where a line after the last would start
             return out;
         }
         start = end + 1;
@@ -782,12 +816,14 @@ fn strings_out(strings: &Strings) -> StringsOut {
     }
 }
 
-/// The scan of a body: per line a status (1: a row finished here, 0: for the Python path) and
-/// the finished rows' columns, in line order.
+/// The scan of a body: per line a status (PYTHON_PATH, FINISHED, BLANK) and where it starts
+/// (lines + 1 offsets: line i is text[starts[i]..starts[i + 1] - 1]), and the finished rows'
+/// columns, in line order.
 #[repr(C)]
 pub struct ScanOut {
     lines: usize,
     status: *const u8,
+    line_starts: *const i64,
     rows: usize,
     line_numbers: *const i64, // 1-based
     record_id: StringsOut,
@@ -813,7 +849,7 @@ pub struct ScanOut {
 
 /// The layout of Params, ScanOut and StringsOut: native_scan.py refuses a library of another.
 /// Bump it with any change to them.
-const ABI: u32 = 3;
+const ABI: u32 = 4;
 
 /// ABI, for the loader to check before it reads a ScanOut.
 #[no_mangle]
@@ -856,6 +892,7 @@ pub unsafe extern "C" fn bronze_scan(
     *out = ScanOut {
         lines: scan.lines,
         status: scan.status.as_ptr(),
+        line_starts: scan.line_starts.as_ptr(),
         rows: scan.agency.len(),
         line_numbers: scan.line_numbers.as_ptr(),
         record_id: strings_out(&scan.record_id),
